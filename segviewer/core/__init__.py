@@ -1,0 +1,1 @@
+"""Model-, image- and network-side logic. Never imports Qt."""
