@@ -1,0 +1,313 @@
+"""Find the image input and the label output of a model's signatures, whoever exported it.
+
+Pure numpy (plus Pillow for PNG bytes): the gRPC, REST and in-process backends all plan a request
+from the `ModelMetadata` they read, convert the image with `prepare_input` and the answer with
+`to_labels`, so every backend treats a given model the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from segviewer.core.serving.base import (
+    METADATA_SIGNATURE,
+    BackendError,
+    ClassInfo,
+    ModelMetadata,
+    Signature,
+    TensorSpec,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+INT_DTYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"})
+# Best first: the preference order for inputs and outputs when no names are given.
+INPUT_RANK = {"uint8": 0, "float": 1, "encoded": 2}
+OUTPUT_RANK = {"labels": 0, "scores": 1, "encoded": 2}
+
+
+@dataclass(frozen=True)
+class Plan:
+    signature: str  # signature key to call
+    input: TensorSpec  # chosen image input
+    input_kind: str  # "uint8" | "float" | "encoded"
+    batched: bool  # input has a leading batch dim of 1
+    output: TensorSpec  # chosen output
+    output_kind: str  # "labels" (int [1,H,W]/[H,W]) | "scores" (float [1,H,W,C]) | "encoded" (PNG)
+    probabilities: TensorSpec | None  # a float [1,H,W,C] output in the same signature, if any
+
+
+def _fits(dim: int | None, size: int) -> bool:
+    return dim is None or dim < 0 or dim == size
+
+
+def input_kind(spec: TensorSpec) -> tuple[str, bool] | None:
+    """(kind, batched) if `spec` can take one RGB image, else None."""
+    shape = spec.shape
+    if spec.dtype == "string":
+        if shape is None or shape == ():
+            return "encoded", False
+        if len(shape) == 1 and _fits(shape[0], 1):
+            return "encoded", True
+        return None
+    if spec.dtype == "uint8":
+        kind = "uint8"
+    elif spec.dtype in FLOAT_DTYPES:
+        kind = "float"
+    else:
+        return None
+    if shape is None or not _fits(shape[-1], 3):
+        return None
+    if len(shape) == 4 and _fits(shape[0], 1):
+        return kind, True
+    if len(shape) == 3:
+        return kind, False
+    return None
+
+
+def output_kind(spec: TensorSpec) -> str | None:
+    """"labels", "scores" or "encoded" if `spec` can carry one label map, else None."""
+    shape = spec.shape
+    if spec.dtype == "string":
+        scalar = shape is None or shape == () or (len(shape) == 1 and _fits(shape[0], 1))
+        return "encoded" if scalar else None
+    if shape is None:
+        return None
+    if spec.dtype in INT_DTYPES:
+        batched = len(shape) == 3 and _fits(shape[0], 1)
+        with_channel = len(shape) == 4 and _fits(shape[0], 1) and _fits(shape[3], 1)
+        return "labels" if len(shape) == 2 or batched or with_channel else None
+    if spec.dtype in FLOAT_DTYPES and ((len(shape) == 4 and _fits(shape[0], 1)) or len(shape) == 3):
+        return "scores"
+    return None
+
+
+def _probabilities_output(sig: Signature) -> TensorSpec | None:
+    """The float [1,H,W,C] output of `sig`; one named like probabilities wins over logits."""
+    scores = [s for s in sig.outputs.values() if output_kind(s) == "scores"]
+    scores.sort(key=lambda s: "prob" not in s.name.lower())
+    return scores[0] if scores else None
+
+
+def _pick(
+    specs: list[TensorSpec], classify: Callable[[TensorSpec], Any], rank: dict[str, int]
+) -> tuple[TensorSpec, Any] | None:
+    """The best (spec, classification) by `rank`, ties broken by name; None if none fits."""
+    usable = [(spec, kind) for spec in specs if (kind := classify(spec)) is not None]
+
+    def order(item: tuple[TensorSpec, Any]) -> tuple[int, str]:
+        kind = item[1][0] if isinstance(item[1], tuple) else item[1]
+        return rank[kind], item[0].name
+
+    return min(usable, key=order) if usable else None
+
+
+def _named(specs: dict[str, TensorSpec], name: str | None) -> list[TensorSpec]:
+    return list(specs.values()) if name is None else [specs[name]] if name in specs else []
+
+
+def _plan_for(sig: Signature, input_name: str | None, output_name: str | None) -> Plan | str:
+    """A plan for `sig`, or the reason it cannot be used (one clause, for error messages)."""
+    where = f"signature '{sig.name}'"
+    if input_name is not None and input_name not in sig.inputs:
+        return f"{where} has no input '{input_name}' (inputs: {_names(sig.inputs)})"
+    if output_name is not None and output_name not in sig.outputs:
+        return f"{where} has no output '{output_name}' (outputs: {_names(sig.outputs)})"
+    if len(sig.inputs) != 1:
+        return f"{where} takes {len(sig.inputs)} inputs ({_names(sig.inputs)}), not one image"
+    chosen_in = _pick(_named(sig.inputs, input_name), input_kind, INPUT_RANK)
+    if chosen_in is None:
+        return f"{where} has no image input ({_describe(sig.inputs)})"
+    chosen_out = _pick(_named(sig.outputs, output_name), output_kind, OUTPUT_RANK)
+    if chosen_out is None:
+        return f"{where} has no label-map output ({_describe(sig.outputs)})"
+    (in_spec, (in_kind, batched)), (out_spec, out_kind) = chosen_in, chosen_out
+    probabilities = out_spec if out_kind == "scores" else _probabilities_output(sig)
+    return Plan(sig.name, in_spec, in_kind, batched, out_spec, out_kind, probabilities)
+
+
+def _names(specs: dict[str, TensorSpec]) -> str:
+    return ", ".join(specs) or "none"
+
+
+def _describe(specs: dict[str, TensorSpec]) -> str:
+    def shape(s: TensorSpec) -> str:
+        if s.shape is None:
+            return "?"
+        return "[" + ",".join("-1" if d is None else str(d) for d in s.shape) + "]"
+
+    return ", ".join(f"{s.name}: {s.dtype}{shape(s)}" for s in specs.values()) or "none"
+
+
+def plan_prediction(
+    meta: ModelMetadata,
+    signature: str | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+    want_probabilities: bool = False,
+) -> Plan:
+    """Choose the signature, image input and label output to use for `meta`'s model.
+
+    Explicit names win; otherwise "serving_default" if usable, else the first usable signature by
+    name. With `want_probabilities` and no explicit signature, a usable signature that also returns
+    probabilities is preferred (the exporter's "probabilities" signature).
+    """
+    if signature is not None:
+        if signature not in meta.signatures:
+            raise BackendError(
+                f"model '{meta.name}' has no signature '{signature}' "
+                f"(signatures: {', '.join(meta.signatures) or 'none'})", "FAILED_PRECONDITION")
+        plan = _plan_for(meta.signatures[signature], input_name, output_name)
+        if isinstance(plan, str):
+            raise BackendError(f"{plan} — pick another with --signature/--input-name/--output-name",
+                               "FAILED_PRECONDITION")
+        return plan
+
+    keys = sorted(k for k in meta.signatures if k != METADATA_SIGNATURE)
+    if DEFAULT_SIGNATURE in keys:
+        keys.remove(DEFAULT_SIGNATURE)
+        keys.insert(0, DEFAULT_SIGNATURE)
+    plans: list[Plan] = []
+    reasons: list[str] = []
+    for key in keys:
+        plan = _plan_for(meta.signatures[key], input_name, output_name)
+        if isinstance(plan, str):
+            reasons.append(plan)
+        else:
+            plans.append(plan)
+    if not plans:
+        detail = "; ".join(reasons) or "it has no signatures"
+        raise BackendError(f"model '{meta.name}' has no usable image signature: {detail}",
+                           "FAILED_PRECONDITION")
+    if want_probabilities:
+        with_probs = [p for p in plans if p.probabilities is not None]
+        if with_probs:
+            return with_probs[0]
+    return plans[0]
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes, fast (compression level 1): requests are sent once and thrown away."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def prepare_input(image: np.ndarray, plan: Plan) -> np.ndarray:
+    """uint8 HxWx3 -> the array to send: [1,H,W,3]/[H,W,3] uint8 or float, or PNG bytes."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise BackendError(f"expected an RGB uint8 [H,W,3] image, got {image.dtype} {image.shape}",
+                           "INVALID_ARGUMENT")
+    if plan.input_kind == "encoded":
+        value = np.empty((1,) if plan.batched else (), dtype=object)
+        value[...] = encode_png(image)
+        return value
+    if plan.input_kind == "float":
+        # Pixel values stay 0..255: models that want another range scale inside the graph.
+        dtype = np.float32 if plan.input.dtype == "bfloat16" else np.dtype(plan.input.dtype)
+        image = image.astype(dtype)
+    image = np.ascontiguousarray(image)
+    return image[np.newaxis] if plan.batched else image
+
+
+def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of the first two axes (pixel centres), for labels or scores."""
+    h, w = array.shape[:2]
+    if (h, w) == tuple(size):
+        return array
+    rows = ((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp)
+    cols = ((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp)
+    return array[np.minimum(rows, h - 1)][:, np.minimum(cols, w - 1)]
+
+
+def _squeeze_batch(array: np.ndarray, rank: int) -> np.ndarray:
+    while array.ndim > rank and array.shape[0] == 1:
+        array = array[0]
+    return array
+
+
+def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int]) -> np.ndarray:
+    """The chosen output -> int32 labels [H, W] at the image's size."""
+    array = np.asarray(output)
+    if plan.output_kind == "encoded":
+        data = array.reshape(-1)[0] if array.size else b""
+        try:
+            array = np.asarray(Image.open(io.BytesIO(bytes(data))))
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"output '{plan.output.name}' is not a PNG image: {exc}",
+                               "INTERNAL") from exc
+        if array.ndim == 3:
+            array = array[..., 0]
+    elif plan.output_kind == "scores":
+        array = _squeeze_batch(array, 3)
+        if array.ndim != 3:
+            raise BackendError(f"output '{plan.output.name}' has shape {output.shape}, "
+                               "expected scores [1,H,W,C]", "INTERNAL")
+        array = array.argmax(axis=-1)
+    else:
+        array = _squeeze_batch(array, 2)
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+    if array.ndim != 2:
+        raise BackendError(f"output '{plan.output.name}' has shape {np.shape(output)}, "
+                           "expected a label map [1,H,W] or [H,W]", "INTERNAL")
+    return _resize_nearest(array.astype(np.int32, copy=False), image_shape)
+
+
+def to_probabilities(output: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """A float [1,H,W,C] output -> float32 [H, W, C] at the image's size."""
+    array = _squeeze_batch(np.asarray(output), 3)
+    return _resize_nearest(array.astype(np.float32, copy=False), image_shape)
+
+
+def _color(value: Any) -> tuple[int, int, int]:
+    if isinstance(value, str):  # "#rrggbb"
+        text = value.lstrip("#")
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+    r, g, b = (int(c) for c in value)
+    return r, g, b
+
+
+def _classes(raw: Any, colors: Any) -> list[ClassInfo]:
+    if not isinstance(raw, list):
+        raise ValueError("'classes' is not a list")
+    classes = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            color = _color(colors[index]) if colors else (0, 0, 0)
+            classes.append(ClassInfo(index, item, color))
+        else:
+            color = item.get("color", item.get("colour"))
+            classes.append(ClassInfo(int(item.get("id", index)), str(item["name"]),
+                                     _color(color) if color is not None else (0, 0, 0)))
+    return classes
+
+
+def parse_metadata_json(text: str | bytes) -> tuple[list[ClassInfo] | None, dict]:
+    """The exporter's `segviewer_metadata` JSON -> (classes or None, the other settings).
+
+    Classes may be `[{"id", "name", "color": [r,g,b] or "#rrggbb"}]` or a list of names with a
+    parallel `colors` list. Broken metadata is logged and ignored: it must not stop predictions.
+    """
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        settings = dict(data)
+        raw = settings.pop("classes", None)
+        colors = settings.pop("colors", settings.pop("colours", None))
+        classes = _classes(raw, colors) if raw is not None else None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        log.warning("ignoring the model's stored metadata: %s", exc)
+        return None, {}
+    return classes, settings
