@@ -1,0 +1,305 @@
+"""Reading images as RGB uint8, writing label maps and colour images as lossless PNG, atomically.
+
+Every image that reaches a model goes through `load_image`, so the viewer, the batch runner and the
+CLI feed identical pixels whatever the file's format, mode or EXIF orientation:
+
+- EXIF orientation is applied (a phone photo is segmented upright, as it is displayed).
+- Alpha is dropped, keeping the stored colour values. This is what TensorFlow's
+  `decode_png`/`decode_image(channels=3)` does, so a server-side encoded-image signature and this
+  client see the same pixels. (Compositing on a background would change the colours under
+  semi-transparent pixels and make local and server predictions differ.)
+- 16-bit images keep their high byte (`value >> 8`), as `decode_png(dtype=uint8)` does.
+- Grayscale is replicated to three channels; palette, CMYK and other modes are converted by Pillow.
+- Animated GIF/WebP/TIFF: the first frame.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import secrets
+import shutil
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif",
+)
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class ImageLoadError(Exception):
+    """An image that cannot be used; str(e) is one line naming the file, the reason and the fix."""
+
+
+def _umask() -> int:
+    # Read once at import: reading os.umask means setting it, unsafe once threads run.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3] (see the module docstring for the conversions)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ImageLoadError(f"cannot read '{path}': file is empty (0 bytes) "
+                                     "(re-export or re-download it)")
+            return _decode(f, str(path))
+    except FileNotFoundError:
+        raise ImageLoadError(f"cannot read '{path}': file not found (check the path)") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"cannot read '{path}': is a folder, not an image file "
+                             "(pass the files, or the folder to a batch run)") from None
+    except PermissionError:
+        raise ImageLoadError(f"cannot read '{path}': permission denied "
+                             "(check the file's permissions)") from None
+    except OSError as e:
+        raise ImageLoadError(f"cannot read '{path}': {e.strerror or e}") from None
+
+
+def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode an encoded image (PNG, JPEG, ...) held in memory; `name` is used in error messages."""
+    if not data:
+        raise ImageLoadError(f"cannot read '{name}': file is empty (0 bytes) "
+                             "(re-export or re-download it)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(f: BinaryIO, name: str) -> np.ndarray:
+    try:
+        with Image.open(f) as img:
+            img.load()  # decode now, so a truncated file fails here and not later
+            upright = ImageOps.exif_transpose(img) or img
+            rgb = _to_rgb(upright)
+    except UnidentifiedImageError:
+        supported = ", ".join(IMAGE_EXTENSIONS)
+        raise ImageLoadError(f"cannot read '{name}': not an image file "
+                             f"(supported: {supported})") from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"cannot read '{name}': image is too large ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageLoadError(f"cannot read '{name}': {_describe(e)} "
+                             "(re-export or re-download it)") from None
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageLoadError(f"cannot read '{name}': image has zero size "
+                             f"({rgb.shape[1]}x{rgb.shape[0]})")
+    return rgb
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "truncated" in text or "broken data stream" in text or isinstance(e, EOFError):
+        return "file is truncated"
+    return f"file is damaged ({text})"
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grayscale (Pillow may widen it to 32-bit "I"): keep the high byte, like TF.
+        values = np.asarray(img).astype(np.int64)
+        gray = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy()
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, :3].copy()
+    if mode in ("P", "PA"):
+        # Palette with transparency: convert through RGBA, then drop alpha like any other.
+        return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, :3].copy()
+    if mode in ("L", "LA", "La", "1"):
+        gray = np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside `path`; on success it replaces `path`, on error it is
+    removed. The temporary name keeps the suffix so writers that pick a format by suffix work."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp-style 0600 would surprise users
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode uint8 or uint16 gray [H, W], or uint8 RGB [H, W, 3], as a lossless PNG."""
+    array = np.asarray(array)
+    if array.ndim == 2 and array.dtype == np.uint8:
+        img = Image.fromarray(array, mode="L")
+    elif array.ndim == 2 and array.dtype == np.uint16:
+        img = Image.frombytes("I;16", (array.shape[1], array.shape[0]),
+                              array.astype("<u2").tobytes())
+    elif array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
+        img = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+    else:
+        raise ValueError(f"cannot encode an array of shape {array.shape} and dtype {array.dtype} "
+                         "as PNG (use uint8/uint16 [H, W] or uint8 [H, W, 3])")
+    buf = io.BytesIO()
+    # Level 1: label maps compress well anyway, and batch runs write many of them.
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def save_label_png(path: str | Path, labels: np.ndarray) -> None:
+    """Save integer class ids as a gray PNG: 8-bit when all ids < 256, else 16-bit. Atomic."""
+    atomic_write_bytes(path, encode_png(label_array_for_png(labels)))
+
+
+def label_array_for_png(labels: np.ndarray) -> np.ndarray:
+    """The uint8/uint16 [H, W] array `save_label_png` writes; ValueError when ids do not fit."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"a label map must be 2-D [H, W], got shape {labels.shape}")
+    if labels.dtype == np.bool_:
+        labels = labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"a label map must hold integer class ids, got dtype {labels.dtype}")
+    if labels.size == 0:
+        return labels.astype(np.uint8)
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise ValueError(f"label map has negative class id {low} (PNG stores ids 0-65535)")
+    if high > 65535:
+        raise ValueError(f"label map has class id {high} > 65535 (PNG stores ids 0-65535)")
+    return labels.astype(np.uint8 if high < 256 else np.uint16)
+
+
+def load_label_png(path: str | Path) -> np.ndarray:
+    """Read a label map PNG back: the class ids exactly as saved, [H, W] uint8 or uint16.
+
+    Palette ("P") PNGs, as PASCAL VOC ground truth is stored, give their palette indices."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            array = np.asarray(img)
+    except FileNotFoundError:
+        raise ImageLoadError(f"cannot read '{path}': file not found (check the path)") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"cannot read '{path}': not an image file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageLoadError(f"cannot read '{path}': {_describe(e)}") from None
+    if mode in ("L", "P"):
+        return array.astype(np.uint8)
+    if mode.startswith("I"):
+        return array.astype(np.uint16)
+    raise ImageLoadError(f"cannot read '{path}' as a label map: it is a {mode} image, not "
+                         "single-channel class ids (convert colour ground truth with "
+                         "gt_from_color)")
+
+
+def save_rgb_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Save a uint8 RGB [H, W, 3] image as PNG, atomically."""
+    atomic_write_bytes(path, encode_png(rgb))
+
+
+def is_valid_png(path: str | Path) -> bool:
+    """True when `path` is a PNG that decodes completely (so a resumed run can skip it)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if not data.startswith(b"\x89PNG\r\n\x1a\n") or not data.endswith(_IEND):
+            return False
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+        return True
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error):
+        return False
+
+
+# The 12-byte IEND chunk every complete PNG ends with.
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding
+
+
+def find_images(inputs: Iterable[str | Path], recursive: bool = True) -> list[Path]:
+    """Expand files, folders and glob patterns into a list of image paths, duplicates removed.
+
+    Folders give their image files (by extension, case-insensitive; hidden files skipped), sorted,
+    searched recursively unless `recursive` is False. Glob patterns give the matching image files,
+    sorted. A file named explicitly is kept as given (even if it is missing or has an unknown
+    extension) so that the caller reports it by name when it fails to load.
+    """
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates = _images_in(path, recursive)
+        elif not path.exists() and _GLOB_CHARS & set(str(item)):
+            matches = sorted(glob.glob(str(item), recursive=True))
+            candidates = [Path(m) for m in matches if _is_image_name(Path(m)) and Path(m).is_file()]
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            key = candidate.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(candidate)
+    return found
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    walker = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(
+        p for p in walker
+        if _is_image_name(p)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
