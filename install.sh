@@ -12,7 +12,8 @@ extras=""
 # Qt needs these at run time even offscreen; xcb ones only for a real (or Xvfb) screen.
 system_packages=(python3-venv libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
     libdbus-1-3 fonts-dejavu-core libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
-    libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1)
+    libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+    desktop-file-utils appstream)  # the last two validate packaging/linux in the tests
 missing=()
 for pkg in "${system_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
