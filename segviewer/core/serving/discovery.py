@@ -1,8 +1,8 @@
 """Find the image input and the label output of a model's signatures, whoever exported it.
 
-Pure numpy (plus Pillow for PNG bytes): the gRPC, REST and in-process backends all plan a request
-from the `ModelMetadata` they read, convert the image with `prepare_input` and the answer with
-`to_labels`, so every backend treats a given model the same way.
+Pure numpy (plus Pillow for PNG bytes), no TensorFlow: the gRPC, REST and in-process backends all
+plan a request from the `ModelMetadata` they read, convert the image with `prepare_input` and the
+answer with `to_labels`, so every backend treats a given model the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from segviewer.core.images import encode_png
 from segviewer.core.serving.base import (
     METADATA_SIGNATURE,
     BackendError,
@@ -194,13 +195,6 @@ def plan_prediction(
         if with_probs:
             return with_probs[0]
     return plans[0]
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """Lossless PNG bytes, fast (compression level 1): requests are sent once and thrown away."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def prepare_input(image: np.ndarray, plan: Plan) -> np.ndarray:
