@@ -90,9 +90,8 @@ def _decode(f: BinaryIO, name: str) -> np.ndarray:
             upright = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(upright)
     except UnidentifiedImageError:
-        supported = ", ".join(IMAGE_EXTENSIONS)
-        raise ImageLoadError(f"cannot read '{name}': not an image file "
-                             f"(supported: {supported})") from None
+        f.seek(0)
+        raise ImageLoadError(f"cannot read '{name}': {_unidentified(f.read(32))}") from None
     except Image.DecompressionBombError as e:
         raise ImageLoadError(f"cannot read '{name}': image is too large ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -102,6 +101,24 @@ def _decode(f: BinaryIO, name: str) -> np.ndarray:
         raise ImageLoadError(f"cannot read '{name}': image has zero size "
                              f"({rgb.shape[1]}x{rgb.shape[0]})")
     return rgb
+
+
+# Leading bytes of the formats we read, to tell a damaged image from a file that is not one.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"RIFF", "WebP"),
+)
+
+
+def _unidentified(head: bytes) -> str:
+    fmt = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if fmt is None:
+        return f"not an image file (supported: {', '.join(IMAGE_EXTENSIONS)})"
+    if fmt == "PNG" and head[12:16] == b"IHDR" and (head[16:20] == bytes(4)
+                                                    or head[20:24] == bytes(4)):
+        width, height = int.from_bytes(head[16:20]), int.from_bytes(head[20:24])
+        return f"image has zero size ({width}x{height}) (re-export it)"
+    return f"{fmt} file is truncated or damaged (re-export or re-download it)"
 
 
 def _describe(e: BaseException) -> str:
