@@ -1,0 +1,142 @@
+"""ConnectDialog on a real event loop: "Test connection" against a real in-process SavedModel, a
+dead gRPC port, and the stand-in TF Serving server; recent servers round-trip through QSettings."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec, parse_headers
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """<tmp>/toy/{1,2}/: two versions of a tiny SavedModel (label = red channel // 128)."""
+    import tensorflow as tf
+
+    class Toy(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def serve(self, images):
+            return {"segmentation_map": tf.cast(images[..., 0] // 128, tf.int64)}
+
+    base = tmp_path_factory.mktemp("models") / "toy"
+    for version in (1, 2):
+        toy = Toy()
+        tf.saved_model.save(
+            toy, str(base / str(version)), signatures={"serving_default": toy.serve}
+        )
+    return base
+
+
+@pytest.fixture
+def settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def dialog(qtbot, settings) -> ConnectDialog:
+    dlg = ConnectDialog(None, settings)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    return dlg
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_local_folder_test_connection_lists_versions(qtbot, dialog, model_dir):
+    dialog.tabs.setCurrentIndex(0)
+    dialog.local_path.setText(str(model_dir))
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind == "ok", timeout=30_000)
+    assert dialog.status.text() == "Connected: model toy, versions 1 (AVAILABLE), 2 (AVAILABLE)"
+    assert dialog.test_button.isEnabled()
+
+
+def test_missing_folder_shows_the_backend_error(qtbot, dialog, tmp_path):
+    dialog.tabs.setCurrentIndex(0)
+    dialog.local_path.setText(str(tmp_path / "nowhere"))
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind == "error", timeout=30_000)
+    assert "does not exist" in dialog.status.text()
+
+
+def test_dead_grpc_port_shows_unavailable_and_stays_responsive(qtbot, dialog):
+    dialog.tabs.setCurrentIndex(1)
+    dialog.grpc_host.setText("127.0.0.1")
+    dialog.grpc_port.setValue(free_port())
+    dialog.grpc_models.setText("deeplab")
+    dialog.grpc_timeout.setValue(5)
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    # The click returned at once: the probe runs in a worker while the dialog shows it is testing.
+    assert dialog.status.text().startswith("Testing gRPC 127.0.0.1:")
+    assert not dialog.test_button.isEnabled()
+    qtbot.waitUntil(lambda: dialog.status.kind == "error", timeout=30_000)
+    assert "UNAVAILABLE" in dialog.status.text() or "unavailable" in dialog.status.text()
+    assert dialog.test_button.isEnabled()
+
+
+def test_cancel_while_testing_closes_at_once(qtbot, dialog):
+    dialog.tabs.setCurrentIndex(1)
+    dialog.grpc_host.setText("127.0.0.1")
+    dialog.grpc_port.setValue(free_port())
+    dialog.grpc_models.setText("deeplab")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(dialog.rejected, timeout=5_000):
+        dialog.buttons.button(dialog.buttons.StandardButton.Cancel).click()
+    assert not dialog.isVisible()
+
+
+def test_incomplete_fields_are_named_without_a_worker(qtbot, dialog):
+    dialog.tabs.setCurrentIndex(1)
+    dialog.grpc_models.setText("")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    assert dialog.status.kind == "error"
+    assert "model name" in dialog.status.text()
+    dialog.grpc_models.setText("deeplab")
+    dialog.grpc_headers.setPlainText("authorization Bearer x")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert "Auth header line 1" in dialog.status.text()
+
+
+def test_accept_returns_the_spec_and_remembers_it(qtbot, settings):
+    first = ConnectDialog(None, settings)
+    qtbot.addWidget(first)
+    first.tabs.setCurrentIndex(1)
+    first.grpc_host.setText("models.example.org")
+    first.grpc_port.setValue(443)
+    first.grpc_models.setText("deeplab, cityscapes")
+    first.grpc_tls.setChecked(True)
+    first.grpc_ca.setText("/etc/ca.pem")
+    first.grpc_headers.setPlainText("Authorization: Bearer abc\n\nx-team: seg")
+    first.grpc_timeout.setValue(12)
+    first.accept()
+    spec = first.connection()
+    assert spec == ConnectionSpec(
+        "grpc",
+        "models.example.org:443",
+        ("deeplab", "cityscapes"),
+        tls=True,
+        ca_file="/etc/ca.pem",
+        headers=(("authorization", "Bearer abc"), ("x-team", "seg")),
+        timeout=12.0,
+    )
+    assert spec.describe() == "gRPC TLS models.example.org:443 (deeplab, cityscapes)"
+
+    # A new dialog starts from the most recent server, and lists it.
+    second = ConnectDialog(None, settings)
+    qtbot.addWidget(second)
+    assert second.connection() == spec
+    assert second.recent.count() == 2
+    assert second.recent.itemText(1) == spec.describe()
+
+
+def test_parse_headers_keeps_colons_in_values():
+    assert parse_headers("Key: a:b\n") == (("key", "a:b"),)
