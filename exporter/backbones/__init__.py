@@ -1,23 +1,34 @@
 """DeepLab feature extractors, built in TF2 with the research checkpoints' variable names.
 
-Each backbone module (mobilenet_v2.py, xception.py, resnet.py) provides a class implementing
-`Backbone`. Weights come from a `Weights` mapping (research variable name -> numpy array) that the
-checkpoint reader fills; a backbone declares every name it reads, with the shape it expects, so the
-exporter can report missing and unexpected variables before building anything.
+Plug-in contract for a backbone module (mobilenet_v2.py, xception.py, resnet.py):
+
+* `VARIANTS: tuple[str, ...]` - the research `model_variant` names it builds.
+* `detect(names: Collection[str]) -> str | None` - the variant whose variables these checkpoint
+  names contain, or None.
+* `build(variant, weights, output_stride) -> Backbone` - a feature extractor.
+
+`weights` maps research variable names to array-likes: numpy arrays when the exporter only checks
+the checkpoint, `tf.Variable`s when it builds the model. A backbone may read shapes at build time
+(`tuple(w.shape)`, e.g. to find mobilenet's depth multiplier), must tolerate missing names there
+(`expected_variables` is how they get reported), and uses the values directly in tf ops when
+called. It declares every name it reads, with the shape it expects, so the exporter can report
+missing and unexpected variables before building anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, Protocol
-
-import numpy as np
+import importlib
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-Weights = Mapping[str, np.ndarray]
+Weights = Mapping[str, Any]  # research name -> numpy array or tf.Variable
 Preprocessing = Literal["scale", "mean_subtraction"]
+
+# Backbone modules, tried in this order by `detect_variant`; a module not written yet is skipped.
+_MODULES = ("mobilenet_v2", "xception", "resnet")
 
 
 class Backbone(Protocol):
@@ -38,3 +49,82 @@ class Backbone(Protocol):
         features the decoder may use, keyed by their stride (e.g. {4: layer_4 depthwise output}).
         """
         ...
+
+
+class UnknownVariantError(ValueError):
+    """No backbone module builds this variant (message names the known ones)."""
+
+
+def _modules() -> list[Any]:
+    found = []
+    for name in _MODULES:
+        try:
+            found.append(importlib.import_module(f"{__name__}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return found
+
+
+def known_variants() -> list[str]:
+    return [v for module in _modules() for v in module.VARIANTS]
+
+
+def detect_variant(names: Collection[str]) -> str | None:
+    """The model_variant whose backbone variables appear in these checkpoint names, or None."""
+    for module in _modules():
+        variant = module.detect(names)
+        if variant:
+            return variant
+    return None
+
+
+def make_backbone(variant: str, weights: Weights, output_stride: int) -> Backbone:
+    for module in _modules():
+        if variant in module.VARIANTS:
+            return module.build(variant, weights, output_stride)
+    raise UnknownVariantError(
+        f"unknown model variant {variant!r}; use one of: {', '.join(known_variants())}"
+    )
+
+
+# Layer helpers shared by the backbones and the DeepLab head: slim's conv2d / separable_conv2d with
+# padding="SAME", weights looked up by research name, BatchNorm in inference mode.
+
+
+def batch_norm(x: tf.Tensor, weights: Weights, scope: str, epsilon: float) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.nn.batch_normalization(
+        x,
+        weights[f"{scope}/BatchNorm/moving_mean"],
+        weights[f"{scope}/BatchNorm/moving_variance"],
+        weights[f"{scope}/BatchNorm/beta"],
+        weights[f"{scope}/BatchNorm/gamma"],
+        epsilon,
+    )
+
+
+def conv2d(x: tf.Tensor, weights: Weights, scope: str, stride: int = 1, rate: int = 1) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.nn.conv2d(x, weights[f"{scope}/weights"], stride, "SAME", dilations=rate)
+
+
+def depthwise_conv2d(
+    x: tf.Tensor, weights: Weights, scope: str, stride: int = 1, rate: int = 1
+) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.nn.depthwise_conv2d(
+        x, weights[f"{scope}/depthwise_weights"], [1, stride, stride, 1], "SAME",
+        dilations=[rate, rate],
+    )
+
+
+def batch_norm_shapes(scope: str, depth: int) -> dict[str, tuple[int, ...]]:
+    """The four BatchNorm variables of `scope` with their shapes."""
+    return {
+        f"{scope}/BatchNorm/{part}": (depth,)
+        for part in ("beta", "gamma", "moving_mean", "moving_variance")
+    }
