@@ -82,11 +82,12 @@ class Palette:
 
     def lut(self, size: int) -> np.ndarray:
         """A (size, 3) uint8 lookup table: the palette's colours, then fallback colours."""
+        if not 0 <= size <= MAX_CLASS_ID + 1:
+            raise ValueError(f"a colour table holds 0-{MAX_CLASS_ID + 1} entries, not {size}")
         n = min(size, len(self.colors))
         table = np.empty((size, 3), dtype=np.uint8)
         table[:n] = self.colors[:n]
-        if size > n:
-            table[n:] = fallback_colors(np.arange(n, size))
+        table[n:] = _fallback_table()[n:size]
         return table
 
     def with_color(self, class_id: int, rgb: Sequence[int]) -> Palette:
@@ -122,6 +123,14 @@ def fallback_colors(ids: np.ndarray) -> np.ndarray:
     sat = 0.55 + 0.40 * ((mixed & np.uint64(0xFF)).astype(np.float64) / 255.0)
     val = 0.70 + 0.30 * (((mixed >> np.uint64(8)) & np.uint64(0xFF)).astype(np.float64) / 255.0)
     return _hsv_to_rgb(hue, sat, val)
+
+
+@cache
+def _fallback_table() -> np.ndarray:
+    # Computed once (190 kB): building a LUT for a uint16 map then costs a copy, not 65k HSV maths.
+    table = fallback_colors(np.arange(MAX_CLASS_ID + 1))
+    table.flags.writeable = False
+    return table
 
 
 def fallback_color(class_id: int) -> tuple[int, int, int]:
@@ -332,7 +341,7 @@ def colorize(labels: np.ndarray, palette: Palette) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"labels contain negative class id {low}")
     if high > MAX_CLASS_ID:
         raise ValueError(f"labels contain class id {high} (at most {MAX_CLASS_ID} are supported)")
-    rgb = palette.lut(high + 1)[labels]
+    rgb = np.take(palette.lut(high + 1), labels, axis=0)  # several times faster than lut[labels]
     if high < len(palette):
         return rgb, np.zeros(0, dtype=np.int64)
     counts = np.bincount(labels.ravel(), minlength=high + 1)
