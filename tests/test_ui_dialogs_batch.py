@@ -1,0 +1,96 @@
+"""BatchExportDialog on a real event loop: a real in-process SavedModel segments real images into
+PNGs (with overlays), a broken input is listed with its reason, and Cancel stops the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from segviewer.core.labels import get_palette
+from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.local_backend import LocalBackend
+from segviewer.ui.dialogs.batch_export import BatchExportDialog
+
+DEMO_IMAGES = Path(__file__).resolve().parent.parent / "resources" / "demo" / "images"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """<tmp>/toy/1/: a tiny SavedModel whose label is the red channel // 128."""
+    import tensorflow as tf
+
+    class Toy(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def serve(self, images):
+            return {"segmentation_map": tf.cast(images[..., 0] // 128, tf.int64)}
+
+    folder = tmp_path_factory.mktemp("models") / "toy" / "1"
+    toy = Toy()
+    tf.saved_model.save(toy, str(folder), signatures={"serving_default": toy.serve})
+    return folder.parent
+
+
+def make_dialog(qtbot, model_dir: Path, paths: list[Path], out_dir: Path) -> BatchExportDialog:
+    backend = LocalBackend(model_dir)
+    dialog = BatchExportDialog(
+        None, backend, ModelRef("toy"), paths, get_palette("pascal"), out_dir=out_dir
+    )
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def test_run_writes_label_maps_and_overlays_and_lists_failures(qtbot, model_dir, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
+    paths = [DEMO_IMAGES / "chelsea.png", DEMO_IMAGES / "coffee.png", broken]
+    out = tmp_path / "out"
+    dialog = make_dialog(qtbot, model_dir, paths, out)
+    dialog.overlay.setChecked(True)
+    dialog.opacity.setValue(0.4)
+    with qtbot.waitSignal(dialog.run_done, timeout=60_000):
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+
+    summary = dialog.summary
+    assert (summary.ok, summary.failed, summary.skipped) == (2, 1, 0)
+    assert dialog.status.text() == "Done: 2 written, 1 failed, 0 skipped"
+    assert dialog.failures.isVisible()
+    assert dialog.failures.toPlainText().startswith(f"{broken}: ")
+    assert dialog.progress.value() == 3
+    for name in ("chelsea", "coffee"):
+        image = iio.imread(DEMO_IMAGES / f"{name}.png")
+        labels = iio.imread(out / f"{name}.png")
+        np.testing.assert_array_equal(labels, image[..., 0] // 128)
+        assert iio.imread(out / f"{name}_overlay.png").shape == image.shape
+    assert not (out / "broken.png").exists()
+    assert dialog.run_button.isEnabled()
+
+
+def test_cancel_stops_the_run(qtbot, model_dir, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(40):
+        paths.append(inputs / f"img{i:02d}.png")
+        iio.imwrite(paths[-1], rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    dialog = make_dialog(qtbot, model_dir, paths, out)
+    with qtbot.waitSignal(dialog.run_done, timeout=60_000):
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+        # The new backend loads the SavedModel on its first image, so this lands long before
+        # the last image could have run.
+        assert dialog.cancel_button.isVisible()
+        qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+
+    summary = dialog.summary
+    assert summary.cancelled
+    assert summary.not_run > 0
+    written = sorted(out.glob("*.png")) if out.exists() else []
+    assert len(written) == summary.ok < len(paths)
+    assert dialog.status.text().startswith("Cancelled: ")
+    assert dialog.isVisible()  # the summary stays on screen
