@@ -73,6 +73,27 @@ def test_command_prints_the_package_version(command):
     assert _shows_version(result.stdout + result.stderr), (result.stdout, result.stderr)
 
 
+def test_about_dialog_shows_the_package_version(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from segviewer.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    texts = []
+
+    def read_and_close() -> None:  # the dialog is modal: read it from inside its event loop
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, QMessageBox) and widget.isVisible():
+                texts.append(widget.text())
+                widget.close()
+
+    QTimer.singleShot(0, read_and_close)
+    window.act_about.trigger()
+    assert len(texts) == 1 and _shows_version(texts[0]), texts
+
+
 # Desktop integration -----------------------------------------------------------------------------
 
 
