@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +43,36 @@ from segviewer.core.serving.discovery import (
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
-def _tf() -> Any:
-    """TensorFlow, imported on first need with its start-up chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+_import_lock = threading.Lock()
 
-    tf.get_logger().setLevel(logging.ERROR)
-    return tf
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Point fd 2 at /dev/null: TF's C++ start-up lines (CUDA probing) are written before its log
+    level applies. Python errors still surface as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _tf() -> Any:
+    """TensorFlow, imported on first need with its start-up chatter turned off."""
+    with _import_lock:
+        if "tensorflow" not in sys.modules:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            with _stderr_silenced():
+                import tensorflow
+            tensorflow.get_logger().setLevel(logging.ERROR)
+        import tensorflow as tf
+
+        return tf
 
 
 def _version_dirs(model_dir: Path) -> dict[int, Path]:

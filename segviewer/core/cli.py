@@ -1,0 +1,262 @@
+"""segviewer-predict: segment files, folders and glob patterns with a served or local model.
+
+A thin wrapper over `segviewer.core.batch.run_batch`. Exit codes: 0 all done, 1 some inputs failed
+(each named on stderr), 2 usage or connection error, 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from segviewer.core.batch import (
+    BatchOptions,
+    BatchProgress,
+    BatchSummary,
+    palette_for,
+    run_batch,
+)
+from segviewer.core.images import atomic_write_bytes, find_images
+from segviewer.core.labels import Palette, PaletteError, get_palette
+from segviewer.core.serving import open_backend
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.discovery import plan_prediction
+
+PROG = "segviewer-predict"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad arguments or an unreachable model: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of argparse's usage dump
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _opacity(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _header(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    return key.strip().lower(), value  # gRPC metadata keys must be lower case
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
+                "a SavedModel run in-process; write label maps (and overlays) as PNG.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", metavar="HOST:PORT", help="TF Serving gRPC address")
+    where.add_argument("--rest", metavar="URL", help="TF Serving REST URL, e.g. http://host:8501")
+    where.add_argument("--saved-model", metavar="DIR",
+                       help="run in-process: a SavedModel, model folder or base folder")
+    p.add_argument("--model", metavar="NAME", help="model name (default: the only model)")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--version", type=int, metavar="N", help="model version (default: newest)")
+    pick.add_argument("--label", metavar="LABEL", help="model version label, e.g. stable")
+    p.add_argument("--signature", metavar="NAME", help="signature (default: discovered)")
+    p.add_argument("--input-name", metavar="NAME", help="image input of the signature")
+    p.add_argument("--output-name", metavar="NAME", help="label-map output of the signature")
+    p.add_argument("--palette", metavar="NAME|FILE",
+                   help="overlay colours: pascal, cityscapes, ade20k, mapillary or a JSON file "
+                   "(default: the model's classes)")
+    p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
+    p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="concurrent requests (default: 4 remote, 1 in-process)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip inputs whose outputs already exist and are complete PNGs")
+    p.add_argument("--tls", action="store_true", help="use TLS for gRPC")
+    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) to trust")
+    p.add_argument("--cert-file", metavar="PEM", help="client certificate (mutual TLS)")
+    p.add_argument("--key-file", metavar="PEM", help="client key (mutual TLS)")
+    p.add_argument("--header", type=_header, action="append", default=[], metavar="K=V",
+                   help="gRPC metadata sent with every call (repeatable)")
+    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
+    p.add_argument("--summary", type=Path, metavar="FILE", help="write a JSON run summary")
+    p.add_argument("--quiet", action="store_true", help="no progress; errors only")
+    return p
+
+
+class ProgressPrinter:
+    """A redrawn bar with rate and ETA on a terminal; a plain line every ~10 % otherwise.
+    Failures always get their own line."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self._last_draw = 0.0
+        self._bar_shown = False
+
+    def __call__(self, p: BatchProgress) -> None:
+        if p.failure is not None:
+            self._clear()
+            print(f"{PROG}: failed: {p.failure.input}: {p.failure.reason}", file=self.stream,
+                  flush=True)
+        if self.quiet or p.total == 0:
+            return
+        if self.tty:
+            now = time.monotonic()
+            if p.done == p.total or now - self._last_draw >= 0.1 or p.failure is not None:
+                self._last_draw = now
+                self.stream.write("\r" + self._line(p, bar=True) + "\x1b[K")
+                self.stream.flush()
+                self._bar_shown = True
+        elif p.path is not None and (p.done % max(1, min(100, p.total // 10)) == 0
+                                     or p.done == p.total):
+            print(self._line(p, bar=False), file=self.stream, flush=True)
+
+    def _line(self, p: BatchProgress, bar: bool) -> str:
+        width = 24
+        filled = width * p.done // p.total
+        parts = [f"[{'#' * filled}{'.' * (width - filled)}]"] if bar else []
+        parts.append(f"{p.done}/{p.total}")
+        if p.failed:
+            parts.append(f"{p.failed} failed")
+        if p.rate:
+            parts.append(f"{p.rate:.1f} img/s")
+        if p.eta is not None and p.done < p.total:
+            parts.append(f"ETA {_clock(p.eta)}")
+        return "  ".join(parts)
+
+    def _clear(self) -> None:
+        if self._bar_shown:
+            self.stream.write("\r\x1b[K")
+            self._bar_shown = False
+
+    def finish(self) -> None:
+        if self._bar_shown:
+            self.stream.write("\n")
+            self._bar_shown = False
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _open(args: argparse.Namespace) -> Backend:
+    spec = args.server or args.rest or args.saved_model
+    if args.server and "://" in args.server and not args.server.startswith(("grpc://", "grpcs://")):
+        raise UsageError(f"--server takes HOST:PORT (gRPC), got '{args.server}' — use --rest for "
+                         "a REST URL")
+    if args.rest and not args.rest.startswith(("http://", "https://")):
+        raise UsageError(f"--rest takes an http(s):// URL, got '{args.rest}'")
+    if args.saved_model and not Path(args.saved_model).exists():
+        raise UsageError(f"--saved-model '{args.saved_model}' does not exist — pass the folder "
+                         "that holds saved_model.pb, or its model or base folder")
+    if args.saved_model:
+        spec = str(Path(args.saved_model))  # a folder named like host:port stays a folder
+    elif args.server and "://" not in args.server:
+        spec = f"grpc://{args.server}"
+    return open_backend(spec, models=[args.model] if args.model else [], tls=args.tls,
+                        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
+                        headers=args.header, timeout=args.timeout)
+
+
+def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
+    name = args.model
+    if name is None:
+        names = backend.models()
+        if len(names) != 1:
+            found = ", ".join(names) if names else "none"
+            raise UsageError(f"{backend.description} has models {found} — pick one with --model")
+        name = names[0]
+    return ModelRef(name, args.version, args.label)
+
+
+def _write_summary(path: Path, summary: BatchSummary, palette: Palette | None, run: dict) -> None:
+    data = run | summary.to_json(palette)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _run(args: argparse.Namespace) -> int:
+    palette = None
+    if args.palette:
+        try:
+            palette = get_palette(args.palette)
+        except PaletteError as exc:
+            raise UsageError(str(exc)) from None
+    inputs = find_images(args.inputs)
+    if not inputs:
+        raise UsageError(f"no images found in {' '.join(args.inputs)}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out '{args.out}': {exc.strerror or exc}") from None
+    if args.summary and args.summary.is_dir():
+        raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
+
+    backend = _open(args)
+    try:
+        ref = _model_ref(backend, args)
+        # Check model, version and signature before touching any input: a wrong address or name
+        # is one clear error, not one failure per file.
+        meta = backend.metadata(ref)
+        plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
+        if palette is None and args.overlay:
+            palette = palette_for(meta)
+        local = args.saved_model is not None
+        options = BatchOptions(args.signature, args.input_name, args.output_name, args.overlay,
+                               args.opacity, palette, args.workers or (1 if local else 4),
+                               args.resume)
+        printer = ProgressPrinter(sys.stderr, args.quiet)
+        cancel = threading.Event()
+        summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
+        printer.finish()
+    finally:
+        backend.close()
+
+    if args.summary:
+        _write_summary(args.summary, summary, palette or palette_for(meta), {
+            "model": ref.name, "version": meta.version, "signature": plan.signature,
+            "backend": backend.description, "out": str(args.out)})
+    counts = f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped"
+    if summary.interrupted:
+        print(f"{PROG}: interrupted — {counts}, {summary.not_run} not run; every file written "
+              "is complete (run again with --resume to continue)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(f"{PROG}: {counts} in {summary.seconds:.1f} s → {args.out}", file=sys.stderr)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (UsageError, BackendError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; every file written is complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
