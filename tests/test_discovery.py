@@ -153,5 +153,7 @@ def test_parse_metadata_json_forms():
     assert settings == {"model_variant": "mobilenet_v2"}
     classes, _ = parse_metadata_json('{"classes": ["a", "b"], "colors": [[1, 2, 3], [4, 5, 6]]}')
     assert classes == [ClassInfo(0, "a", (1, 2, 3)), ClassInfo(1, "b", (4, 5, 6))]
+    exporter = '{"classes":[{"id":0,"name":"bg","color":[1,2,3]}],"settings":{"num_classes":1}}'
+    assert parse_metadata_json(exporter) == ([ClassInfo(0, "bg", (1, 2, 3))], {"num_classes": 1})
     assert parse_metadata_json("{not json") == (None, {})
     assert parse_metadata_json('{"num_classes": 21}') == (None, {"num_classes": 21})

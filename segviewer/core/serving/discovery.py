@@ -290,14 +290,18 @@ def _classes(raw: Any, colors: Any) -> list[ClassInfo]:
 def parse_metadata_json(text: str | bytes) -> tuple[list[ClassInfo] | None, dict]:
     """The exporter's `segviewer_metadata` JSON -> (classes or None, the other settings).
 
-    Classes may be `[{"id", "name", "color": [r,g,b] or "#rrggbb"}]` or a list of names with a
-    parallel `colors` list. Broken metadata is logged and ignored: it must not stop predictions.
+    The exporter writes `{"classes": [{"id", "name", "color": [r,g,b]}], "settings": {...}}`;
+    also accepted: colours as "#rrggbb", class names with a parallel `colors` list, and settings at
+    the top level. Broken metadata is logged and ignored: it must not stop predictions.
     """
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         settings = dict(data)
+        nested = settings.pop("settings", None)  # the exporter nests its export settings
+        if isinstance(nested, dict):
+            settings = nested | settings
         raw = settings.pop("classes", None)
         colors = settings.pop("colors", settings.pop("colours", None))
         classes = _classes(raw, colors) if raw is not None else None
