@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 DEMO = REPO / "resources" / "demo"
 
+pytest_plugins = ["conftest_serving"]  # the stand-in TF Serving fixtures
+
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory, monkeypatch):

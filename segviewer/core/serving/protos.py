@@ -18,6 +18,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from segviewer.core.serving.base import Signature, TensorSpec
+
 _POOL = descriptor_pool.DescriptorPool()
 _ADDED: set[str] = set()
 
@@ -102,3 +104,31 @@ SignatureDef = message("tensorflow.SignatureDef")
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+
+
+_DTYPE_NAMES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16"}
+
+
+def dtype_name(number: int) -> str:
+    """DataType enum number -> the name TensorSpec uses: numpy's ("uint8"), or "string"."""
+    name = _POOL.FindEnumTypeByName("tensorflow.DataType").values_by_number[number].name
+    return _DTYPE_NAMES.get(name, name.removeprefix("DT_").lower())
+
+
+def signatures(signature_def_map: Any) -> dict[str, Signature]:
+    """A SignatureDefMap -> our Signature dataclasses, without TF Serving's internal entries
+    (e.g. "__saved_model_init_op")."""
+    found = {}
+    for key, sig in sorted(signature_def_map.signature_def.items()):
+        if key.startswith("__"):
+            continue
+        inputs, outputs = ({a: _tensor_spec(a, t) for a, t in sorted(m.items())}
+                           for m in (sig.inputs, sig.outputs))
+        found[key] = Signature(key, inputs, outputs, sig.method_name)
+    return found
+
+
+def _tensor_spec(alias: str, info: Any) -> TensorSpec:
+    shape = info.tensor_shape
+    dims = None if shape.unknown_rank else tuple(None if d.size < 0 else d.size for d in shape.dim)
+    return TensorSpec(alias, dtype_name(info.dtype), dims)
