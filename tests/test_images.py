@@ -33,6 +33,11 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = struct.pack(">I", zlib.crc32(kind + body))
+    return struct.pack(">I", len(body)) + kind + body + crc
+
+
 def _bit_depth(path: Path) -> int:
     data = path.read_bytes()
     assert data[12:16] == b"IHDR"
@@ -103,6 +108,17 @@ def test_16bit_gray_keeps_high_byte(tmp_path, ext):
     expected = (values >> 8).astype(np.uint8)  # 0, 0, 1, 0x12, 0xff, 0xff
     for channel in range(3):
         np.testing.assert_array_equal(out[..., channel], expected)
+
+
+def test_16bit_rgb_png_keeps_high_byte(tmp_path):
+    # Pillow cannot write 16-bit RGB, so build the PNG chunk by chunk.
+    values = np.array([[[0x1234, 0xFF00, 0x00FF], [65535, 256, 0]]], dtype=">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in values)
+    header = struct.pack(">IIBBBBB", 2, 1, 16, 2, 0, 0, 0)
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+                     + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b""))
+    np.testing.assert_array_equal(load_image(path)[0], [[0x12, 0xFF, 0x00], [255, 1, 0]])
 
 
 def test_32bit_int_image_is_treated_as_16bit(tmp_path):
@@ -204,13 +220,9 @@ def test_empty_file(tmp_path):
 
 
 def test_zero_size_png(tmp_path):
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
     header = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
-            + chunk(b"IEND", b""))
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b""))
+            + _chunk(b"IEND", b""))
     path = tmp_path / "zero.png"
     path.write_bytes(data)
     message = _error(path)

@@ -164,6 +164,15 @@ def test_json_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.colors, original.colors)
 
 
+def test_classes_round_trip():
+    vistas = get_palette("mapillary")
+    classes = vistas.classes()
+    assert classes[13] == ClassInfo(13, "Road", (128, 64, 128))
+    again = palette_from_classes(classes, "mapillary")
+    assert again.names == vistas.names
+    np.testing.assert_array_equal(again.colors, vistas.colors)
+
+
 def test_json_hex_colours_default_names(tmp_path):
     path = tmp_path / "hex.json"
     path.write_text(json.dumps({"classes": [{"id": 1, "color": "#0A0b0C"}]}))

@@ -45,6 +45,15 @@ def test_blend_quarter():
     np.testing.assert_array_equal(out[0, 0], [125, 13, 64])
 
 
+def test_blend_any_opacity_is_within_one_level():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    colors = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for opacity in (0.1, 0.33, 0.6, 0.9):
+        exact = np.floor(image * (1 - opacity) + colors * opacity + 0.5)
+        assert np.abs(blend(image, colors, opacity) - exact).max() <= 1
+
+
 def test_hidden_classes_show_the_image():
     out = blend(IMAGE, COLORS, 1.0, labels=LABELS, hidden=[2, 99])
     np.testing.assert_array_equal(out[0, 1], IMAGE[0, 1])  # class 2: image

@@ -98,6 +98,10 @@ class Palette:
         colors[class_id] = _check_color(rgb, f"colour for class {class_id}")
         return Palette(self.name, colors, list(self.names))
 
+    def classes(self) -> list[ClassInfo]:
+        """The palette as the class list a model carries (see ModelMetadata.classes)."""
+        return [ClassInfo(i, self.names[i], self.color(i)) for i in range(len(self.colors))]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
