@@ -151,7 +151,7 @@ def test_palette_from_model_classes_with_gaps():
     assert len(palette) == 4 and palette.name == "model"
     assert palette.class_name(3) == "cat" and palette.color(3) == (1, 2, 3)
     assert palette.class_name(1) == "class 1" and palette.color(1) == fallback_color(1)
-    with pytest.raises(PaletteError, match="appears twice"):
+    with pytest.raises(PaletteError, match="appears more than once"):
         palette_from_classes([ClassInfo(1, "a", (0, 0, 0)), ClassInfo(1, "b", (0, 0, 0))])
 
 

@@ -246,9 +246,9 @@ def load_label_png(path: str | Path) -> np.ndarray:
         raise ImageLoadError(f"cannot read '{path}': not an image file") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageLoadError(f"cannot read '{path}': {_describe(e)}") from None
-    if mode in ("L", "P"):
+    if mode in ("L", "P", "1"):
         return array.astype(np.uint8)
-    if mode.startswith("I"):
+    if mode.startswith("I") and (array.size == 0 or 0 <= array.min() <= array.max() <= 65535):
         return array.astype(np.uint16)
     raise ImageLoadError(f"cannot read '{path}' as a label map: it is a {mode} image, not "
                          "single-channel class ids (convert colour ground truth with "

@@ -214,21 +214,24 @@ def default_palette_for(num_classes: int) -> Palette:
 
 def palette_from_classes(classes: Sequence[ClassInfo], name: str = "model") -> Palette:
     """A palette from the class list a model carries; ids need not be contiguous."""
+    return _build(classes, name, f"palette '{name}'")
+
+
+def _build(classes: Sequence[ClassInfo], name: str, where: str) -> Palette:
     if not classes:
-        raise PaletteError(f"palette '{name}' has no classes")
+        raise PaletteError(f"{where} has no classes")
     seen: set[int] = set()
     for info in classes:
-        if info.id < 0 or info.id > MAX_CLASS_ID:
-            raise PaletteError(f"palette '{name}': class id {info.id} is out of range "
-                               f"(0-{MAX_CLASS_ID})")
+        if not 0 <= info.id <= MAX_CLASS_ID:
+            raise PaletteError(f"{where}: class id {info.id} is out of range (0-{MAX_CLASS_ID})")
         if info.id in seen:
-            raise PaletteError(f"palette '{name}': class id {info.id} appears twice")
+            raise PaletteError(f"{where}: class id {info.id} appears more than once")
         seen.add(info.id)
     size = max(seen) + 1
     colors = fallback_colors(np.arange(size))
     names = [f"class {i}" for i in range(size)]
     for info in classes:
-        colors[info.id] = _check_color(info.color, f"palette '{name}' class {info.id} colour")
+        colors[info.id] = _check_color(info.color, f"{where}: class {info.id} colour")
         names[info.id] = info.name
     return Palette(name, colors, names)
 
@@ -274,11 +277,7 @@ def parse_palette_json(obj: Any, source: str, default_name: str = "custom") -> P
         raise PaletteError(f"palette '{source}': \"name\" must be a string")
     classes = [_parse_class(entry, f"palette '{source}': classes[{i}]")
                for i, entry in enumerate(entries)]
-    ids = [c.id for c in classes]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise PaletteError(f"palette '{source}': class id {duplicates[0]} appears more than once")
-    return palette_from_classes(classes, name)
+    return _build(classes, name, f"palette '{source}'")
 
 
 def _parse_class(entry: Any, where: str) -> ClassInfo:
