@@ -1,0 +1,118 @@
+"""Run plain functions off the GUI thread, hear back on it (after Orange's ConcurrentWidgetMixin).
+
+`JobRunner.start(fn, *args)` calls `fn(state, *args)` on a QThreadPool thread. `state.progress(done,
+total)` and `state.cancelled()` are what core functions take as their progress/cancel callbacks, so
+they never see Qt. The returned `Job` emits `finished(result)` or `failed(message)` on the GUI
+thread; a cancelled job emits neither, so a stale result never reaches the window.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for the user: our own errors already read well; others get their type name."""
+    from segviewer.core.serving.base import BackendError
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    ours = type(exc).__module__.startswith("segviewer.")  # written to be shown as they are
+    if text and (ours or isinstance(exc, BackendError | OSError | ValueError)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class TaskState:
+    """What the running function sees: a progress callback and a cancel flag (thread-safe)."""
+
+    def __init__(self, emit_progress: Callable[[int, int], None]) -> None:
+        self._emit_progress = emit_progress
+        self._cancel = threading.Event()
+
+    def progress(self, done: int, total: int) -> None:
+        if not self._cancel.is_set():
+            self._emit_progress(done, total)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+
+class Job(QObject):
+    finished = Signal(object)
+    failed = Signal(str)
+    progress = Signal(int, int)
+    done = Signal()  # always last, whatever the outcome (also after a cancel)
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.state = TaskState(self.progress.emit)
+
+    def cancel(self) -> None:
+        self.state.cancel()
+
+
+class _Runnable(QRunnable):
+    def __init__(self, job: Job, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the JobRunner keeps it until `done`
+        self._job, self._fn, self._args = job, fn, args
+
+    def run(self) -> None:
+        job = self._job
+        try:
+            result = self._fn(job.state, *self._args)
+        except BaseException as exc:  # every failure must reach the GUI as a message
+            if not job.state.cancelled():
+                job.failed.emit(error_message(exc))
+        else:
+            if not job.state.cancelled():
+                job.finished.emit(result)
+        job.done.emit()
+
+
+class JobRunner(QObject):
+    """A thread pool plus the jobs it is running; `busy_changed` drives the window's busy state."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, max_threads: int = 1, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._running: dict[Job, _Runnable] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def start(self, name: str, fn: Callable[..., Any], *args: Any) -> Job:
+        job = Job(name)
+        runnable = _Runnable(job, fn, args)
+        self._running[job] = runnable
+        job.done.connect(lambda: self._finish(job))
+        if len(self._running) == 1:
+            self.busy_changed.emit(True)
+        # Start on the next event-loop turn: the caller connects to the job's signals first, so a
+        # fast job cannot finish before anyone listens.
+        QTimer.singleShot(0, self, lambda: self._pool.start(runnable))
+        return job
+
+    def _finish(self, job: Job) -> None:
+        if self._running.pop(job, None) is not None and not self._running:
+            self.busy_changed.emit(False)
+
+    def cancel_all(self) -> None:
+        for job in list(self._running):
+            job.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until the pool is idle (for shutdown); queued signals still need the event loop."""
+        return self._pool.waitForDone(msecs)
