@@ -115,7 +115,12 @@ class Servable:
         except tf.errors.OpError as exc:
             raise ServingError(_op_error_code(exc), exc.message.splitlines()[0]) from exc
         wanted = output_filter or list(outputs)
-        return {alias: outputs[alias].numpy() for alias in wanted}
+        return {alias: _numpy(outputs[alias], tf) for alias in wanted}
+
+
+def _numpy(tensor: Any, tf: Any) -> np.ndarray:
+    # String scalars come back from .numpy() as bare bytes: keep them a 0-d object array.
+    return np.asarray(tensor.numpy(), dtype=object if tensor.dtype == tf.string else None)
 
 
 def _signature_infos(obj: Any) -> dict[str, SignatureInfo]:

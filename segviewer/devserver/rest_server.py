@@ -8,8 +8,10 @@ JSON as TF Serving writes it: row format ("instances" -> "predictions") and colu
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,6 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and dev runs
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.connections.discard(self.connection)
+        super().finish()
+
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -162,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, self._route(method, body))
         except ServingError as exc:
             self._send(HTTP_STATUS.get(exc.code, 500), {"error": exc.message})
+        except Exception as exc:  # a bug here must still answer, as a 500 with its message
+            self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     def _route(self, method: str, body: bytes) -> dict[str, Any]:
         match = _PATH.match(self.path)
@@ -208,6 +220,15 @@ class _RestServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.repository = repository
         self.token = token
+        self.connections: set[socket.socket] = set()
+
+    def stop(self) -> None:
+        """Stop serving and drop kept-alive connections, as a stopped server would."""
+        self.shutdown()
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.server_close()
 
 
 def start_rest(
@@ -216,7 +237,7 @@ def start_rest(
     port: int = 0,
     token: str | None = None,
     cert_files: tuple[str, str] | None = None,
-) -> tuple[ThreadingHTTPServer, int]:
+) -> tuple[_RestServer, int]:
     """Serve on a background thread; returns the server and its bound port.
     cert_files: (certificate PEM path, key PEM path) for HTTPS."""
     server = _RestServer((host, port), repository, token)

@@ -25,8 +25,7 @@ class StandIn:
 
     def stop(self) -> None:
         self._grpc.stop(grace=None).wait()
-        self._rest.shutdown()
-        self._rest.server_close()
+        self._rest.stop()
 
 
 def start(
