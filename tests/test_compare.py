@@ -106,9 +106,15 @@ def test_gt_from_color_round_trip():
 
 
 def test_gt_from_color_shared_colour_takes_lowest_id():
-    vistas = get_palette("mapillary")  # three rider classes (20, 21, 22) share (255, 0, 0)
+    shared = get_palette("cityscapes").with_color(5, (255, 0, 0))  # 5 and 12 (rider) both red
     rgb = np.array([[[255, 0, 0], [128, 64, 128], [9, 9, 9]]], dtype=np.uint8)
-    np.testing.assert_array_equal(gt_from_color(rgb, vistas, unknown_label=99), [[20, 13, 99]])
+    np.testing.assert_array_equal(gt_from_color(rgb, shared, unknown_label=99), [[5, 0, 99]])
+
+
+def test_gt_from_color_reads_mapillary_ground_truth():
+    vistas = get_palette("mapillary")  # the dataset's own colours: one per class
+    rgb = np.array([[[255, 0, 100], [120, 10, 10], [0, 0, 0]]], dtype=np.uint8)
+    np.testing.assert_array_equal(gt_from_color(rgb, vistas), [[21, 64, 65]])
 
 
 def test_gt_from_color_wide_ids_use_uint16():

@@ -78,6 +78,8 @@ def test_mapillary_palette():
     assert (vistas.class_name(13), vistas.color(13)) == ("Road", (128, 64, 128))
     assert (vistas.class_name(19), vistas.color(19)) == ("Person", (220, 20, 60))
     assert (vistas.class_name(0), vistas.color(0)) == ("Bird", (165, 42, 42))
+    assert (vistas.class_name(21), vistas.color(21)) == ("Motorcyclist", (255, 0, 100))
+    assert len({vistas.color(i) for i in range(66)}) == 66  # v1.2 colours are all distinct
 
 
 @pytest.mark.parametrize("name", PALETTE_NAMES)

@@ -1,7 +1,8 @@
 """Class palettes: the colour and name of each class id, and colouring label maps with them.
 
 Built-in palettes: pascal (the DeepLab bit-interleaved colour map), cityscapes (19 train ids),
-ade20k (background + 150 classes) and mapillary (Vistas v1.2: 65 classes + unlabeled). Custom
+ade20k (background + 150 classes, DeepLab's colours) and mapillary (Vistas v1.2: 65 classes +
+unlabeled, with the dataset's own colours so its colour-coded ground truth maps back to ids). Custom
 palettes are JSON files: {"name": "...", "classes": [{"id": 0, "name": "road", "color": [r, g, b]}]}
 ("color" may also be "#rrggbb"). Ids past a palette's end get a deterministic fallback colour, so
 any label map can be shown and its unknown ids reported.
