@@ -1,0 +1,154 @@
+"""segviewer-export: a DeepLab research checkpoint -> a versioned TF Serving SavedModel.
+
+Thin wrapper over `exporter.export.export_model`. Exit codes: 0 done, 2 usage or export error
+(one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from exporter import ExportError
+
+_EPILOG = """\
+defaults: the research export_model.py ones -- crop 513,513; output stride 8 when the checkpoint
+has no atrous ASPP branches (mobilenet_v2 zoo models), else 16 with atrous rates 6,12,18 (doubled
+at output stride 8); decoder output stride 4 when the checkpoint has a decoder. Versions go to
+EXPORT_DIR/MODEL_NAME/N, N = the next free number unless --model-version is given.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _numbers(kind: Callable[[str], float | int], what: str) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        if text.strip().lower() == "none":
+            return ()
+        try:
+            return tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be comma-separated numbers, e.g. 6,12,18 (got '{text}')"
+            ) from None
+
+    return parse
+
+
+def _crop(text: str) -> tuple[int, int]:
+    sizes = _numbers(int, "--crop-size")(text)
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2:
+        raise argparse.ArgumentTypeError(f"--crop-size takes H,W, e.g. 513,513 (got '{text}')")
+    return sizes  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="segviewer-export",
+        description="Export a DeepLab research checkpoint as a TF Serving SavedModel.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint prefix (model.ckpt), its folder, or its 'checkpoint' file")
+    p.add_argument("--export-dir", required=True, help="base folder of the served models")
+    p.add_argument("--model-name", required=True, help="model folder name inside --export-dir")
+    p.add_argument("--model-version", type=int, help="version number (default: next free)")
+    p.add_argument("--model-variant", default="auto",
+                   help="backbone, e.g. mobilenet_v2, xception_65 (default: auto, from names)")
+    p.add_argument("--num-classes", type=int, help="default: from the logits' shape")
+    p.add_argument("--crop-size", type=_crop, default=(513, 513), metavar="H,W",
+                   help="network input size; (size - 1) must divide by the output stride")
+    p.add_argument("--atrous-rates", type=_numbers(int, "--atrous-rates"), metavar="R,R,R",
+                   help="ASPP rates, or 'none' (default: from the checkpoint, see below)")
+    p.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+                   help="default: 8 without atrous rates, else 16")
+    p.add_argument("--decoder-output-stride", type=int, metavar="N",
+                   help="decoder stride; 0 for none (default: 4 if the checkpoint has a decoder)")
+    p.add_argument("--inference-scales", type=_numbers(float, "--inference-scales"),
+                   default=(1.0,), metavar="S,S",
+                   help="average the softmax over these scales, e.g. 0.75,1.0,1.25")
+    p.add_argument("--add-flipped-images", action="store_true",
+                   help="also average over left-right flipped inputs")
+    p.add_argument("--labels", metavar="FILE.json",
+                   help='class names/colours {"classes":[{"id","name","color"}]} '
+                        "(default: PASCAL/Cityscapes/ADE20K by class count)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    return p
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with fd 2 closed: its native start-up logs (CUDA probing, absl) are not
+    for users, and they would bury the one-line error this tool promises."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _import_tensorflow_quietly()
+    from exporter.export import ExportOptions, export_model
+
+    options = ExportOptions(
+        checkpoint=args.checkpoint,
+        export_dir=args.export_dir,
+        model_name=args.model_name,
+        model_version=args.model_version,
+        model_variant=args.model_variant,
+        num_classes=args.num_classes,
+        crop_size=args.crop_size,
+        atrous_rates=args.atrous_rates,
+        output_stride=args.output_stride,
+        decoder_output_stride=args.decoder_output_stride,
+        inference_scales=args.inference_scales or (1.0,),
+        add_flipped_images=args.add_flipped_images,
+        labels=args.labels,
+        overwrite=args.overwrite,
+    )
+    started = time.monotonic()
+
+    def progress(step: str, done: int, total: int) -> None:
+        if done < total:
+            print(f"[{done + 1}/{total}] {step} ({time.monotonic() - started:.1f} s)", flush=True)
+
+    try:
+        result = export_model(options, progress)
+    except ExportError as exc:
+        print(f"segviewer-export: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("segviewer-export: interrupted; nothing was written", file=sys.stderr)
+        return 2
+    s = result.settings
+    print(
+        f"\nExported {result.variant} ({result.num_classes} classes, output stride "
+        f"{s['output_stride']}, crop {s['crop_size'][0]}x{s['crop_size'][1]}, scales "
+        f"{','.join(map(str, s['inference_scales']))}"
+        f"{', flipped' if s['add_flipped_images'] else ''}) in {result.seconds:.1f} s\n"
+        f"  path: {result.path}\n  size: {result.size_bytes / 1e6:.1f} MB\n"
+        f"  classes: {', '.join(c['name'] for c in result.classes[:8])}"
+        f"{', ...' if len(result.classes) > 8 else ''}\n\n{result.signatures}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
