@@ -401,3 +401,37 @@ def test_find_images(tmp_path):
     assert rel == ["sub/c.webp", "b.png", "a.JPG", "other/g.bmp", "sub/deep/d.tif",
                    "missing.png"]
     assert images.find_images([str(tmp_path / "*.gif")]) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The same pixels as TensorFlow's decoders (what a server-side encoded-image signature sees)
+
+
+def _variants() -> dict[str, bytes]:
+    rgba = np.dstack([NOISE, RNG.integers(0, 256, NOISE.shape[:2], dtype=np.uint8)])
+    gray16 = RNG.integers(0, 65536, NOISE.shape[:2], dtype=np.uint16)
+    palette = Image.fromarray(NOISE).quantize(16)
+    made = {
+        "rgb": (Image.fromarray(NOISE), "PNG", {}),
+        "rgba": (Image.fromarray(rgba, "RGBA"), "PNG", {}),
+        "la": (Image.fromarray(rgba[..., 2:], "LA"), "PNG", {}),
+        "gray": (Image.fromarray(NOISE[..., 0]), "PNG", {}),
+        "gray16": (Image.frombytes("I;16", gray16.shape[::-1], gray16.astype("<u2").tobytes()),
+                   "PNG", {}),
+        "palette": (palette, "PNG", {"transparency": 3}),
+        "bmp": (Image.fromarray(NOISE), "BMP", {}),
+        "gif": (palette, "GIF", {}),
+    }
+    out = {}
+    for name, (img, fmt, kwargs) in made.items():
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kwargs)
+        out[name] = buf.getvalue()
+    return out
+
+
+def test_pixels_match_tensorflow_decoders():
+    tf = pytest.importorskip("tensorflow")
+    for name, data in _variants().items():
+        expected = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+        np.testing.assert_array_equal(load_image_bytes(data, name), expected, err_msg=name)
