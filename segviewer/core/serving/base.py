@@ -48,7 +48,9 @@ class Signature:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """A version as reported by the model status API. state: START/LOADING/AVAILABLE/UNLOADING/END."""
+    """A version as the model status API reports it.
+
+    state: START, LOADING, AVAILABLE, UNLOADING or END."""
 
     version: int
     state: str = "AVAILABLE"
