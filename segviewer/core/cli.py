@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -113,9 +116,7 @@ class ProgressPrinter:
 
     def __call__(self, p: BatchProgress) -> None:
         if p.failure is not None:
-            self._clear()
-            print(f"{PROG}: failed: {p.failure.input}: {p.failure.reason}", file=self.stream,
-                  flush=True)
+            self.note(f"failed: {p.failure.input}: {p.failure.reason}")
         if self.quiet or p.total == 0:
             return
         if self.tty:
@@ -141,6 +142,10 @@ class ProgressPrinter:
         if p.eta is not None and p.done < p.total:
             parts.append(f"ETA {_clock(p.eta)}")
         return "  ".join(parts)
+
+    def note(self, message: str) -> None:
+        self._clear()
+        print(f"{PROG}: {message}", file=self.stream, flush=True)
 
     def _clear(self) -> None:
         if self._bar_shown:
@@ -189,6 +194,23 @@ def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
     return ModelRef(name, args.version, args.label)
 
 
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter) -> Iterator[None]:
+    """While the run lasts, Ctrl-C sets `cancel` instead of raising: no new requests start, the
+    ones in flight finish their (atomic) writes, and the summary still gets written."""
+
+    def stop(signum: int, frame: object) -> None:
+        if not cancel.is_set():
+            printer.note("stopping: finishing the requests in flight")
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _write_summary(path: Path, summary: BatchSummary, palette: Palette | None, run: dict) -> None:
     data = run | summary.to_json(palette)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +249,8 @@ def _run(args: argparse.Namespace) -> int:
                                args.resume)
         printer = ProgressPrinter(sys.stderr, args.quiet)
         cancel = threading.Event()
-        summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
+        with _ctrl_c_cancels(cancel, printer):
+            summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
         printer.finish()
     finally:
         backend.close()
@@ -237,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
             "model": ref.name, "version": meta.version, "signature": plan.signature,
             "backend": backend.description, "out": str(args.out)})
     counts = f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped"
-    if summary.interrupted:
+    if summary.interrupted or cancel.is_set():
         print(f"{PROG}: interrupted — {counts}, {summary.not_run} not run; every file written "
               "is complete (run again with --resume to continue)", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,0 +1,128 @@
+"""segviewer-predict, run as a real subprocess, in-process and against the stand-in TF Serving."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from test_batch import write_mixed_folder
+
+from segviewer.core.images import is_valid_png, load_image, load_label_png
+from segviewer.devserver.toy_models import tiny_labels
+
+CLI = [sys.executable, "-m", "segviewer.core.cli"]
+
+
+def predict(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("segviewer-predict: error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_mixed_folder_then_resume(serving_models, tmp_path):
+    good = write_mixed_folder(tmp_path / "in")
+    out, report = tmp_path / "out", tmp_path / "summary.json"
+    result = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
+                     "--model", "tiny", "--overlay", "--summary", report)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    failed = [line for line in result.stderr.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and "corrupt.png" in failed[0]
+    for path in good:
+        labels = load_label_png(out / f"{path.stem}.png")
+        assert np.array_equal(labels, tiny_labels(load_image(path), shift=1))
+        assert is_valid_png(out / f"{path.stem}_overlay.png")
+    data = json.loads(report.read_text())
+    assert (data["ok"], data["failed"], data["skipped"]) == (4, 1, 0)
+    assert data["failures"][0]["input"].endswith("corrupt.png")
+    assert (data["model"], data["version"]) == ("tiny", 2)
+
+    again = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
+                    "--model", "tiny", "--overlay", "--resume", "--summary", report)
+    assert again.returncode == 1
+    assert (json.loads(report.read_text())["skipped"]) == 4
+
+
+def test_served_grpc_and_rest_match_in_process_with_workers(serving_models, tf_serving,
+                                                            tmp_path):
+    rng = np.random.default_rng(5)
+    for i in range(12):  # same names in two folders: outputs mirror the folders
+        folder = tmp_path / "in" / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        image = rng.integers(0, 256, size=(20 + i, 30, 3), dtype=np.uint8)
+        Image.fromarray(image).save(folder / f"img{i // 2}.png")
+    inputs = sorted((tmp_path / "in").rglob("*.png"))
+    runs = {
+        "local": ["--saved-model", serving_models],
+        "grpc": ["--server", tf_serving.grpc_address, "--workers", "4"],
+        "rest": ["--rest", tf_serving.rest_url, "--workers", "4"],
+    }
+    for name, backend in runs.items():
+        result = predict(tmp_path / "in", "--out", tmp_path / name, "--model", "tiny",
+                         "--version", "2", *backend)
+        assert result.returncode == 0, result.stderr
+    for path in inputs:
+        rel = path.relative_to(tmp_path / "in")
+        expected = tiny_labels(load_image(path), shift=1)
+        for name in runs:
+            assert np.array_equal(load_label_png(tmp_path / name / rel), expected), (name, rel)
+
+
+def test_connection_and_usage_errors_exit_2_with_one_line(serving_models, tmp_path):
+    image = write_mixed_folder(tmp_path / "in")[0]
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--server", dead,
+                                  "--model", "tiny"), dead)
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
+                                  serving_models, "--model", "nope"), "nope", "tiny")
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
+                                  serving_models, "--model", "tiny", "--version", "9"),
+                          "no version 9")
+    assert_one_line_error(predict(image, "--out", tmp_path / "o"),
+                          "--server", "--rest", "--saved-model")
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model", tmp_path),
+                          "not a SavedModel folder")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_ctrl_c_finishes_in_flight_and_exits_130(serving_models, tmp_path):
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 256, size=(192, 192, 3), dtype=np.uint8)
+    for i in range(300):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        Image.fromarray(np.roll(base, i, axis=1)).save(tmp_path / "in" / f"f{i:03d}.png",
+                                                       compress_level=1)
+    out, report = tmp_path / "out", tmp_path / "summary.json"
+    process = subprocess.Popen(
+        [*CLI, str(tmp_path / "in"), "--out", str(out), "--saved-model", str(serving_models),
+         "--model", "tiny", "--workers", "2", "--summary", str(report)],
+        stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()
+    while first and not first.startswith("30/300"):  # TF may log first; wait for the progress
+        first = process.stderr.readline()
+    assert first, "the run ended before printing progress"
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130, first + rest
+    assert "Traceback" not in rest
+    assert "interrupted" in rest.strip().splitlines()[-1]
+    data = json.loads(report.read_text())
+    assert data["cancelled"] and data["not_run"] > 0
+    written = sorted(out.iterdir())
+    assert len(written) == data["ok"]  # no temporary or partial files
+    assert all(is_valid_png(p) for p in written)
