@@ -4,10 +4,13 @@
 `tf_serving`: one server for the session on those models (tiny v1+v2, labels stable=1 canary=2).
 `start_tf_serving(base, **options)`: a factory for servers on any base dir (e.g. the demo models),
 with the options of `segviewer.devserver.server.start`; servers stop at the end of the test.
+`tls_files`: a self-signed certificate for 127.0.0.1/localhost and its key, made with openssl.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,3 +48,19 @@ def start_tf_serving() -> Iterator[Callable[..., StandIn]]:
     yield factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> tuple[Path, Path]:
+    """(certificate, key): self-signed, so the certificate is also the client's CA file."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "server.pem", folder / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
