@@ -143,6 +143,11 @@ def test_served_and_in_process_give_identical_label_maps(model, serving_models, 
             summary = run_batch(backend, ref, inputs, out, BatchOptions(workers=4))
         finally:
             backend.close()
+        if model == "encoded" and spec == tf_serving.rest_url:
+            # TF Serving's REST API cannot return a binary output not named '*_bytes': each
+            # input fails with that reason, named, instead of the run crashing.
+            assert summary.failed == 4 and "_bytes" in summary.failures[0].reason
+            continue
         assert summary.ok == 4, (spec, summary.failures)
         results[spec] = [load_label_png(out / name) for name in output_names(inputs)]
     local, *served = results.values()
