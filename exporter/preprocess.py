@@ -80,7 +80,7 @@ def resize_nearest(images: tf.Tensor, size) -> tf.Tensor:
 def resize_to_range_size(height: tf.Tensor, width: tf.Tensor, size: int) -> tf.Tensor:
     """research preprocess_utils.resize_to_range with min_size = max_size = `size`: new [h, w].
 
-    Kept in float32 like the research graph; e.g. 451 * (513 / 451) is 512.99994, so floor is 512.
+    Kept in float32 like the research graph: floor(side * scale) may differ from float64 maths.
     """
     import tensorflow as tf
 

@@ -92,7 +92,12 @@ def make_backbone(variant: str, weights: Weights, output_stride: int) -> Backbon
 # padding="SAME", weights looked up by research name, BatchNorm in inference mode.
 
 
+# slim.batch_norm runs TF's fused kernel, which raises epsilon to at least this (cuDNN's minimum).
+FUSED_MIN_EPSILON = 1.001e-5
+
+
 def batch_norm(x: tf.Tensor, weights: Weights, scope: str, epsilon: float) -> tf.Tensor:
+    """Inference-mode BatchNorm as slim ran it (fused, so epsilon >= FUSED_MIN_EPSILON)."""
     import tensorflow as tf
 
     return tf.nn.batch_normalization(
@@ -101,7 +106,7 @@ def batch_norm(x: tf.Tensor, weights: Weights, scope: str, epsilon: float) -> tf
         weights[f"{scope}/BatchNorm/moving_variance"],
         weights[f"{scope}/BatchNorm/beta"],
         weights[f"{scope}/BatchNorm/gamma"],
-        epsilon,
+        max(epsilon, FUSED_MIN_EPSILON),
     )
 
 
