@@ -100,8 +100,8 @@ class Servable:
             if np.dtype(value.dtype) != np.dtype(info.dtype.as_numpy_dtype):
                 raise ServingError(
                     "INVALID_ARGUMENT",
-                    f"Expects arg[{list(sig.inputs).index(alias)}] to be {info.dtype.name} but "
-                    f"{tf.as_dtype(value.dtype).name} is provided",
+                    f"Expects arg[{list(sig.inputs).index(alias)}] to be {_c_name(info.dtype)} "
+                    f"but {_c_name(tf.as_dtype(value.dtype))} is provided",
                 )
             if not tf.TensorShape(info.shape).is_compatible_with(value.shape):
                 raise ServingError(
@@ -116,6 +116,11 @@ class Servable:
             raise ServingError(_op_error_code(exc), exc.message.splitlines()[0]) from exc
         wanted = output_filter or list(outputs)
         return {alias: _numpy(outputs[alias], tf) for alias in wanted}
+
+
+def _c_name(dtype: Any) -> str:
+    """TensorFlow's C++ DataTypeString, which TF Serving's messages use: float32 -> "float"."""
+    return {"float32": "float", "float64": "double", "float16": "half"}.get(dtype.name, dtype.name)
 
 
 def _numpy(tensor: Any, tf: Any) -> np.ndarray:
