@@ -1,0 +1,333 @@
+"""run_review, ground truth and verdicts on two real SavedModel versions whose differences are known
+pixel by pixel, so every metric has an exact expected value.
+
+Model "seg" v1 (A): class = R // 64. v2 (B): class 3 where G >= 128, else R // 64.
+Images: left 4x10 (A and B differ on 2 pixels), right 5x8 (differ on 10), same 2x5 (agree).
+Ground truth: A's output with known edits for left, all class 1 for right, none for same.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segviewer.core.compare import confusion_matrix, gt_from_color, scores
+from segviewer.core.labels import Palette
+from segviewer.core.overlay import class_counts
+from segviewer.core.review import (
+    VERDICTS_FILE,
+    ReviewError,
+    ReviewOptions,
+    SortKey,
+    Source,
+    Verdict,
+    VerdictStore,
+    load_ground_truth,
+    match_ground_truth,
+    run_review,
+)
+from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.local_backend import LocalBackend
+
+CLASSES = [
+    {"id": 0, "name": "background", "color": [0, 0, 0]},
+    {"id": 1, "name": "road", "color": [128, 64, 128]},
+    {"id": 2, "name": "tree", "color": [0, 128, 0]},
+    {"id": 3, "name": "sky", "color": [70, 130, 180]},
+]
+PALETTE = Palette("seg", np.array([c["color"] for c in CLASSES]), [c["name"] for c in CLASSES])
+A, B = ModelRef("seg", version=1), ModelRef("seg", version=2)
+
+
+def rule_a(image: np.ndarray) -> np.ndarray:
+    return image[..., 0].astype(np.int64) // 64
+
+
+def rule_b(image: np.ndarray) -> np.ndarray:
+    return np.where(image[..., 1] >= 128, 3, rule_a(image))
+
+
+def build_review_models(base: Path) -> Path:
+    """<base>/seg/1 and /2: uint8 images [1,H,W,3] -> int64 segmentation_map [1,H,W], with the
+    exporter's metadata signature (4 named classes)."""
+    import tensorflow as tf
+
+    metadata = json.dumps({"classes": CLASSES, "num_classes": 4})
+
+    class Seg(tf.Module):
+        def __init__(self, version: int) -> None:
+            super().__init__()
+            self.version = version
+
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def serve(self, images):
+            labels = tf.cast(images[..., 0], tf.int64) // 64
+            if self.version == 2:
+                labels = tf.where(images[..., 1] >= 128, tf.constant(3, tf.int64), labels)
+            return {"segmentation_map": labels}
+
+        @tf.function(input_signature=[])
+        def metadata(self):
+            return {"metadata_json": tf.constant(metadata)}
+
+    for version in (1, 2):
+        module = Seg(version)
+        tf.saved_model.save(module, str(base / "seg" / str(version)),
+                            signatures={"serving_default": module.serve,
+                                        "segviewer_metadata": module.metadata})
+    return base
+
+
+def review_images() -> dict[str, np.ndarray]:
+    left = np.zeros((4, 10, 3), np.uint8)
+    left[:, 5:, 0] = 200  # A: class 0 | class 3
+    left[0, :2, 1] = 255  # B: class 3 on 2 pixels where A says 0
+    right = np.zeros((5, 8, 3), np.uint8)
+    right[..., 0] = 100  # A: class 1 everywhere
+    right[:2, :5, 1] = 255  # B: class 3 on 10 pixels
+    same = np.zeros((2, 5, 3), np.uint8)
+    same[..., 0] = 150  # class 2, both
+    return {"left": left, "right": right, "same": same}
+
+
+def write_review_set(folder: Path) -> tuple[Path, Path]:
+    """(images folder, ground-truth folder); left's and right's ground truth as gray PNGs."""
+    images, gt = folder / "images", folder / "gt"
+    images.mkdir(parents=True)
+    gt.mkdir()
+    arrays = review_images()
+    for name, array in arrays.items():
+        Image.fromarray(array).save(images / f"{name}.png")
+    left_gt = rule_a(arrays["left"]).astype(np.uint8)
+    left_gt[3, 9] = 2  # A (and B) wrong on one pixel
+    left_gt[3, 0] = 255  # ignored
+    Image.fromarray(left_gt).save(gt / "left.png")
+    Image.fromarray(np.ones((5, 8), np.uint8)).save(gt / "right.png")
+    return images, gt
+
+
+@pytest.fixture(scope="session")
+def review_models(tmp_path_factory) -> Path:
+    return build_review_models(tmp_path_factory.mktemp("review_models"))
+
+
+@pytest.fixture
+def local(review_models) -> LocalBackend:
+    return LocalBackend(review_models)
+
+
+@pytest.fixture
+def review_set(tmp_path) -> tuple[list[Path], Path]:
+    images, gt = write_review_set(tmp_path)
+    return sorted(images.glob("*.png")), gt
+
+
+def test_metrics_are_exact(local, review_set):
+    images, gt = review_set
+    session = run_review(Source(local, A), Source(local, B), images,
+                         ReviewOptions(gt_dir=gt, workers=2))
+    by_name = {r.key: r for r in session.results}
+    assert [r.key for r in session.results] == ["left.png", "right.png", "same.png"]
+    assert session.num_classes == 4 and session.palette.class_name(3) == "sky"
+    assert (session.a.version, session.b.version) == (1, 2)
+    left, right, same = by_name["left.png"], by_name["right.png"], by_name["same.png"]
+    assert (left.agreement, right.agreement, same.agreement) == (95.0, 75.0, 100.0)
+
+    # left: 39 scored pixels; A wrong on 1, B on 3.
+    assert left.pixel_accuracy_a == pytest.approx(38 / 39)
+    assert left.pixel_accuracy_b == pytest.approx(36 / 39)
+    assert left.miou_a == pytest.approx((1 + 0 + 19 / 20) / 3)
+    assert left.miou_b == pytest.approx((17 / 19 + 0 + 19 / 22) / 3)
+    assert left.scores_b.confusion[0, 3] == 2 and left.scores_b.confusion[2, 3] == 1
+    # right: A perfect, B gives class 3 to 10 of 40 road pixels.
+    assert (right.pixel_accuracy_a, right.pixel_accuracy_b) == (1.0, 0.75)
+    assert (right.miou_a, right.miou_b) == (1.0, 0.375)
+    assert right.miou_delta == -0.625
+    assert same.gt_path is None and same.scores_a is None and same.miou_delta is None
+
+    totals = session.totals()
+    assert (totals.images, totals.failed, totals.with_gt) == (3, 0, 2)
+    assert totals.agreement == pytest.approx(100 * 78 / 90)
+    assert totals.counts_a == {0: 20, 1: 40, 2: 10, 3: 20}
+    assert totals.counts_b == {0: 18, 1: 30, 2: 10, 3: 32}
+    assert totals.scores_a.pixel_accuracy == pytest.approx(78 / 79)
+    assert totals.scores_b.pixel_accuracy == pytest.approx(66 / 79)
+
+
+def test_class_rows_and_deltas_match_direct_computation(local, review_set):
+    images, gt = review_set
+    session = run_review(Source(local, A), Source(local, B), images, ReviewOptions(gt_dir=gt))
+    arrays = review_images()
+    pred_a = {n: rule_a(x) for n, x in arrays.items()}
+    pred_b = {n: rule_b(x) for n, x in arrays.items()}
+    gts = {n: load_ground_truth(gt / f"{n}.png") for n in ("left", "right")}
+    direct_a = scores(sum(confusion_matrix(gts[n], pred_a[n], 4) for n in gts))
+    direct_b = scores(sum(confusion_matrix(gts[n], pred_b[n], 4) for n in gts))
+    counts_a = sum((np.bincount(p.ravel(), minlength=4) for p in pred_a.values()),
+                   np.zeros(4, np.int64))
+    counts_b = sum((np.bincount(p.ravel(), minlength=4) for p in pred_b.values()),
+                   np.zeros(4, np.int64))
+
+    rows = session.class_rows()
+    assert [r.id for r in rows] == [0, 1, 2, 3]
+    assert [r.name for r in rows] == ["background", "road", "tree", "sky"]
+    assert rows[3].color == (70, 130, 180)
+    for row in rows:
+        assert row.share_a == pytest.approx(100 * counts_a[row.id] / 90)
+        assert row.share_b == pytest.approx(100 * counts_b[row.id] / 90)
+        assert row.share_delta == pytest.approx(100 * (counts_b[row.id] - counts_a[row.id]) / 90)
+        assert row.iou_a == pytest.approx(direct_a.per_class_iou[row.id])
+        assert row.iou_b == pytest.approx(direct_b.per_class_iou[row.id])
+    assert np.allclose(session.iou_deltas(), direct_b.per_class_iou - direct_a.per_class_iou,
+                       equal_nan=True)
+    for result in session.results:
+        name = result.path.stem
+        assert np.array_equal(result.labels_a, pred_a[name])
+        assert np.array_equal(result.labels_b, pred_b[name])
+        assert result.counts_b == class_counts(pred_b[name])
+
+
+def test_review_queue_orders_worst_first(local, review_set):
+    images, gt = review_set
+    session = run_review(Source(local, A), Source(local, B), images, ReviewOptions(gt_dir=gt))
+
+    def keys(key: str) -> list[str]:
+        return [r.key for r in session.sorted(key)]
+
+    assert keys(SortKey.AGREEMENT) == ["right.png", "left.png", "same.png"]
+    assert keys(SortKey.MIOU_A) == ["left.png", "right.png", "same.png"]
+    assert keys(SortKey.MIOU_B) == ["right.png", "left.png", "same.png"]
+    assert keys("miou-drop") == ["right.png", "left.png", "same.png"]  # no GT: last
+    with pytest.raises(ValueError):
+        session.sorted("best")
+
+
+def test_colour_and_palette_ground_truth(local, review_set, tmp_path):
+    images, gray_gt = review_set
+    colour_gt = tmp_path / "colour_gt"
+    colour_gt.mkdir()
+    for name in ("left", "right"):
+        ids = load_ground_truth(gray_gt / f"{name}.png")
+        rgb = PALETTE.lut(256)[ids]  # 255 (ignored) gets a colour outside the palette
+        Image.fromarray(rgb).save(colour_gt / f"{name}.png")
+    assert np.array_equal(load_ground_truth(colour_gt / "left.png", PALETTE),
+                          gt_from_color(PALETTE.lut(256)[load_ground_truth(gray_gt / "left.png")],
+                                        PALETTE))
+
+    gray = run_review(Source(local, A), Source(local, B), images, ReviewOptions(gt_dir=gray_gt))
+    colour = run_review(Source(local, A), Source(local, B), images,
+                        ReviewOptions(gt_dir=colour_gt, gt_palette=PALETTE))
+    for g, c in zip(gray.results, colour.results, strict=True):
+        assert (g.miou_a, g.miou_b, g.pixel_accuracy_b) == (c.miou_a, c.miou_b, c.pixel_accuracy_b)
+
+    # Without the palette each colour file is a named per-image failure; the rest still runs.
+    unread = run_review(Source(local, A), Source(local, B), images,
+                        ReviewOptions(gt_dir=colour_gt))
+    assert [r.key for r in unread.failures] == ["left.png", "right.png"]
+    assert "colour image" in unread.failures[0].error and "--gt-palette" in unread.failures[0].error
+    assert unread.result("same.png").ok
+
+    # A palette ("P") PNG, as PASCAL VOC ships ground truth, gives its indices.
+    voc = tmp_path / "voc"
+    voc.mkdir()
+    img = Image.fromarray(np.ones((5, 8), np.uint8), mode="P")
+    img.putpalette(PALETTE.lut(256).ravel().tolist())
+    img.save(voc / "right.png")
+    assert np.array_equal(load_ground_truth(voc / "right.png"), np.ones((5, 8), np.uint8))
+
+
+def test_bad_inputs_fail_per_image_with_one_line(local, review_set, tmp_path):
+    images, gt = review_set
+    (images[0].parent / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30))
+    Image.fromarray(np.ones((3, 3), np.uint8)).save(gt / "same.png")  # wrong size
+    session = run_review(Source(local, A), Source(local, B),
+                         sorted(images[0].parent.glob("*.png")), ReviewOptions(gt_dir=gt))
+    errors = {r.key: r.error for r in session.failures}
+    assert set(errors) == {"broken.png", "same.png"}
+    assert "broken.png" in errors["broken.png"] and "\n" not in errors["broken.png"]
+    assert "3x3" in errors["same.png"] and "5x2" in errors["same.png"]
+    assert session.totals().failed == 2 and session.totals().images == 2
+
+    with pytest.raises(ReviewError, match="does not exist"):
+        run_review(Source(local, A), Source(local, B), images,
+                   ReviewOptions(gt_dir=tmp_path / "missing"))
+    (gt / "nested").mkdir()
+    Image.fromarray(np.ones((5, 8), np.uint8)).save(gt / "nested" / "right.png")
+    with pytest.raises(ReviewError, match="ambiguous"):
+        match_ground_truth(images, gt)
+
+
+def test_progress_on_result_and_cancel(local, review_set):
+    images, _ = review_set
+    events: list[tuple[int, int]] = []
+    seen: list[str] = []
+    run_review(Source(local, A), Source(local, B), images,
+               progress=lambda d, t: events.append((d, t)), on_result=lambda r: seen.append(r.key))
+    assert events == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert sorted(seen) == ["left.png", "right.png", "same.png"]
+
+    cancel = threading.Event()
+
+    def stop_after_first(done: int, total: int) -> None:
+        if done == 1:
+            cancel.set()
+
+    session = run_review(Source(local, A), Source(local, B), images, progress=stop_after_first,
+                         cancel=cancel)
+    assert session.cancelled and 1 <= len(session.results) < 3
+
+
+def test_grpc_server_against_local_savedmodel(review_models, start_tf_serving, local,
+                                              review_set):
+    from segviewer.core.serving import open_backend
+
+    images, gt = review_set
+    server = start_tf_serving(review_models, versions={"seg": [1, 2]})
+    remote = open_backend(server.grpc_address, models=["seg"])
+    try:
+        mixed = run_review(Source(remote, A), Source(local, B), images,
+                           ReviewOptions(gt_dir=gt, workers=3))
+    finally:
+        remote.close()
+    assert mixed.a.backend.startswith("gRPC") and mixed.b.backend.startswith("in-process")
+    assert [r.agreement for r in mixed.results] == [95.0, 75.0, 100.0]
+    assert [r.miou_delta for r in mixed.results][1] == -0.625
+
+
+def test_verdicts_saved_on_every_change_and_resumed(local, review_set):
+    images, _ = review_set
+    session = run_review(Source(local, A), Source(local, B), images)
+    store = VerdictStore.for_session(session)
+    path = images[0].parent / VERDICTS_FILE
+    assert store.path == path and not path.exists()  # nothing written until a verdict
+    store.set("right.png", Verdict.FAIL, "sky on the road")
+    assert json.loads(path.read_text())["reviews"]  # written at once
+    store.set("left.png", "pass")
+    store.set("same.png", Verdict.NEEDS_LOOK)
+    store.set("same.png", None)  # cleared
+
+    again = VerdictStore.for_session(session)
+    assert again.get("right.png").verdict is Verdict.FAIL
+    assert again.get("right.png").note == "sky on the road"
+    assert again.get("left.png").verdict is Verdict.PASS and again.get("same.png") is None
+    assert again.counts() == {Verdict.PASS: 1, Verdict.FAIL: 1, Verdict.NEEDS_LOOK: 0}
+    review = next(iter(json.loads(path.read_text())["reviews"].values()))
+    assert review["a"] == session.a.description and "seg v1" in review["a"]
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == [VERDICTS_FILE]
+
+    # Another pair of sources on the same folder has its own verdicts, and keeps the first's.
+    swapped = VerdictStore(session.folder, session.b, session.a)
+    assert swapped.verdicts == {}
+    swapped.set("left.png", Verdict.FAIL)
+    assert VerdictStore.for_session(session).get("left.png").verdict is Verdict.PASS
+
+    with pytest.raises(ValueError):
+        again.set("left.png", "maybe")
+    path.write_text("{not json")
+    with pytest.raises(ReviewError, match="cannot read verdicts"):
+        VerdictStore.for_session(session)
