@@ -94,6 +94,21 @@ def save_encoded(folder: Path) -> Path:
     return folder
 
 
+def save_identity(folder: Path) -> Path:
+    """The cheapest label map: uint8 `images` [1,H,W,3] -> int64 `segmentation_map` = red % 21.
+    For measuring client overhead with as little model time as possible."""
+    tf = _tf()
+
+    class Identity(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
+        def serve(self, images):
+            return {"segmentation_map": tf.cast(images[..., 0] % 21, tf.int64)}
+
+    module = Identity()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return folder
+
+
 def build_model_base(base: Path) -> Path:
     """<base>/tiny/{1,2} (v2 shifts labels by one), logits/1, hwc/1, encoded/1."""
     save_tiny(base / "tiny" / "1", shift=0)
