@@ -195,7 +195,8 @@ class ReviewSession:
     palette: Palette  # A's classes (names, colours)
     options: ReviewOptions
     num_classes: int | None
-    results: list[ImageResult]  # input order
+    results: list[ImageResult]  # input order; fewer than `total` when cancelled
+    total: int = 0  # images asked for
     cancelled: bool = False
     interrupted: bool = False  # ... by Ctrl-C
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -379,7 +380,7 @@ def run_review(
     session = ReviewSession(
         SourceInfo(a.ref.name, meta_a.version, a.backend.description),
         SourceInfo(b.ref.name, meta_b.version, b.backend.description),
-        folder, palette_for(meta_a), options, num_classes, [])
+        folder, palette_for(meta_a), options, num_classes, [], len(images))
     slots: list[ImageResult | None] = [None] * len(images)
 
     def process(index: int) -> ImageResult:
