@@ -20,7 +20,7 @@ from pathlib import Path
 
 SHOW_APP_VERSION = "show"
 SCREENSHOT_TIMEOUT_S = 600
-FIRST_PAINT_ENV = "SEGVIEWER_EXIT_ON_FIRST_PAINT"  # benchmarks/gui.py: print time, then quit
+FIRST_PAINT_ENV = "SEGVIEWER_EXIT_ON_FIRST_PAINT"  # benchmarks/gui.py: print epoch time, quit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +135,7 @@ def _exit_on_first_paint(app, window, started: float) -> None:
     class FirstPaint(QObject):
         def eventFilter(self, obj, event) -> bool:
             if event.type() == QEvent.Type.Paint and obj is window:
-                print(f"first-paint {time.perf_counter() - started:.4f} "
+                print(f"first-paint {time.time():.4f} after {time.perf_counter() - started:.4f} s "
                       f"tensorflow-imported={'tensorflow' in sys.modules}", flush=True)
                 app.removeEventFilter(self)
                 app.quit()

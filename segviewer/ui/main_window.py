@@ -179,7 +179,9 @@ def _write_csv(path: str, rows) -> None:
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        self.settings = settings or QSettings(APP_NAME, APP_NAME)
+        # QSettings() follows the application's name and QSettings.setDefaultFormat/setPath, so
+        # tests redirect it to a temporary folder.
+        self.settings = settings or QSettings()
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.resize(1400, 900)
@@ -439,12 +441,6 @@ class MainWindow(QMainWindow):
     def open_paths(self, inputs: list[str | Path]) -> Job:
         """Add images and folders (searched recursively) to the list; shows the first new one."""
         inputs = [str(p) for p in inputs]
-        first = Path(inputs[0]) if inputs else None
-        if first is not None:
-            folder = first if first.is_dir() else first.parent
-            self.settings.setValue("files/last_folder", str(folder))
-        for item in inputs:
-            self._remember_recent(item)
         job = self._io.start("find images", _find, inputs)
         job.finished.connect(lambda found: self._found(inputs, found))
         job.failed.connect(self.show_error)
@@ -455,6 +451,10 @@ class MainWindow(QMainWindow):
             self.show_error(f"No images found in {', '.join(inputs)} — open image files "
                             "(PNG, JPEG, …) or a folder that holds some")
             return
+        first = Path(inputs[0])
+        self.settings.setValue("files/last_folder", str(first if first.is_dir() else first.parent))
+        for item in reversed(inputs):
+            self._remember_recent(item)
         added = self.file_list.add_paths(found)
         if self.file_list.current_path is None or added:
             self.file_list.select_path(added[0] if added else str(found[0]))
@@ -518,10 +518,8 @@ class MainWindow(QMainWindow):
         self._mark_failed(path, message)
 
     def _mark_failed(self, path: str, message: str) -> None:
-        """Both the display load and the queue may fail on one file: report it once."""
-        reported = self.file_list.status(path) is Status.FAILED
         self.file_list.set_status(path, Status.FAILED, message)
-        if path == self.current_path and not reported:
+        if path == self.current_path:
             self.show_error(f"{Path(path).name}: {message}")
 
     def _key(self, path: str) -> CacheKey | None:
@@ -841,6 +839,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(" — ".join(parts))
 
     def show_error(self, message: str) -> None:
+        """Errors go to the status bar (never a modal box: the window keeps working)."""
+        if self.errors and self.errors[-1] == message and message in \
+                self.statusBar().currentMessage():
+            return  # e.g. showing and predicting the same broken file both fail
         self.errors.append(message)
         self.statusBar().showMessage(f"⚠ {message}", 15000)
 

@@ -1,0 +1,314 @@
+"""The main window driven as a user would: real QDropEvent, real QThreadPool workers, real
+SavedModels run in-process by LocalBackend, pixels read back from the rendered viewport."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import warnings
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+from test_local_backend import CLASSES, save_toy_model, toy_labels
+
+from segviewer.core.images import load_label_png
+from segviewer.ui.canvas import ViewMode, array_from_qimage
+from segviewer.ui.dialogs.connect import ConnectionSpec
+from segviewer.ui.file_list import Status
+from segviewer.ui.main_window import MainWindow
+
+WAIT_MS = 120_000  # first use of a SavedModel imports TensorFlow
+STRIPE_REDS = (10, 70, 130, 200)  # toy model v1: class = red // 64 -> 0, 1, 2, 3
+STRIPE_W, HEIGHT = 30, 40
+
+
+@pytest.fixture(scope="module")
+def toy_base(tmp_path_factory) -> Path:
+    """<base>/toy/1 and /2: the same classes, v2 shifts every label by one."""
+    base = tmp_path_factory.mktemp("ui_models")
+    save_toy_model(base / "toy" / "1", shift=0)
+    save_toy_model(base / "toy" / "2", shift=1)
+    return base
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    """A folder with four colour stripes (one class each), a photo and a file that is no image."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    stripes = np.zeros((HEIGHT, STRIPE_W * 4, 3), np.uint8)
+    for i, red in enumerate(STRIPE_REDS):
+        stripes[:, i * STRIPE_W:(i + 1) * STRIPE_W] = (red, 90, 160)
+    iio.imwrite(folder / "a_stripes.png", stripes)
+    iio.imwrite(folder / "b_photo.png", iio.imread(Path(__file__).parent / "data" / "deeplab"
+                                                   / "images" / "chelsea.png")[::4, ::4])
+    (folder / "c_broken.png").write_bytes(b"this is not a PNG")
+    return folder
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def drop(window: MainWindow, paths: list[Path]) -> None:
+    """What a file manager does: drag enter, then drop, with file URLs in the mime data."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(window.rect().center())
+    buttons, mods = Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    with warnings.catch_warnings():  # PySide6 marks the only QPoint constructor deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, buttons, mods)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(window, QDropEvent(pos, Qt.DropAction.CopyAction, mime, buttons, mods))
+
+
+def connect_toy(window: MainWindow, qtbot, base: Path, version: int = 1) -> None:
+    window.connect_to(ConnectionSpec("local", str(base / "toy")), version=version)
+
+
+def wait_idle(window: MainWindow, qtbot) -> None:
+    qtbot.waitUntil(lambda: window.idle, timeout=WAIT_MS)
+
+
+def viewport_rgb(window: MainWindow, x: int, y: int) -> np.ndarray:
+    """The colour the viewport shows at the centre of image pixel (x, y)."""
+    canvas = window.canvas
+    pixels = array_from_qimage(canvas.viewport().grab().toImage())
+    point = canvas.image_pos_to_viewport(x, y)
+    ratio = canvas.viewport().devicePixelRatioF()
+    return pixels[int(point.y() * ratio), int(point.x() * ratio)].astype(int)
+
+
+def stripe_x(class_id: int) -> int:
+    return class_id * STRIPE_W + STRIPE_W // 2
+
+
+@pytest.fixture
+def loaded(window, qtbot, toy_base, images) -> MainWindow:
+    """The window after dropping the folder and connecting to toy v1, showing the stripes."""
+    connect_toy(window, qtbot, toy_base)
+    drop(window, [images])
+    wait_idle(window, qtbot)
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert Path(window.current_path).name == "a_stripes.png"
+    return window
+
+
+def test_drop_folder_runs_every_image_and_marks_the_broken_one(loaded, images):
+    files = loaded.file_list
+    assert [Path(p).name for p in files.paths()] == ["a_stripes.png", "b_photo.png",
+                                                    "c_broken.png"]
+    assert files.status(str(images / "a_stripes.png")) is Status.DONE
+    assert files.status(str(images / "b_photo.png")) is Status.DONE
+    broken = str(images / "c_broken.png")
+    assert files.status(broken) is Status.FAILED
+    item = files.item(2)
+    assert "c_broken.png" in item.toolTip() and "not an image" in item.toolTip()
+    assert loaded.windowTitle() == "a_stripes.png — toy v1 — SegViewer"
+    expected = toy_labels(iio.imread(images / "a_stripes.png"), 0)
+    np.testing.assert_array_equal(loaded.prediction.labels, expected)
+
+
+def test_failed_image_shows_its_error_and_the_window_keeps_working(loaded, qtbot, images):
+    loaded.file_list.step(2)  # the broken file
+    qtbot.waitUntil(lambda: loaded.image is None)
+    assert "c_broken.png" in loaded.statusBar().currentMessage()
+    loaded.file_list.step(-2)
+    qtbot.waitUntil(lambda: loaded.prediction is not None)
+    assert loaded.canvas.has_labels
+
+
+def test_legend_names_from_model_and_shares_sum_to_100(loaded):
+    rows = loaded.legend.rows()
+    assert {r.name for r in rows} == {c["name"] for c in CLASSES}
+    assert sum(r.share for r in rows) == pytest.approx(100.0)
+    assert all(r.share == pytest.approx(25.0) for r in rows)
+    assert rows[0].color == tuple(CLASSES[rows[0].id]["color"])
+
+
+def test_opacity_slider_blends_labels_over_the_image(loaded, qtbot):
+    x, y = stripe_x(2), HEIGHT // 2
+    photo = np.array((STRIPE_REDS[2], 90, 160))
+    label = np.array(CLASSES[2]["color"])
+    loaded.opacity_slider.setValue(0)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y) - photo).max() <= 2)
+    loaded.opacity_slider.setValue(100)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y) - label).max() <= 2)
+    loaded.opacity_slider.setValue(50)
+    half = (photo + label) / 2
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y) - half).max() <= 3)
+    assert loaded.opacity_label.text() == "50 %"
+
+
+def test_keyboard_steps_opacity_and_switches_view(loaded, qtbot):
+    loaded.activateWindow()
+    loaded.opacity_slider.setValue(50)
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_BracketRight)
+    assert loaded.opacity_slider.value() == 60
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_BracketLeft)
+    assert loaded.opacity_slider.value() == 40
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_L)
+    assert loaded.canvas.mode is ViewMode.LABELS
+    x, y = stripe_x(1), 5
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y)
+                                   - np.array(CLASSES[1]["color"])).max() <= 2)
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_I)
+    assert loaded.canvas.mode is ViewMode.IMAGE
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y)
+                                   - np.array((STRIPE_REDS[1], 90, 160))).max() <= 2)
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_O)
+    assert loaded.canvas.mode is ViewMode.OVERLAY
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_PageDown)
+    qtbot.waitUntil(lambda: Path(loaded.current_path).name == "b_photo.png")
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_P)
+    qtbot.waitUntil(lambda: Path(loaded.current_path).name == "a_stripes.png")
+
+
+def test_hiding_a_class_in_the_legend_removes_its_colour(loaded, qtbot):
+    loaded.opacity_slider.setValue(100)
+    x, y = stripe_x(3), HEIGHT // 2
+    label = np.array(CLASSES[3]["color"])
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y) - label).max() <= 2)
+    table = loaded.legend.table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 1).text() == "3")
+    table.item(row, 0).setCheckState(Qt.CheckState.Unchecked)  # what a click on the box does
+    assert loaded.legend.hidden == {3}
+    photo = np.array((STRIPE_REDS[3], 90, 160))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y) - photo).max() <= 2)
+    other = np.array(CLASSES[0]["color"])  # other classes keep their colour
+    assert np.abs(viewport_rgb(loaded, stripe_x(0), y) - other).max() <= 2
+
+
+def test_edited_colour_repaints_the_labels(loaded, qtbot):
+    loaded.opacity_slider.setValue(100)
+    loaded.legend.set_class_color(1, (255, 0, 255))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5)
+                                   - np.array((255, 0, 255))).max() <= 2)
+
+
+def test_hover_reads_out_position_and_class(loaded, qtbot):
+    viewport = loaded.canvas.viewport()
+    pos = loaded.canvas.image_pos_to_viewport(stripe_x(2), 7).toPoint()
+    qtbot.mouseMove(viewport, pos)
+    qtbot.waitUntil(lambda: "class2" in loaded.hover_label.text())
+    assert loaded.hover_label.text().startswith(f"x {stripe_x(2)}, y 7")
+    qtbot.mouseMove(viewport, QPoint(2, 2))  # outside the (centred) image: no readout
+    qtbot.waitUntil(lambda: loaded.hover_label.text() == "")
+
+
+def test_probabilities_show_on_hover_when_asked_for(loaded, qtbot):
+    loaded.act_probabilities.trigger()
+    qtbot.waitUntil(lambda: loaded.prediction is not None
+                    and loaded.prediction.probabilities is not None, timeout=WAIT_MS)
+    pos = loaded.canvas.image_pos_to_viewport(stripe_x(1), 7).toPoint()
+    qtbot.mouseMove(loaded.canvas.viewport(), pos)
+    qtbot.waitUntil(lambda: "class1  (100.0 %)" in loaded.hover_label.text())
+
+
+def test_exports_are_readable_files(loaded, qtbot, tmp_path, images):
+    labels_png, overlay_png = tmp_path / "labels.png", tmp_path / "overlay.png"
+    legend_csv, legend_png = tmp_path / "legend.csv", tmp_path / "legend.png"
+    exports = ((loaded.export_labels, labels_png), (loaded.export_overlay, overlay_png),
+               (loaded.export_legend, legend_csv), (loaded.export_legend, legend_png))
+    for export, path in exports:
+        with qtbot.waitSignal(export(str(path)).finished, timeout=WAIT_MS):
+            pass  # the job starts once the event loop runs, so nothing is missed
+    stripes = iio.imread(images / "a_stripes.png")
+    np.testing.assert_array_equal(load_label_png(labels_png), toy_labels(stripes, 0))
+    overlay = iio.imread(overlay_png)
+    assert overlay.shape == stripes.shape
+    np.testing.assert_allclose(overlay[5, stripe_x(2)],
+                               (stripes[5, stripe_x(2)] + np.array(CLASSES[2]["color"])) / 2,
+                               atol=1)
+    with legend_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["name"] for r in rows} == {c["name"] for c in CLASSES}
+    assert sum(float(r["share_percent"]) for r in rows) == pytest.approx(100.0)
+    assert iio.imread(legend_png).shape[0] > 4 * 20
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_version_dropdown_changes_the_labels_and_flipping_back_is_cached(loaded, qtbot, images):
+    combo = loaded.selector.version_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == [2, 1]
+    stripes = iio.imread(images / "a_stripes.png")
+    cached = len(loaded.cache)
+    combo.setCurrentIndex(0)
+    combo.activated.emit(0)  # what choosing an entry with the mouse emits
+    qtbot.waitUntil(lambda: loaded.ref.version == 2 and loaded.prediction is not None,
+                    timeout=WAIT_MS)
+    np.testing.assert_array_equal(loaded.prediction.labels, toy_labels(stripes, 1))
+    assert loaded.windowTitle() == "a_stripes.png — toy v2 — SegViewer"
+    wait_idle(loaded, qtbot)
+    after_v2 = len(loaded.cache)
+    assert after_v2 == cached + 2  # both good images ran on v2
+
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)
+    qtbot.waitUntil(lambda: loaded.ref.version == 1 and loaded.prediction is not None,
+                    timeout=WAIT_MS)
+    wait_idle(loaded, qtbot)
+    assert len(loaded.cache) == after_v2  # v1 came from the cache, no new predictions
+    np.testing.assert_array_equal(loaded.prediction.labels, toy_labels(stripes, 0))
+
+
+def test_dead_server_shows_an_error_and_the_window_keeps_working(loaded, qtbot):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = ConnectionSpec("grpc", f"127.0.0.1:{port}", models=("toy",), timeout=3.0)
+    job = loaded.connect_to(spec)
+    with qtbot.waitSignal(job.failed, timeout=WAIT_MS) as failed:
+        pass
+    assert f"127.0.0.1:{port}" in failed.args[0]
+    assert "Could not connect" in loaded.statusBar().currentMessage()
+    wait_idle(loaded, qtbot)
+    assert loaded.ref.name == "toy"  # still on the previous model
+    loaded.file_list.step(1)
+    qtbot.waitUntil(lambda: Path(loaded.current_path).name == "b_photo.png"
+                    and loaded.prediction is not None, timeout=WAIT_MS)
+
+
+def test_opening_nothing_useful_reports_it(window, qtbot, tmp_path):
+    drop(window, [tmp_path])  # an empty folder
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=WAIT_MS)
+    assert "No images found" in window.errors[-1]
+    assert window.file_list.count() == 0
+
+
+def test_settings_and_recent_files_persist(window, qtbot, images):
+    window.opacity_slider.setValue(70)
+    window.act_boundaries.setChecked(True)
+    window.open_paths([images / "a_stripes.png"])
+    wait_idle(window, qtbot)
+    window.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    assert again.opacity_slider.value() == 70
+    assert again.act_boundaries.isChecked()
+    assert [a.text() for a in again.recent_menu.actions()] == [str(images / "a_stripes.png")]
+
+
+def test_shortcuts_and_about_list_what_they_should(window):
+    names = dict(window.shortcuts())
+    assert names["Open Folder"] == "Ctrl+Shift+O"
+    assert "PgDown" in names["Next Image"] and "N" in names["Next Image"]
+    assert names["Fit to Window"] == "Ctrl+0" and names["Actual Size"] == "Ctrl+1"
+    assert names["More Opaque"] == "]" and names["More Transparent"] == "["
+    about = window.about_text()
+    assert "Qt " in about and "Python " in about
+    assert not window.windowIcon().isNull()
