@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import socket
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image
 from test_batch import write_mixed_folder
 
+from segviewer.core.batch import BatchProgress, Failure
+from segviewer.core.cli import ProgressPrinter
 from segviewer.core.images import is_valid_png, load_image, load_label_png
 from segviewer.devserver.toy_models import tiny_labels
 
@@ -126,3 +129,55 @@ def test_ctrl_c_finishes_in_flight_and_exits_130(serving_models, tmp_path):
     written = sorted(out.iterdir())
     assert len(written) == data["ok"]  # no temporary or partial files
     assert all(is_valid_png(p) for p in written)
+
+
+def test_version_labels_over_grpc(tf_serving, tmp_path):
+    image = write_mixed_folder(tmp_path / "in")[1]
+    for label, shift in (("stable", 0), ("canary", 1)):
+        result = predict(image, "--out", tmp_path / label, "--server", tf_serving.grpc_address,
+                         "--model", "tiny", "--label", label, "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        labels = load_label_png(tmp_path / label / "rgba.png")
+        assert np.array_equal(labels, tiny_labels(load_image(image), shift))
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise():
+    failure = Failure(Path("bad.png"), "cannot read 'bad.png': file is truncated")
+    events = [BatchProgress(0, 20, 0, 0, 0, 0.0)] + [
+        BatchProgress(i, 20, i - (i > 4), int(i > 4), 0, i / 10, Path(f"{i}.png"),
+                      failure if i == 5 else None)
+        for i in range(1, 21)
+    ]
+    terminal = Terminal()
+    printer = ProgressPrinter(terminal, quiet=False)
+    for event in events:
+        printer(event)
+    printer.finish()
+    text = terminal.getvalue()
+    assert "\r[" in text and text.endswith("\n")
+    assert "[" + "#" * 24 + "]  20/20  1 failed  10.0 img/s" in text
+    assert "ETA 0:0" in text  # shown while the run is under way
+    assert "\rsegviewer-predict: failed: bad.png: cannot read" not in text  # bar cleared first
+    assert "\x1b[Ksegviewer-predict: failed: bad.png: cannot read 'bad.png'" in text
+
+    pipe = io.StringIO()
+    printer = ProgressPrinter(pipe, quiet=False)
+    for event in events:
+        printer(event)
+    lines = pipe.getvalue().splitlines()
+    assert lines[0] == "2/20  10.0 img/s  ETA 0:02"
+    assert len(lines) == 11 and lines[-1].startswith("20/20  1 failed")
+    assert sum("failed: bad.png" in line for line in lines) == 1
+
+    quiet = io.StringIO()
+    printer = ProgressPrinter(quiet, quiet=True)
+    for event in events:
+        printer(event)
+    assert quiet.getvalue().splitlines() == [
+        "segviewer-predict: failed: bad.png: cannot read 'bad.png': file is truncated"]
