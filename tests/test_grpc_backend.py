@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -147,12 +150,32 @@ def test_server_down_retries_with_backoff_then_says_so(image, sleeps) -> None:
     assert sleeps == [0.01, 0.02, 0.04]
 
 
-def test_deadline_is_per_call_and_retried(tf_serving, image, sleeps) -> None:
-    backend = GrpcBackend(tf_serving.grpc_address, ["tiny"], timeout=1e-6, retries=1, backoff=0.5)
+@pytest.fixture
+def stalled_server():
+    """A gRPC server whose ModelService answers only when the test ends."""
+    release = threading.Event()
+
+    def stall(request: bytes, context) -> bytes:
+        release.wait(30)
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "tensorflow.serving.ModelService",
+        {"GetModelStatus": grpc.unary_unary_rpc_method_handler(stall)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    release.set()
+    server.stop(grace=None)
+
+
+def test_deadline_is_per_call_and_retried(stalled_server, sleeps) -> None:
+    backend = GrpcBackend(stalled_server, ["tiny"], timeout=0.2, retries=1, backoff=0.5)
     with pytest.raises(BackendError) as caught:
         backend.versions("tiny")
     assert caught.value.code == "DEADLINE_EXCEEDED"
-    assert "raise the timeout" in str(caught.value)
+    assert "no answer from" in str(caught.value) and "within 0.2 s" in str(caught.value)
     assert sleeps == [0.5]
 
 
@@ -196,6 +219,19 @@ def test_tls_with_a_custom_ca(start_tf_serving, tiny_base, tls_files, image, sle
         with pytest.raises(BackendError) as caught:
             untrusted.versions("tiny")
         assert caught.value.code == "UNAVAILABLE"
+
+
+def test_client_certificate(start_tf_serving, tiny_base, tls_files, image) -> None:
+    """Mutual TLS: the self-signed certificate doubles as the client's and as the client CA."""
+    cert, key = tls_files
+    server = start_tf_serving(tiny_base, cert_files=(cert, key), client_ca_file=cert)
+    backend = GrpcBackend(server.grpc_address, ["tiny"], ca_file=cert, cert_file=cert,
+                          key_file=key)
+    np.testing.assert_array_equal(backend.predict(image, ModelRef("tiny")).labels,
+                                  tiny_labels(image, 1))
+    with pytest.raises(BackendError) as caught:
+        GrpcBackend(server.grpc_address, ["tiny"], ca_file=cert, retries=0).versions("tiny")
+    assert caught.value.code == "UNAVAILABLE"
 
 
 def test_unreadable_tls_files_are_named(tmp_path) -> None:

@@ -54,15 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", help="require 'authorization: Bearer TOKEN'")
     parser.add_argument("--tls-cert", help="PEM certificate (with --tls-key): TLS and HTTPS")
     parser.add_argument("--tls-key", help="PEM private key")
+    parser.add_argument("--tls-client-ca", help="gRPC: require client certificates from this CA")
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     try:
         server = start(
             args.model_base, host=args.host, port=args.port, rest_port=args.rest_port,
             versions=_versions(args.serve_version) or None, labels=_labels(args.label),
             tensor_content=args.enable_serialization_as_tensor_content, token=args.token,
             cert_files=(args.tls_cert, args.tls_key) if args.tls_cert else None,
+            client_ca_file=args.tls_client_ca,
         )
     except (OSError, ValueError) as exc:
         print(f"segviewer-serve: {exc}", file=sys.stderr)

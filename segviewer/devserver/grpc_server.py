@@ -147,17 +147,22 @@ def start_grpc(
     host: str = "127.0.0.1",
     port: int = 0,
     tls: tuple[bytes, bytes] | None = None,
+    client_ca: bytes | None = None,
     workers: int = 4,
 ) -> tuple[grpc.Server, int]:
     """Start serving; returns the server and the bound port (port 0: any free one).
-    tls: (PEM certificate chain, PEM private key)."""
+    tls: (PEM certificate chain, PEM private key). client_ca: require client certificates
+    signed by this PEM CA (mutual TLS)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=_OPTIONS)
     server.add_generic_rpc_handlers(handlers.generic_handlers())
     address = f"{host}:{port}"
     if tls is None:
         bound = server.add_insecure_port(address)
     else:
-        bound = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
+        credentials = grpc.ssl_server_credentials(
+            [(tls[1], tls[0])], root_certificates=client_ca, require_client_auth=bool(client_ca)
+        )
+        bound = server.add_secure_port(address, credentials)
     if bound == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()

@@ -39,6 +39,7 @@ def start(
     tensor_content: bool = False,
     token: str | None = None,
     cert_files: tuple[str | Path, str | Path] | None = None,
+    client_ca_file: str | Path | None = None,
 ) -> StandIn:
     """Load the models under `base` and serve them (port 0: any free port).
 
@@ -46,13 +47,15 @@ def start(
     labels: model -> {label: version}. tensor_content: answer in `tensor_content` as TF Serving
     does with --enable_serialization_as_tensor_content (default: typed fields). token: require
     "authorization: Bearer TOKEN". cert_files: (certificate, key) PEM files for TLS/HTTPS.
+    client_ca_file: with cert_files, gRPC requires client certificates signed by this CA.
     """
     repository = Repository(base, versions, labels)
     handlers = PredictionHandlers(repository, tensor_content, token)
     tls = None
     if cert_files is not None:
         tls = (Path(cert_files[0]).read_bytes(), Path(cert_files[1]).read_bytes())
-    grpc_server, bound = start_grpc(handlers, host, port, tls)
+    client_ca = Path(client_ca_file).read_bytes() if client_ca_file else None
+    grpc_server, bound = start_grpc(handlers, host, port, tls, client_ca)
     files = (str(cert_files[0]), str(cert_files[1])) if cert_files else None
     rest, rest_bound = start_rest(repository, host, rest_port, token, files)
     scheme = "https" if files else "http"

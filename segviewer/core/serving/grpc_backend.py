@@ -135,15 +135,15 @@ class GrpcBackend:
     # --- calls -------------------------------------------------------------------------------
 
     def _call(self, stub: Any, request: Any, what: str) -> Any:
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 return stub(request, timeout=self.timeout, metadata=self._call_metadata)
             except grpc.RpcError as exc:
-                if exc.code() in RETRYABLE and attempt < self.retries:
-                    time.sleep(self.backoff * 2**attempt)
-                    continue
-                raise self._error(exc, what) from None
-        raise AssertionError("unreachable")
+                if exc.code() not in RETRYABLE or attempt >= self.retries:
+                    raise self._error(exc, what) from None
+            time.sleep(self.backoff * 2**attempt)
+            attempt += 1
 
     def _error(self, exc: grpc.RpcError, what: str) -> BackendError:
         code = exc.code()
@@ -177,18 +177,13 @@ class GrpcBackend:
     def versions(self, model: str) -> list[ModelVersion]:
         request = protos.GetModelStatusRequest(model_spec=self._spec(ModelRef(model)))
         response = self._call(self._get_status, request, f"model '{model}'")
-        return sorted(
-            (
-                ModelVersion(
-                    int(s.version),
-                    _STATE.values_by_number[s.state].name if s.state in
-                    _STATE.values_by_number else str(s.state),
-                    error=s.status.error_message,
-                )
-                for s in response.model_version_status
-            ),
-            key=lambda v: v.version,
-        )
+        found = []
+        for status in response.model_version_status:
+            state = _STATE.values_by_number.get(status.state)
+            name = state.name if state is not None else str(status.state)
+            found.append(ModelVersion(int(status.version), name,
+                                      error=status.status.error_message))
+        return sorted(found, key=lambda v: v.version)
 
     def metadata(self, ref: ModelRef) -> ModelMetadata:
         with self._lock:
