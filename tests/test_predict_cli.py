@@ -37,7 +37,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> N
 
 def test_mixed_folder_then_resume(serving_models, tmp_path):
     good = write_mixed_folder(tmp_path / "in")
-    out, report = tmp_path / "out", tmp_path / "summary.json"
+    # --out inside the input folder: the second run must not take the outputs for inputs.
+    out, report = tmp_path / "in" / "seg", tmp_path / "summary.json"
     result = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
                      "--model", "tiny", "--overlay", "--summary", report)
     assert result.returncode == 1, result.stderr
@@ -56,7 +57,8 @@ def test_mixed_folder_then_resume(serving_models, tmp_path):
     again = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
                     "--model", "tiny", "--overlay", "--resume", "--summary", report)
     assert again.returncode == 1
-    assert (json.loads(report.read_text())["skipped"]) == 4
+    data = json.loads(report.read_text())
+    assert (data["total"], data["skipped"], data["failed"]) == (5, 4, 1)
 
 
 def test_served_grpc_and_rest_match_in_process_with_workers(serving_models, tf_serving,

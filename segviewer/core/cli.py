@@ -224,9 +224,15 @@ def _run(args: argparse.Namespace) -> int:
             palette = get_palette(args.palette)
         except PaletteError as exc:
             raise UsageError(str(exc)) from None
-    inputs = find_images(args.inputs)
-    if not inputs:
+    found = find_images(args.inputs)
+    if not found:
         raise UsageError(f"no images found in {' '.join(args.inputs)}")
+    # Never read our own outputs (a folder run with --out inside it) nor overwrite an input.
+    out = args.out.resolve()
+    inputs = [p for p in found if not p.resolve().is_relative_to(out)]
+    if not inputs:
+        raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
+                         "outside the inputs")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
