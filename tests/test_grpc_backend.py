@@ -196,7 +196,7 @@ def test_tensor_content_answers(start_tf_serving, tiny_base, image) -> None:
 
 def test_auth_metadata_reaches_the_server(start_tf_serving, tiny_base, image) -> None:
     server = start_tf_serving(tiny_base, token="s3cret")
-    good = GrpcBackend(server.grpc_address, ["tiny"], metadata=[("authorization", "Bearer s3cret")])
+    good = GrpcBackend(server.grpc_address, ["tiny"], metadata=[("Authorization", "Bearer s3cret")])
     np.testing.assert_array_equal(good.predict(image, ModelRef("tiny")).labels,
                                   tiny_labels(image, 1))
     with pytest.raises(BackendError) as caught:

@@ -128,7 +128,7 @@ def test_https_with_a_ca_file_and_auth_header(start_tf_serving, tiny_base, tls_f
     server = start_tf_serving(tiny_base, cert_files=(cert, key), token="t0k")
     assert server.rest_url.startswith("https://")
     good = RestBackend(server.rest_url, ["tiny"], ca_file=cert,
-                       headers={"Authorization": "Bearer t0k"})
+                       headers=[("Authorization", "Bearer t0k")])
     np.testing.assert_array_equal(good.predict(image, ModelRef("tiny")).labels,
                                   tiny_labels(image, 1))
     with pytest.raises(BackendError) as caught:

@@ -35,7 +35,7 @@ def open_backend(
     if spec.startswith(("http://", "https://")):
         from segviewer.core.serving.rest_backend import RestBackend
 
-        return RestBackend(spec, ca_file=ca_file, **remote)
+        return RestBackend(spec, ca_file=ca_file, headers=list(headers), **remote)
     address = spec.removeprefix("grpc://").removeprefix("grpcs://")
     if address != spec or (_HOST_PORT.match(spec) and not Path(spec).exists()):
         from segviewer.core.serving.grpc_backend import GrpcBackend

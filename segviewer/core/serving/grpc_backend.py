@@ -95,7 +95,8 @@ class GrpcBackend:
     ) -> None:
         self.address = address
         self._models = list(models)
-        self._call_metadata = tuple(metadata)
+        # gRPC metadata keys must be lower case ("Authorization" would be refused).
+        self._call_metadata = tuple((key.lower(), value) for key, value in metadata)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff

@@ -100,7 +100,7 @@ class RestBackend:
     """A TF Serving reached over REST at `url` (e.g. "http://localhost:8501").
 
     models: the model names to offer. ca_file: CA bundle to verify an https server (default: the
-    system's). headers: extra HTTP headers, e.g. {"Authorization": "Bearer x"}. timeout: seconds.
+    system's). headers: extra HTTP headers, e.g. [("Authorization", "Bearer x")]. timeout: seconds.
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class RestBackend:
         models: Sequence[str] = (),
         *,
         ca_file: str | Path | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
         timeout: float = 30.0,
     ) -> None:
         parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
@@ -122,7 +122,7 @@ class RestBackend:
         self._port = parsed.port or (443 if self._https else 80)
         self._prefix = parsed.path.rstrip("/")
         self._models = list(models)
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._headers = {"Content-Type": "application/json", **dict(headers)}
         self.timeout = timeout
         self._context: ssl.SSLContext | None = None
         if self._https:
