@@ -157,3 +157,30 @@ def test_served_and_in_process_give_identical_label_maps(model, serving_models, 
     shift = 1 if model == "tiny" else 0
     for path, labels in zip(inputs, local, strict=True):
         assert np.array_equal(labels, tiny_labels(load_image(path), shift))
+
+
+def test_a_server_that_goes_away_stops_the_run(serving_models, start_tf_serving, tmp_path):
+    from segviewer.core.serving.grpc_backend import GrpcBackend
+
+    server = start_tf_serving(serving_models)
+    rng = np.random.default_rng(4)
+    inputs = []
+    for i in range(40):
+        inputs.append(tmp_path / "in" / f"{i:02d}.png")
+        inputs[-1].parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(inputs[-1])
+
+    def progress(p: BatchProgress) -> None:
+        if p.done == 3:
+            server.stop()
+
+    backend = GrpcBackend(server.grpc_address, models=["tiny"], retries=0)
+    try:
+        summary = run_batch(backend, ModelRef("tiny"), inputs, tmp_path / "out",
+                            BatchOptions(workers=2), progress)
+    finally:
+        backend.close()
+    assert summary.ok >= 3 and summary.failed >= 8
+    assert "cannot reach" in summary.lost_connection
+    assert summary.cancelled and summary.not_run > 0
+    assert summary.to_json()["lost_connection"] == summary.lost_connection

@@ -4,7 +4,8 @@ Used by `segviewer-predict` and the GUI's batch export. Requests run concurrentl
 pool; results come back in the caller's thread (progress callbacks included), so a GUI worker can
 forward them as signals. A failing input is recorded with its reason and the run goes on. Every
 file is written atomically, and a cancelled run (the `cancel` event, or Ctrl-C in the thread that
-called `run_batch`) lets the requests in flight finish and starts no new ones.
+called `run_batch`) lets the requests in flight finish and starts no new ones. A run whose server
+goes away stops the same way after a few "unavailable" answers in a row.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from segviewer.core.overlay import blend, class_counts
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
 
 OVERLAY_SUFFIX = "_overlay"
+# Consecutive "server unavailable" failures (at least this many, and two rounds of workers) after
+# which a run stops instead of failing every remaining input the same way.
+UNAVAILABLE_LIMIT = 8
 
 
 @dataclass
@@ -91,6 +95,7 @@ class BatchSummary:
     skipped: int = 0
     cancelled: bool = False  # stopped before every input ran
     interrupted: bool = False  # ... by Ctrl-C
+    lost_connection: str = ""  # ... because the server went away: its last error, else ""
     failures: list[Failure] = field(default_factory=list)
     class_pixels: dict[int, int] = field(default_factory=dict)  # over the images segmented now
     durations: list[float] = field(default_factory=list)  # seconds per segmented image
@@ -124,6 +129,7 @@ class BatchSummary:
             "skipped": self.skipped,
             "not_run": self.not_run,
             "cancelled": self.cancelled,
+            "lost_connection": self.lost_connection or None,
             "failures": [{"input": str(f.input), "reason": f.reason} for f in self.failures],
             "class_shares": [
                 {"id": i, "name": palette.class_name(i) if palette else f"class {i}",
@@ -175,6 +181,7 @@ class _Result:
     seconds: float = 0.0
     counts: dict[int, int] = field(default_factory=dict)
     reason: str = ""
+    code: str = ""  # BackendError code of a failure
 
 
 def run_batch(
@@ -191,6 +198,7 @@ def run_batch(
     Raises BackendError only when the overlay palette needs the model's metadata and that fails;
     per-input failures are recorded in the summary."""
     cancel = cancel or threading.Event()
+    stop = threading.Event()  # set by the run itself; the caller's `cancel` is left alone
     out_dir = Path(out_dir)
     palette = options.palette
     if options.overlay and palette is None:
@@ -206,7 +214,7 @@ def run_batch(
                                    time.perf_counter() - start, path, failure))
 
     def process(index: int) -> _Result:
-        if cancel.is_set():
+        if cancel.is_set() or stop.is_set():
             return _Result(index, "not_run")
         label_path = out_dir / names[index]
         targets = [label_path, overlay_name(label_path)] if options.overlay else [label_path]
@@ -222,15 +230,25 @@ def run_batch(
             if options.overlay:
                 colors, _ = colorize(labels, palette)
                 save_rgb_png(targets[1], blend(image, colors, options.opacity))
-        except (ImageLoadError, BackendError) as exc:
+        except BackendError as exc:
+            return _Result(index, "failed", reason=str(exc), code=exc.code)
+        except ImageLoadError as exc:
             return _Result(index, "failed", reason=str(exc))
         except (OSError, ValueError) as exc:  # a write that failed, or labels a PNG cannot hold
             return _Result(index, "failed", reason=f"{type(exc).__name__}: {exc}")
         return _Result(index, "ok", time.perf_counter() - began, class_counts(labels))
 
+    unavailable = 0  # consecutive UNAVAILABLE failures
+    unavailable_limit = max(UNAVAILABLE_LIMIT, 2 * options.workers)
+
     def record(result: _Result) -> None:
+        nonlocal unavailable
         path = inputs[result.index]
         failure = None
+        unavailable = unavailable + 1 if result.code == "UNAVAILABLE" else 0
+        if unavailable >= unavailable_limit and not stop.is_set():
+            summary.lost_connection = result.reason
+            stop.set()
         if result.status == "ok":
             summary.ok += 1
             summary.durations.append(result.seconds)
@@ -255,7 +273,7 @@ def run_batch(
                             thread_name_prefix="segviewer-batch") as pool:
         while True:
             try:
-                while not cancel.is_set() and len(pending) < limit:
+                while not (cancel.is_set() or stop.is_set()) and len(pending) < limit:
                     index = next(queue, None)
                     if index is None:
                         break
@@ -270,7 +288,7 @@ def run_batch(
                 # Ctrl-C: stop submitting, let in-flight requests finish their (atomic) writes.
                 summary.interrupted = True
                 cancel.set()
-    summary.cancelled = cancel.is_set() and summary.not_run > 0
+    summary.cancelled = (cancel.is_set() or stop.is_set()) and summary.not_run > 0
     order = {path: i for i, path in enumerate(inputs)}
     summary.failures.sort(key=lambda f: order[f.input])
     summary.seconds = time.perf_counter() - start

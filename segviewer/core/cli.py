@@ -266,6 +266,10 @@ def _run(args: argparse.Namespace) -> int:
             "model": ref.name, "version": meta.version, "signature": plan.signature,
             "backend": backend.description, "out": str(args.out)})
     counts = f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped"
+    if summary.lost_connection:
+        print(f"{PROG}: error: stopped, the model is unreachable ({summary.lost_connection}); "
+              f"{counts}, {summary.not_run} not run — run again with --resume", file=sys.stderr)
+        return EXIT_USAGE
     if summary.interrupted or cancel.is_set():
         print(f"{PROG}: interrupted — {counts}, {summary.not_run} not run; every file written "
               "is complete (run again with --resume to continue)", file=sys.stderr)
