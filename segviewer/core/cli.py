@@ -66,7 +66,9 @@ def _header(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
-                "a SavedModel run in-process; write label maps (and overlays) as PNG.")
+                "a SavedModel run in-process; write label maps (and overlays) as PNG.",
+                epilog="exit codes: 0 all done, 1 some inputs failed (named on stderr), 2 usage "
+                "or connection error, 130 interrupted (files written so far are complete)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
