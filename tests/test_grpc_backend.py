@@ -239,3 +239,23 @@ def test_unreadable_tls_files_are_named(tmp_path) -> None:
         GrpcBackend("127.0.0.1:1", ca_file=tmp_path / "missing.pem")
     with pytest.raises(BackendError, match="needs both"):
         GrpcBackend("127.0.0.1:1", cert_file=tmp_path / "c.pem")
+
+
+@pytest.mark.slow
+def test_demo_deeplab_served_matches_in_process(start_tf_serving) -> None:
+    from conftest import DEMO
+
+    from segviewer.core.images import load_image
+    from segviewer.core.serving.local_backend import LocalBackend
+
+    base = DEMO / "models"
+    if not (base / "pascal").is_dir():
+        pytest.skip("the demo SavedModels (resources/demo/models/pascal) are not exported yet")
+    server = start_tf_serving(base)
+    image = load_image(DEMO / "images" / "chelsea.png")
+    served = GrpcBackend(server.grpc_address, ["pascal"], timeout=300)
+    local = LocalBackend(base)
+    remote, in_process = served.predict(image, ModelRef("pascal")), local.predict(
+        image, ModelRef("pascal"))
+    np.testing.assert_array_equal(remote.labels, in_process.labels)
+    assert served.metadata(ModelRef("pascal")).classes == local.metadata(ModelRef("pascal")).classes

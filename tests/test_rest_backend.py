@@ -74,7 +74,7 @@ def test_predict(backend, image, ref, shift) -> None:
     "call, code, text",
     [
         (lambda b, im: b.predict(im, ModelRef("nope")), "NOT_FOUND",
-         "nope: Servable not found for request: Latest(nope)"),
+         "nope: Servable not found for request: Latest(nope) — check the model name and version"),
         (lambda b, im: b.predict(im, ModelRef("tiny", 9)), "NOT_FOUND",
          "Servable not found for request: Specific(tiny, 9)"),
         (lambda b, im: b.predict(im, ModelRef("tiny", label="gold")), "INVALID_ARGUMENT",

@@ -55,6 +55,15 @@ _CODES = {
 }
 
 
+# What the user can do about each status, appended to the server's message (as GrpcBackend does).
+_ADVICE = {
+    "NOT_FOUND": "check the model name and version",
+    "FAILED_PRECONDITION": "pick another signature",
+    "UNAUTHENTICATED": "check the access token",
+    "PERMISSION_DENIED": "check the access token",
+}
+
+
 def _code(status: int, message: str) -> str:
     if status == 400 and message.startswith("Serving signature key"):
         return "FAILED_PRECONDITION"
@@ -136,6 +145,7 @@ class RestBackend:
         self.description = f"REST {parsed.scheme}://{parsed.netloc}"
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
         self._metadata: dict[ModelRef, ModelMetadata] = {}
         self._plans: dict[tuple, Plan] = {}
 
@@ -151,6 +161,8 @@ class RestBackend:
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
             self._local.conn = conn
+            with self._lock:
+                self._connections.add(conn)
         return conn
 
     def _drop_connection(self) -> None:
@@ -158,6 +170,8 @@ class RestBackend:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._lock:
+                self._connections.discard(conn)
 
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -192,7 +206,9 @@ class RestBackend:
         if response.status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
             message = str(error or f"HTTP {response.status} {response.reason}").splitlines()[0]
-            raise BackendError(f"{what}: {message}", _code(response.status, message))
+            code = _code(response.status, message)
+            advice = f" — {_ADVICE[code]}" if code in _ADVICE else ""
+            raise BackendError(f"{what}: {message}{advice}", code)
         if answer is None:
             raise BackendError(f"{what}: the server's answer is not JSON", "INTERNAL")
         return answer
@@ -307,4 +323,7 @@ class RestBackend:
         return Prediction(labels, probabilities, ref.name, meta.version, plan.signature)
 
     def close(self) -> None:
-        self._drop_connection()
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            conn.close()
