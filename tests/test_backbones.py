@@ -8,12 +8,14 @@ research code (strided convs with fixed padding equal a dense conv subsampled).
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import DATA
 from research_fixtures import (
     backbone_variables,
     head_variables,
@@ -178,3 +180,32 @@ def test_backbone_restores_every_checkpoint_variable_and_runs(variant, tmp_path)
         assert sorted(low_level) == [4, 8, 16]
         features[output_stride] = net.numpy()
     np.testing.assert_allclose(features[8][:, ::2, ::2], features[16], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["xception_41", "resnet_v1_50_beta"])
+def test_export_runs_as_a_saved_model(variant, tmp_path):
+    import imageio.v3 as iio
+
+    from exporter.export import ExportOptions, export_model
+
+    prefix = write_research_checkpoint(tmp_path / "ckpt", variant, num_classes=5)
+    options = ExportOptions(
+        checkpoint=prefix.parent,
+        export_dir=tmp_path / "models",
+        model_name="net",
+        crop_size=(65, 65),
+        atrous_rates=(6, 12, 18),
+        output_stride=16,
+    )
+    result = export_model(options)
+    assert result.variant == variant and result.num_classes == 5
+    assert result.settings["decoder_output_stride"] == 4
+    shutil.rmtree(tmp_path / "ckpt")
+
+    image = iio.imread(DATA / "deeplab" / "images" / "chelsea.png")
+    model = tf.saved_model.load(str(result.path))
+    labels = model.signatures["serving_default"](images=tf.constant(image[None]))
+    labels = labels["segmentation_map"].numpy()
+    assert labels.shape == (1, *image.shape[:2]) and labels.dtype == np.int64
+    assert labels.min() >= 0 and labels.max() < 5

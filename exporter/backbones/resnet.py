@@ -186,13 +186,9 @@ class ResNetV1Beta:
 
 
 def detect(names: Collection[str]) -> str | None:
-    """resnet_v1_101_beta or _50_beta from the root convs and block3's depth (23 or 6 units)."""
+    """The beta variant whose root conv is in these names (non-beta resnets have `conv1`)."""
     for variant in VARIANTS:
-        scope = SCOPES[variant]
-        last_unit = _UNITS[variant][2]
-        if f"{scope}/conv1_1/weights" in names and any(
-            n.startswith(f"{scope}/block3/unit_{last_unit}/") for n in names
-        ):
+        if f"{SCOPES[variant]}/conv1_1/weights" in names:
             return variant
     return None
 
