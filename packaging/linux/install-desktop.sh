@@ -2,12 +2,12 @@
 # Install SegViewer's menu entry, AppStream metainfo and icons (SVG + PNG 16..512) the XDG way:
 #   packaging/linux/install-desktop.sh [--prefix DIR] [--uninstall]
 # into ${XDG_DATA_HOME:-~/.local/share}, or DIR/share with --prefix (e.g. --prefix /usr/local).
-# PYTHON names an interpreter with PySide6 to render the PNGs (default: the checkout's .venv).
+# The icons come from resources/icons/ (segviewer.svg and its renderings segviewer-<size>.png).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 app_id=io.github.segviewer.SegViewer
-svg="$repo/resources/icons/segviewer.svg"
+icon_dir="$repo/resources/icons"
 
 datadir="${XDG_DATA_HOME:-$HOME/.local/share}"
 uninstall=false
@@ -40,13 +40,10 @@ if $uninstall; then
     exit 0
 fi
 
-[[ -f "$svg" ]] || { echo "install-desktop.sh: $svg is missing; run from a complete checkout" >&2; exit 2; }
-python="${PYTHON:-$repo/.venv/bin/python}"
-[[ -x "$python" ]] || python=python3
-if ! "$python" -c "import PySide6.QtSvg" 2>/dev/null; then
-    echo "install-desktop.sh: '$python' lacks PySide6 to render the icons: run ./install.sh or set PYTHON" >&2
+[[ -f "$icon_dir/segviewer.svg" ]] || {
+    echo "install-desktop.sh: $icon_dir/segviewer.svg is missing; run from a complete checkout" >&2
     exit 2
-fi
+}
 
 # The menu runs `segviewer` from PATH; a checkout's venv is not on it, so point at its script.
 exec_cmd=segviewer
@@ -62,10 +59,15 @@ install_file() {  # install_file SOURCE TARGET: copy atomically, creating the fo
 }
 
 install_file "$here/$app_id.metainfo.xml" "$metainfo"
-install_file "$svg" "$icons/scalable/apps/$app_id.svg"
-"$python" "$here/render_icons.py" "$svg" "$icons"
+install_file "$icon_dir/segviewer.svg" "$icons/scalable/apps/$app_id.svg"
+for png in "$icon_dir"/segviewer-*.png; do
+    size="${png##*/segviewer-}"
+    size="${size%.png}"
+    install_file "$png" "$icons/${size}x${size}/apps/$app_id.png"
+done
 exec_field="$exec_cmd"
 [[ "$exec_cmd" == /* ]] && exec_field="\"$exec_cmd\""  # quoted: the path may hold spaces
+mkdir -p "$(dirname "$desktop")"
 sed -e "s|^Exec=segviewer |Exec=$exec_field |" -e "s|^TryExec=segviewer$|TryExec=$exec_cmd|" \
     "$here/$app_id.desktop" >"$desktop.tmp"
 chmod 644 "$desktop.tmp"
