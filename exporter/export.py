@@ -188,7 +188,7 @@ def _settings(config, info: ckpt.CheckpointInfo) -> dict[str, Any]:
         inference_scales=list(config.inference_scales),
         depth_multiplier=info.depth_multiplier,
         exporter_version=__version__,
-        checkpoint=str(Path(info.prefix).resolve()),
+        checkpoint=info.prefix,  # as given (relative stays relative: no build paths in models)
     )
     settings.pop("image_pooling")
     return settings

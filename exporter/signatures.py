@@ -92,8 +92,6 @@ def build_module(model: DeepLab, metadata: str, asset_dir: Path) -> tuple[tf.Mod
         "encoded": encoded,
         METADATA_SIGNATURE: segviewer_metadata,
     }
-    for name, function in functions.items():
-        setattr(module, name, function)
     signatures = {name: f.get_concrete_function() for name, f in functions.items()}
     return module, signatures
 
