@@ -287,7 +287,7 @@ def run_batch(
             except KeyboardInterrupt:
                 # Ctrl-C: stop submitting, let in-flight requests finish their (atomic) writes.
                 summary.interrupted = True
-                cancel.set()
+                stop.set()
     summary.cancelled = (cancel.is_set() or stop.is_set()) and summary.not_run > 0
     order = {path: i for i, path in enumerate(inputs)}
     summary.failures.sort(key=lambda f: order[f.input])

@@ -206,6 +206,9 @@ def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter) -> Iterat
             printer.note("stopping: finishing the requests in flight")
         cancel.set()
 
+    if threading.current_thread() is not threading.main_thread():  # signals go to main only
+        yield
+        return
     previous = signal.signal(signal.SIGINT, stop)
     try:
         yield
