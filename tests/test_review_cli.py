@@ -1,0 +1,145 @@
+"""segviewer-review run as a real subprocess: in-process, over gRPC and REST, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_review import build_review_models, write_review_set
+
+from segviewer.core.review import SourceInfo, Verdict, VerdictStore
+
+CLI = [sys.executable, "-m", "segviewer.core.review_cli"]
+# As a user runs it: conftest's TF log level (which lets TF's C++ errors through) is not inherited.
+ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def review(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env=ENV)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("segviewer-review: error: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["image"]: row for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return build_review_models(tmp_path_factory.mktemp("cli_models"))
+
+
+@pytest.fixture
+def review_set(tmp_path) -> tuple[Path, Path]:
+    return write_review_set(tmp_path)
+
+
+def test_in_process_report_with_verdicts_from_the_viewer(models, review_set, tmp_path):
+    images, gt = review_set
+    # Verdicts recorded earlier (as the viewer does) for this folder and this pair of sources.
+    base = f"in-process {models.resolve()}"
+    store = VerdictStore(images.resolve(), SourceInfo("seg", 1, base), SourceInfo("seg", 2, base))
+    store.set("right.png", Verdict.FAIL, "sky on the road")
+
+    result = review(images, "--a", models, "--a-version", "1", "--b-version", "2", "--gt", gt,
+                    "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "agreement 86.67%" in result.stdout
+    assert "worst by miou-drop: right.png, left.png, same.png" in result.stdout
+    rows = read_csv(tmp_path / "out" / "metrics.csv")
+    assert list(rows) == ["left.png", "right.png", "same.png"]
+    assert [rows[k]["agreement_pct"] for k in rows] == ["95.0000", "75.0000", "100.0000"]
+    assert (rows["right.png"]["miou_b_pct"], rows["right.png"]["verdict"],
+            rows["right.png"]["note"]) == ("37.5000", "fail", "sky on the road")
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "verdict: fail — sky on the road" in html
+
+
+def test_served_a_rest_b_and_a_failing_image(models, start_tf_serving, review_set, tmp_path):
+    images, _ = review_set
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    server = start_tf_serving(models, versions={"seg": [1, 2]})
+    result = review(images, "--a", server.grpc_address, "--a-model", "seg", "--a-version", "1",
+                    "--b", server.rest_url, "--b-version", "2", "--out", tmp_path / "out",
+                    "--workers", "3")
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stderr.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and "broken.png" in failed[0]
+    assert "Traceback" not in result.stderr
+    assert "3 images compared, 1 failed" in result.stdout
+    rows = read_csv(tmp_path / "out" / "metrics.csv")
+    assert rows["right.png"]["agreement_pct"] == "75.0000" and rows["broken.png"]["error"]
+    assert rows["right.png"]["miou_a_pct"] == ""  # no --gt
+
+
+def test_colour_ground_truth_with_palette(models, review_set, tmp_path):
+    from PIL import Image
+
+    from segviewer.core.images import load_label_png
+    from segviewer.core.labels import pascal_colormap
+
+    images, gray = review_set
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    for path in gray.glob("*.png"):
+        Image.fromarray(pascal_colormap(256)[load_label_png(path)]).save(colour / path.name)
+    args = [images, "--a", models, "--a-version", "1", "--b-version", "2", "--quiet"]
+    unread = review(*args, "--gt", colour, "--out", tmp_path / "unread")
+    assert unread.returncode == 1 and "--gt-palette" in unread.stderr
+    result = review(*args, "--gt", colour, "--gt-palette", "pascal", "--out", tmp_path / "col")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # --quiet
+    expected = review(*args, "--gt", gray, "--out", tmp_path / "gray")
+    assert read_csv(tmp_path / "col" / "metrics.csv") == \
+        read_csv(tmp_path / "gray" / "metrics.csv")
+    assert np.isclose(float(read_csv(tmp_path / "gray" / "metrics.csv")["left.png"]["miou_a_pct"]),
+                      100 * 1.95 / 3, atol=1e-4)
+    assert expected.returncode == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_line_errors(models, review_set, tmp_path):
+    images, _ = review_set
+    assert_one_line_error(review(images, "--a", models, "--gt", tmp_path / "nowhere"),
+                          "--gt", "nowhere", "not a folder")
+    dead = f"127.0.0.1:{free_port()}"
+    assert_one_line_error(review(images, "--a", dead, "--a-model", "seg", "--b-version", "2"),
+                          "cannot reach", dead, "model A")
+    assert_one_line_error(review(images, "--a", dead), "pick one with --a-model")
+    assert_one_line_error(review(images, "--a", tmp_path / "no_models"), "--a", "does not exist")
+    assert_one_line_error(review(images, "--a", models, "--a-version", "2", "--b-version", "2"),
+                          "same model")
+    assert_one_line_error(review(images, "--a", models, "--a-version", "1", "--b-version", "7"),
+                          "no version 7")
+    assert_one_line_error(review(images, "--a", models, "--gt-palette", "nope"), "nope")
+    assert_one_line_error(review(tmp_path / "empty*.png", "--a", models), "no images")
+    assert_one_line_error(review(images, "--a", models, "--ignore-label", "-1"), "--ignore-label")
+
+
+def test_console_script_and_version():
+    script = shutil.which("segviewer-review", path=str(Path(sys.executable).parent))
+    assert script is not None, "run: pip install -e . (the console script is missing)"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("segviewer-review ")
