@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import BackendError, ClassInfo, ModelRef, ModelVersion
 from segviewer.core.serving.local_backend import LocalBackend
 
@@ -191,3 +192,22 @@ def test_errors_are_one_line_backend_errors(model_base, tmp_path, image):
     with pytest.raises(BackendError, match="cannot load SavedModel") as err:
         LocalBackend(broken).metadata(ModelRef("broken"))
     assert "\n" not in str(err.value)
+
+
+def test_open_backend_by_spec(model_base, tmp_path, monkeypatch):
+    from segviewer.core.serving.grpc_backend import GrpcBackend
+    from segviewer.core.serving.rest_backend import RestBackend
+
+    assert isinstance(open_backend(str(model_base)), LocalBackend)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "localhost:8500").symlink_to(model_base / "toy")
+    assert open_backend("localhost:8500").models() == ["toy"]  # an existing folder wins
+    for spec in ("localhost:8501", "grpc://localhost:8500", "[::1]:8500"):
+        backend = open_backend(spec)
+        assert isinstance(backend, GrpcBackend), spec
+        backend.close()
+    assert isinstance(open_backend("http://localhost:8501"), RestBackend)
+    with pytest.raises(BackendError, match="unknown server address 'ftp://x'"):
+        open_backend("ftp://x")
+    with pytest.raises(BackendError, match="'nowhere' does not exist"):
+        open_backend("nowhere")
