@@ -138,3 +138,17 @@ def test_https_with_a_ca_file_and_auth_header(start_tf_serving, tiny_base, tls_f
         RestBackend(server.rest_url, ["tiny"]).versions("tiny")  # system CAs: not trusted
     assert caught.value.code == "UNAVAILABLE"
     assert "TLS with" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.arange(256, dtype=np.uint8).reshape(1, 8, 32, 1).repeat(3, axis=-1),
+     np.array([[0.0, 255.0], [7.0, 8.0]], np.float32),  # integral floats: the fast path too
+     np.array([[0.5, 300.0]]), np.array([-1, 2], np.int32), np.uint8(9)],
+)
+def test_request_json_is_what_json_reads_back(array) -> None:
+    import json
+
+    from segviewer.core.serving.rest_backend import _json_value
+
+    np.testing.assert_array_equal(np.asarray(json.loads(_json_value(array))), array)

@@ -70,20 +70,51 @@ def _code(status: int, message: str) -> str:
     return _CODES.get(status, "INTERNAL" if status >= 500 else "UNKNOWN")
 
 
-def _to_json(array: np.ndarray) -> Any:
-    if array.dtype != object:
-        return array.tolist()
+# JSON text of 0..255 right-aligned in three characters: leading spaces are JSON whitespace, so
+# every number has the same width and a whole image can be laid out with numpy, no Python loop.
+_BYTE_TEXT = np.frombuffer("".join(f"{v:3d}" for v in range(256)).encode(), np.uint8)
+_BYTE_TEXT = _BYTE_TEXT.reshape(256, 3)
 
-    def encode(v: Any) -> Any:
-        if isinstance(v, list):
-            return [encode(x) for x in v]
-        data = v.encode() if isinstance(v, str) else bytes(v)
-        return {"b64": base64.b64encode(data).decode("ascii")}
 
-    return encode(array.tolist())
+def _byte_array_json(array: np.ndarray) -> bytes:
+    """Nested JSON lists of an array of integers 0..255 (any numeric dtype), e.g. an image."""
+    block = _BYTE_TEXT[array.astype(np.uint8)]  # (*shape, 3) characters
+    for _ in range(array.ndim):
+        # Join the last axis with "," and close it with "]", then open it with "[".
+        ends = np.full((*block.shape[:-1], 1), ord(","), np.uint8)
+        ends[..., -1, 0] = ord("]")
+        block = np.concatenate([block, ends], axis=-1)
+        block = block.reshape(*block.shape[:-2], -1)
+        block = np.concatenate([np.full((*block.shape[:-1], 1), ord("["), np.uint8), block], -1)
+    return block.tobytes()
+
+
+def _json_value(array: np.ndarray) -> bytes:
+    """JSON for a tensor value: bytes as {"b64": ...}; small-integer images by the fast path."""
+    if array.dtype == object:
+
+        def encode(v: Any) -> Any:
+            if isinstance(v, list):
+                return [encode(x) for x in v]
+            data = v.encode() if isinstance(v, str) else bytes(v)
+            return {"b64": base64.b64encode(data).decode("ascii")}
+
+        return json.dumps(encode(array.tolist())).encode()
+    if array.size and array.ndim and array.dtype.kind in "uif":
+        low, high = array.min(), array.max()
+        if low >= 0 and high <= 255 and (array.dtype.kind != "f" or np.all(array % 1 == 0)):
+            return _byte_array_json(array)
+    return json.dumps(array.tolist()).encode()
 
 
 def _from_json(value: Any) -> np.ndarray:
+    """A JSON tensor value -> numpy; strings and {"b64": ...} -> an object array of bytes."""
+    leaf = value
+    while isinstance(leaf, list) and leaf:
+        leaf = leaf[0]
+    if not isinstance(leaf, str | dict):
+        return np.asarray(value)  # numbers: numpy converts the nested lists in C
+
     def decode(v: Any) -> Any:
         if isinstance(v, list):
             return [decode(x) for x in v]
@@ -92,17 +123,9 @@ def _from_json(value: Any) -> np.ndarray:
         return v.encode("utf-8") if isinstance(v, str) else v
 
     decoded = decode(value)
-    if isinstance(decoded, bytes) or (isinstance(decoded, list) and _has_bytes(decoded)):
-        out = np.empty(np.shape(np.asarray(decoded, dtype=object)), dtype=object)
-        out[...] = decoded
-        return out
-    return np.asarray(decoded)
-
-
-def _has_bytes(values: list) -> bool:
-    while isinstance(values, list) and values:
-        values = values[0]
-    return isinstance(values, bytes)
+    out = np.empty(np.shape(np.asarray(decoded, dtype=object)), dtype=object)
+    out[...] = decoded
+    return out
 
 
 class RestBackend:
@@ -174,7 +197,8 @@ class RestBackend:
                 self._connections.discard(conn)
 
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
+        """One HTTP call; `body` is JSON-encoded unless it is bytes already."""
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
         netloc = f"{self._host}:{self._port}"
         # Two tries: the first may meet a keep-alive connection the server has since closed.
         for attempt in range(2):
@@ -304,11 +328,12 @@ class RestBackend:
                     "FAILED_PRECONDITION")
             self._plans[key] = plan
         sent = prepare_input(image, plan)
-        body: dict[str, Any] = {"signature_name": plan.signature}
+        head = json.dumps({"signature_name": plan.signature})[:-1].encode()
         if plan.batched:
-            body["instances"] = _to_json(sent)
+            body = head + b', "instances": ' + _json_value(sent) + b"}"
         else:
-            body["inputs"] = {plan.input.name: _to_json(sent)}
+            name = json.dumps(plan.input.name).encode()
+            body = head + b', "inputs": {' + name + b": " + _json_value(sent) + b"}}"
         answer = self._request("POST", self._path(ref) + ":predict", str(ref), body)
         outputs = self._outputs(answer, plan.output.name)
         if plan.output.name not in outputs:
