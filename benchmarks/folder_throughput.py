@@ -7,6 +7,11 @@ job (read and decode each file, encode, predict, decode, write the label PNG) wi
 Target: ratio >= 0.9, i.e. the client keeps the server busy. The server runs in its own process,
 as TF Serving would.
 
+The default model is the exported demo DeepLab (resources/demo/models/pascal): the server is the
+bottleneck, as in production (measured: 1.006 on 2 shared cores). Without it, a near-free toy
+model is used; then the ratio shows the client's own cost (reading the file, writing the label
+PNG) against a server doing almost nothing, and on 2 cores it stays well below 0.9 (about 0.35).
+
     .venv/bin/python benchmarks/folder_throughput.py [--images 48] [--workers 4] [--rounds 2]
         [--model-base DIR --model NAME]   (default: the demo model if exported, else a toy model)
 """
