@@ -252,6 +252,9 @@ def _run(args: argparse.Namespace) -> int:
         # is one clear error, not one failure per file.
         meta = backend.metadata(ref)
         plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
+        if ref.version is None and ref.label is None and meta.version is not None:
+            # One run, one version: a newer one appearing mid-run must not mix the outputs.
+            ref = ModelRef(ref.name, meta.version)
         if palette is None and args.overlay:
             palette = palette_for(meta)
         local = args.saved_model is not None
