@@ -172,6 +172,9 @@ def test_errors_are_one_line_backend_errors(model_base, tmp_path, image):
     assert str(err.value) == (
         f"'{tmp_path}' is not a SavedModel folder (no saved_model.pb) — pick the folder that holds "
         "saved_model.pb or its parent model folder")
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(BackendError, match="is not a SavedModel folder"):
+        LocalBackend(tmp_path / "notes.txt")
     with pytest.raises(BackendError, match="does not exist") as err:
         LocalBackend(tmp_path / "missing")
     assert err.value.code == "NOT_FOUND"

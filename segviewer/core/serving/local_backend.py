@@ -141,6 +141,8 @@ class LocalBackend:
         own = _version_dirs(self.path)
         if own:
             return {self.path.name: own}
+        if not self.path.is_dir():  # a file, or a folder removed since
+            return {}
         models = {}
         for child in sorted(self.path.iterdir()):
             versions = _version_dirs(child)
