@@ -232,6 +232,15 @@ def test_cli_bad_base_is_one_line(tmp_path, capsys) -> None:
     assert err.count("\n") == 1 and "is not a folder" in err
 
 
+def test_cli_broken_saved_model_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "broken" / "1").mkdir(parents=True)
+    (tmp_path / "broken" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    assert cli.main(["--model-base", str(tmp_path), "--port", "0", "--rest-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"cannot load the SavedModel in {tmp_path / 'broken' / '1'}" in err
+
+
 def test_cli_serves(tiny_base) -> None:
     from segviewer.core.serving.base import ModelRef
     from segviewer.core.serving.grpc_backend import GrpcBackend

@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="segviewer-serve", description=DESCRIPTION)
     parser.add_argument("--model-base", required=True, help="folder of <model>/<version>/")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
-    parser.add_argument("--rest-port", type=int, default=8501, help="REST port (0: any free)")
+    parser.add_argument("--port", type=int, default=8500,
+                        help="gRPC port (default 8500; 0: any free)")
+    parser.add_argument("--rest-port", type=int, default=8501,
+                        help="REST port (default 8501; 0: any free)")
     parser.add_argument("--serve-version", action="append", default=[], metavar="MODEL=N",
                         help="serve this version (repeatable; default: the latest of each model)")
     parser.add_argument("--label", action="append", default=[], metavar="MODEL/LABEL=N",

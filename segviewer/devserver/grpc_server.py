@@ -156,14 +156,22 @@ def start_grpc(
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=_OPTIONS)
     server.add_generic_rpc_handlers(handlers.generic_handlers())
     address = f"{host}:{port}"
-    if tls is None:
-        bound = server.add_insecure_port(address)
-    else:
-        credentials = grpc.ssl_server_credentials(
-            [(tls[1], tls[0])], root_certificates=client_ca, require_client_auth=bool(client_ca)
-        )
-        bound = server.add_secure_port(address, credentials)
+    try:
+        bound = _add_port(server, address, tls, client_ca)
+    except RuntimeError as exc:  # grpcio's "failed to bind"
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
     if bound == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
     return server, bound
+
+
+def _add_port(
+    server: grpc.Server, address: str, tls: tuple[bytes, bytes] | None, client_ca: bytes | None
+) -> int:
+    if tls is None:
+        return server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(tls[1], tls[0])], root_certificates=client_ca, require_client_auth=bool(client_ca)
+    )
+    return server.add_secure_port(address, credentials)

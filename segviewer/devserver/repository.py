@@ -30,7 +30,8 @@ class ServingError(Exception):
         self.message = message
 
 
-def _tf() -> Any:
+def import_tensorflow() -> Any:
+    """TensorFlow, imported when first needed, with its start-up chatter turned down."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -93,7 +94,7 @@ class Servable:
                     f"output tensor alias not found in signature: {alias} Outputs expected to be "
                     f"in the set {{{','.join(sig.outputs)}}}.",
                 )
-        tf = _tf()
+        tf = import_tensorflow()
         feeds = {}
         for alias, value in inputs.items():
             info = sig.inputs[alias]
@@ -158,7 +159,7 @@ class Repository:
             raise ValueError(f"model base '{base}' is not a folder")
         self.labels = {m: dict(v) for m, v in (labels or {}).items()}
         self.servables: dict[str, dict[int, Servable]] = {}
-        tf = _tf()
+        tf = import_tensorflow()
         for model_dir in sorted(p for p in self.base.iterdir() if p.is_dir()):
             found = sorted(
                 int(p.name)
@@ -172,7 +173,12 @@ class Repository:
             for version in wanted:
                 if version not in found:
                     raise ValueError(f"{model_dir.name}: no version {version} in {model_dir}")
-                obj = tf.saved_model.load(str(model_dir / str(version)))
+                folder = model_dir / str(version)
+                try:
+                    obj = tf.saved_model.load(str(folder))
+                except Exception as exc:  # any load failure: one line naming the folder
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise ValueError(f"cannot load the SavedModel in {folder}: {first}") from exc
                 loaded[version] = Servable(model_dir.name, version, obj, _signature_infos(obj))
             self.servables[model_dir.name] = loaded
         for model, mapping in self.labels.items():

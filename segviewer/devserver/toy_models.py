@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segviewer.devserver.repository import _tf
+from segviewer.devserver.repository import import_tensorflow
 
 NUM_CLASSES = 4
 CLASSES = [
@@ -27,7 +27,7 @@ def tiny_labels(image: np.ndarray, shift: int = 0) -> np.ndarray:
 def save_tiny(folder: Path, shift: int = 0) -> Path:
     """Exporter-style: serving_default uint8 `images` [1,H,W,3] -> int64 `segmentation_map`
     [1,H,W] and float32 `probabilities` [1,H,W,4]; plus `segviewer_metadata`."""
-    tf = _tf()
+    tf = import_tensorflow()
     metadata = json.dumps({"classes": CLASSES, "num_classes": NUM_CLASSES, "shift": shift})
 
     class Tiny(tf.Module):
@@ -51,7 +51,7 @@ def save_tiny(folder: Path, shift: int = 0) -> Path:
 
 def save_logits(folder: Path) -> Path:
     """Only float logits [1,H,W,4] from uint8 `input_image`: the client takes the argmax."""
-    tf = _tf()
+    tf = import_tensorflow()
 
     class Logits(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
@@ -66,7 +66,7 @@ def save_logits(folder: Path) -> Path:
 
 def save_hwc(folder: Path) -> Path:
     """Unbatched float32 `x` [H,W,3] (values 0..255) -> int32 `classes` [H,W]."""
-    tf = _tf()
+    tf = import_tensorflow()
 
     class Hwc(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
@@ -80,7 +80,7 @@ def save_hwc(folder: Path) -> Path:
 
 def save_encoded(folder: Path) -> Path:
     """PNG/JPEG bytes `image_bytes` [] -> PNG label map `segmentation_png` []."""
-    tf = _tf()
+    tf = import_tensorflow()
 
     class Encoded(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
@@ -97,7 +97,7 @@ def save_encoded(folder: Path) -> Path:
 def save_identity(folder: Path) -> Path:
     """The cheapest label map: uint8 `images` [1,H,W,3] -> int64 `segmentation_map` = red % 21.
     For measuring client overhead with as little model time as possible."""
-    tf = _tf()
+    tf = import_tensorflow()
 
     class Identity(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
