@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DEMO
 from PIL import Image
 
 from segviewer.core.compare import confusion_matrix, gt_from_color, scores
@@ -27,6 +28,7 @@ from segviewer.core.review import (
     Source,
     Verdict,
     VerdictStore,
+    class_rows,
     load_ground_truth,
     match_ground_truth,
     run_review,
@@ -42,6 +44,7 @@ CLASSES = [
 ]
 PALETTE = Palette("seg", np.array([c["color"] for c in CLASSES]), [c["name"] for c in CLASSES])
 A, B = ModelRef("seg", version=1), ModelRef("seg", version=2)
+DEMO_MODELS = DEMO / "models" / "pascal"
 
 
 def rule_a(image: np.ndarray) -> np.ndarray:
@@ -185,6 +188,11 @@ def test_class_rows_and_deltas_match_direct_computation(local, review_set):
         assert row.iou_b == pytest.approx(direct_b.per_class_iou[row.id])
     assert np.allclose(session.iou_deltas(), direct_b.per_class_iou - direct_a.per_class_iou,
                        equal_nan=True)
+    right = session.result("right.png")  # one image's legend, as the compare mode shows it
+    legend = class_rows(session.palette, right.counts_a, right.counts_b, right.scores_a,
+                        right.scores_b)
+    assert [(r.id, r.name, r.share_a, r.share_b, r.iou_a, r.iou_b) for r in legend] == [
+        (1, "road", 100.0, 75.0, 1.0, 0.75), (3, "sky", 0.0, 25.0, None, 0.0)]
     for result in session.results:
         name = result.path.stem
         assert np.array_equal(result.labels_a, pred_a[name])
@@ -331,3 +339,34 @@ def test_verdicts_saved_on_every_change_and_resumed(local, review_set):
     path.write_text("{not json")
     with pytest.raises(ReviewError, match="cannot read verdicts"):
         VerdictStore.for_session(session)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all((DEMO_MODELS / v / "saved_model.pb").is_file() for v in "12"),
+                    reason="the demo models (resources/demo/models/pascal/1, 2) are not exported")
+def test_demo_pascal_single_scale_vs_multi_scale(tmp_path):
+    """The demo PASCAL model v1 (single scale) against v2 (multi-scale + flip) on two photos; the
+    ground truth is v1's own answer, so A scores 100 % and B's accuracy is the agreement."""
+    photos = [DEMO / "images" / "astronaut.png", DEMO / "images" / "chelsea.png"]
+    local = LocalBackend(DEMO_MODELS)
+    v1, v2 = ModelRef("pascal", version=1), ModelRef("pascal", version=2)
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    direct = {}
+    for photo in photos:
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        a, b = local.predict(image, v1).labels, local.predict(image, v2).labels
+        direct[photo.name] = (a, b)
+        Image.fromarray(a.astype(np.uint8)).save(gt / photo.name)
+    session = run_review(Source(local, v1), Source(local, v2), photos,
+                         ReviewOptions(gt_dir=gt, workers=2))
+    assert not session.failures and session.num_classes == 21
+    for result in session.results:
+        a, b = direct[result.key]
+        assert np.array_equal(result.labels_a, a) and np.array_equal(result.labels_b, b)
+        assert result.agreement == pytest.approx(100 * np.mean(a == b))
+        assert (result.miou_a, result.pixel_accuracy_a) == (1.0, 1.0)
+        assert result.pixel_accuracy_b == pytest.approx(result.agreement / 100)
+    rows = {r.name: r for r in session.class_rows()}
+    assert rows["person"].share_a > 5 and rows["cat"].share_b > 5  # astronaut, chelsea
+    assert 50 < session.totals().agreement < 100

@@ -132,6 +132,8 @@ def confusion_heatmap(confusion: np.ndarray, ids: Sequence[int]) -> np.ndarray:
 def thumbnails(session: ReviewSession, result: ImageResult,
                size: int = THUMBNAIL) -> list[np.ndarray]:
     """[image, A overlay, B overlay, disagreement] at most `size` pixels on the longest side."""
+    if result.labels_a is None or result.labels_b is None:
+        raise ValueError(f"'{result.key}' was not compared: {result.error}")
     image = load_image(result.path)
     h, w = image.shape[:2]
     scale = min(1.0, size / max(h, w))
@@ -139,8 +141,8 @@ def thumbnails(session: ReviewSession, result: ImageResult,
     small = np.asarray(Image.fromarray(image).resize((tw, th), Image.Resampling.BOX))
     rows = np.arange(th) * h // th  # nearest neighbour: labels are never interpolated
     cols = np.arange(tw) * w // tw
-    a = result.labels_a[rows][:, cols]  # type: ignore[index]
-    b = result.labels_b[rows][:, cols]  # type: ignore[index]
+    a = result.labels_a[rows][:, cols]
+    b = result.labels_b[rows][:, cols]
     return [
         small,
         blend(small, colorize(a, session.palette)[0], 0.5),

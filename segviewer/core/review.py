@@ -22,7 +22,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -224,34 +224,20 @@ class ReviewSession:
         ok = [r for r in self.results if r.ok]
         pixels = sum(r.pixels for r in ok)
         agreement = 100.0 * sum(r.agree_pixels for r in ok) / pixels if pixels else None
-        scored = [r for r in ok if r.scores_a is not None and r.scores_b is not None]
+        scored = [(r.scores_a, r.scores_b) for r in ok
+                  if r.scores_a is not None and r.scores_b is not None]
         scores_a = scores_b = None
         if scored:
-            scores_a = scores(sum(r.scores_a.confusion for r in scored))  # type: ignore[union-attr]
-            scores_b = scores(sum(r.scores_b.confusion for r in scored))  # type: ignore[union-attr]
+            scores_a = scores(sum(a.confusion for a, _ in scored))
+            scores_b = scores(sum(b.confusion for _, b in scored))
         return Totals(len(ok), len(self.results) - len(ok), agreement,
                       _sum_counts(r.counts_a for r in ok), _sum_counts(r.counts_b for r in ok),
                       len(scored), scores_a, scores_b)
 
     def class_rows(self, totals: Totals | None = None) -> list[ClassRow]:
-        """Every class predicted by either model or present in the ground truth, by id."""
-        totals = totals or self.totals()
-        ids = set(totals.counts_a) | set(totals.counts_b)
-        if totals.scores_a is not None and totals.scores_b is not None:
-            gt_rows = totals.scores_a.confusion.sum(axis=1)
-            ids |= {int(i) for i in np.flatnonzero(gt_rows)}
-        all_a = sum(totals.counts_a.values()) or 1
-        all_b = sum(totals.counts_b.values()) or 1
-        rows = []
-        for i in sorted(ids):
-            iou_a = iou_b = None
-            if totals.scores_a is not None and totals.scores_b is not None:
-                iou_a = _finite(totals.scores_a.per_class_iou[i])
-                iou_b = _finite(totals.scores_b.per_class_iou[i])
-            rows.append(ClassRow(i, self.palette.class_name(i), self.palette.color(i),
-                                 100.0 * totals.counts_a.get(i, 0) / all_a,
-                                 100.0 * totals.counts_b.get(i, 0) / all_b, iou_a, iou_b))
-        return rows
+        """The legend/table rows over the whole set (see `class_rows`)."""
+        t = totals or self.totals()
+        return class_rows(self.palette, t.counts_a, t.counts_b, t.scores_a, t.scores_b)
 
     def iou_deltas(self) -> np.ndarray | None:
         """Per-class IoU of B minus A over the set (nan where either is undefined)."""
@@ -259,6 +245,33 @@ class ReviewSession:
         if totals.scores_a is None or totals.scores_b is None:
             return None
         return iou_deltas(totals.scores_a, totals.scores_b)
+
+
+def class_rows(
+    palette: Palette,
+    counts_a: Mapping[int, int],
+    counts_b: Mapping[int, int],
+    scores_a: Scores | None = None,
+    scores_b: Scores | None = None,
+) -> list[ClassRow]:
+    """One row per class predicted by either model or present in the ground truth, by id: for a
+    whole session, or for one image (`class_rows(palette, r.counts_a, r.counts_b, r.scores_a,
+    r.scores_b)`, a compare-mode legend)."""
+    ids = set(counts_a) | set(counts_b)
+    iou_a = iou_b = None
+    if scores_a is not None and scores_b is not None:
+        ids |= {int(i) for i in np.flatnonzero(scores_a.confusion.sum(axis=1))}
+        iou_a, iou_b = scores_a.per_class_iou, scores_b.per_class_iou
+    all_a = sum(counts_a.values()) or 1
+    all_b = sum(counts_b.values()) or 1
+    rows = []
+    for i in sorted(ids):
+        rows.append(ClassRow(i, palette.class_name(i), palette.color(i),
+                             100.0 * counts_a.get(i, 0) / all_a,
+                             100.0 * counts_b.get(i, 0) / all_b,
+                             _finite(iou_a[i]) if iou_a is not None else None,
+                             _finite(iou_b[i]) if iou_b is not None else None))
+    return rows
 
 
 def sort_results(results: Sequence[ImageResult], key: SortKey | str) -> list[ImageResult]:
