@@ -155,6 +155,13 @@ def test_response_decodes_from_the_official_predict_response() -> None:
     assert spec == response.model_spec.SerializeToString()
 
 
+@pytest.mark.parametrize("typed", [False, True])
+def test_decoded_arrays_are_writable(typed: bool) -> None:
+    decoded = codec.decode_tensor(codec.encode_tensor(np.arange(6, dtype=np.int64), typed))
+    decoded[0] = 9  # callers may edit label maps in place
+    assert decoded.flags.writeable
+
+
 def test_1080p_label_map_round_trip() -> None:
     labels = rng.integers(0, 150, (1, 1080, 1920)).astype(np.int64)
     data = codec.encode_tensor(labels, typed=True)

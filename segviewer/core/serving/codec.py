@@ -271,9 +271,8 @@ def decode_tensor(data: bytes | memoryview) -> np.ndarray:
         out[:] = values[:count] if count else []
         return out.reshape(shape)
     if content is not None:
-        return np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(
-            shape
-        )
+        # A copy: writable, and it does not keep the whole response buffer alive.
+        return np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     field, layout = _TYPED[dtype_number]
     values = _typed_values(chunks.get(field, []), layout, dtype, dtype_number)
     if values.size == 0:
