@@ -124,9 +124,10 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
         window.open_paths(args.paths)
 
     window.show()
-    if args.screenshot:
-        _ScreenshotWhenIdle(app, window, Path(args.screenshot))
-    return app.exec()
+    shooter = _ScreenshotWhenIdle(app, window, Path(args.screenshot)) if args.screenshot else None
+    code = app.exec()
+    del shooter  # kept alive (with its timer) until the loop ends
+    return code
 
 
 def _exit_on_first_paint(app, window, started: float) -> None:
@@ -174,7 +175,9 @@ class _ScreenshotWhenIdle:
             from segviewer.ui.canvas import array_from_qimage
 
             try:
-                save_rgb_png(self.out, array_from_qimage(self.window.grab().toImage()))
+                shot = array_from_qimage(self.window.grab().toImage())
+                save_rgb_png(self.out, shot)
+                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]})")
             except OSError as exc:
                 error = f"could not save {self.out}: {exc}"
         if error is not None:

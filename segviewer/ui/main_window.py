@@ -184,7 +184,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        screen = self.screen().availableGeometry()
+        self.resize(min(1400, screen.width()), min(900, screen.height()))
 
         self._io = JobRunner(2, self)
         self._model = JobRunner(1, self)

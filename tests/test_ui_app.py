@@ -1,0 +1,99 @@
+"""The `segviewer` command run as a user runs it: a subprocess, offscreen, with real models."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import DEMO
+from test_local_backend import save_toy_model
+
+import segviewer
+from segviewer.paths import demo_models_dir
+
+TIMEOUT_S = 300
+
+
+def segviewer_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "segviewer.ui.app", *args], env=full_env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("app_models")
+    save_toy_model(base / "toy" / "1", shift=0)
+    return base / "toy"
+
+
+def test_version_alone_prints_the_app_version():
+    result = segviewer_cmd("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"segviewer {segviewer.__version__}"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--saved-model", ".", "--version", "x.png"], "--version takes a model version number"),
+    (["no/such/photo.png"], "'no/such/photo.png' does not exist"),
+    (["--screenshot", "out.jpg"], "must end in .png"),
+    (["--model", "deeplab"], "need a model"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, message):
+    result = segviewer_cmd(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_window_paints_without_importing_tensorflow():
+    result = segviewer_cmd(env={"SEGVIEWER_EXIT_ON_FIRST_PAINT": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "first-paint" in result.stdout
+    assert "tensorflow-imported=False" in result.stdout
+
+
+def test_screenshot_after_inference(toy_model, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = np.zeros((60, 90, 3), np.uint8)
+    photo[:, 45:, 0] = 200  # right half: class 3 for the toy model
+    iio.imwrite(images / "half.png", photo)
+    out = tmp_path / "shot.png"
+    result = segviewer_cmd(str(images), "--saved-model", str(toy_model), "--version", "1",
+                           "--screenshot", str(out))
+    assert result.returncode == 0, result.stderr
+    height, width = iio.imread(out).shape[:2]
+    assert f"saved {out} ({width}x{height})" in result.stdout
+    assert width >= 640 and height >= 480  # the window (1400x900, or what the screen allows)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_screenshot_reports_a_dead_server_and_exits_1(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "shot.png"
+    result = segviewer_cmd(str(DEMO / "images" / "chelsea.png"), "--server",
+                           f"127.0.0.1:{port}", "--model", "deeplab", "--screenshot", str(out))
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]  # earlier lines: Qt's offscreen-platform notes
+    assert last.startswith("segviewer: error: Could not connect")
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not (demo_models_dir() / "pascal" / "1").is_dir(),
+                    reason="the demo SavedModels are exported by the exporter")
+def test_demo_screenshot(tmp_path):
+    out = tmp_path / "demo.png"
+    result = segviewer_cmd("--demo", "--screenshot", str(out))
+    assert result.returncode == 0, result.stderr
+    height, width = iio.imread(out).shape[:2]
+    assert f"saved {out} ({width}x{height})" in result.stdout
