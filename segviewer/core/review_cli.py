@@ -176,8 +176,8 @@ def _run(args: argparse.Namespace) -> int:
     b_spec = args.b or args.a
     b_name = args.b_model or args.a_model
     backend_a = _open("--a", args.a, args.a_model, args.timeout)
-    backend_b = backend_a if b_spec == args.a and b_name == args.a_model else \
-        _open("--b", b_spec, b_name, args.timeout)
+    # One backend when both sides are on the same server or folder: one connection, one TF.
+    backend_b = backend_a if b_spec == args.a else _open("--b", b_spec, b_name, args.timeout)
     try:
         ref_a = _ref("--a", backend_a, args.a_model, args.a_version)
         ref_b = _ref("--b", backend_b, b_name, args.b_version)
