@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 
 def error_message(exc: BaseException) -> str:
@@ -59,35 +61,34 @@ class Job(QObject):
         self.state.cancel()
 
 
-class _Runnable(QRunnable):
-    def __init__(self, job: Job, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the JobRunner keeps it until `done`
-        self._job, self._fn, self._args = job, fn, args
-
-    def run(self) -> None:
-        job = self._job
-        try:
-            result = self._fn(job.state, *self._args)
-        except BaseException as exc:  # every failure must reach the GUI as a message
-            if not job.state.cancelled():
-                job.failed.emit(error_message(exc))
-        else:
-            if not job.state.cancelled():
-                job.finished.emit(result)
-        job.done.emit()
+def _run(job: Job, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        result = fn(job.state, *args)
+    except BaseException as exc:  # every failure must reach the GUI as a message
+        if not job.state.cancelled():
+            job.failed.emit(error_message(exc))
+    else:
+        if not job.state.cancelled():
+            job.finished.emit(result)
+    job.done.emit()
 
 
 class JobRunner(QObject):
-    """A thread pool plus the jobs it is running; `busy_changed` drives the window's busy state."""
+    """A thread pool plus the jobs it is running; `busy_changed` drives the window's busy state.
+
+    The threads are Python's, not QThreadPool's: PySide drops a pooled thread's Python thread
+    state after each run, and TensorFlow (pybind11) keeps a pointer to it, so a second TF call on
+    the same pooled thread frees it twice and aborts the process.
+    """
 
     busy_changed = Signal(bool)
 
     def __init__(self, max_threads: int = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
-        self._running: dict[Job, _Runnable] = {}
+        self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="segviewer-job")
+        self._running: dict[Job, Future[None] | None] = {}
+        pool = self._pool  # idle threads end with the runner (a dialog has its own)
+        self.destroyed.connect(lambda: pool.shutdown(wait=False, cancel_futures=True))
 
     @property
     def busy(self) -> bool:
@@ -95,19 +96,24 @@ class JobRunner(QObject):
 
     def start(self, name: str, fn: Callable[..., Any], *args: Any) -> Job:
         job = Job(name)
-        runnable = _Runnable(job, fn, args)
-        self._running[job] = runnable
+        self._running[job] = None
         job.done.connect(lambda: self._finish(job))
         if len(self._running) == 1:
             self.busy_changed.emit(True)
         # Start on the next event-loop turn: the caller connects to the job's signals first, so a
         # fast job cannot finish before anyone listens.
-        QTimer.singleShot(0, self, lambda: self._pool.start(runnable))
+        QTimer.singleShot(0, self, lambda: self._submit(job, fn, args))
         return job
 
+    def _submit(self, job: Job, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if job in self._running:
+            self._running[job] = self._pool.submit(_run, job, fn, args)
+
     def _finish(self, job: Job) -> None:
-        if self._running.pop(job, None) is not None and not self._running:
-            self.busy_changed.emit(False)
+        if job in self._running:
+            del self._running[job]
+            if not self._running:
+                self.busy_changed.emit(False)
 
     def cancel_all(self) -> None:
         for job in list(self._running):
@@ -115,4 +121,6 @@ class JobRunner(QObject):
 
     def wait(self, msecs: int = -1) -> bool:
         """Block until the pool is idle (for shutdown); queued signals still need the event loop."""
-        return self._pool.waitForDone(msecs)
+        futures = [f for f in self._running.values() if f is not None]
+        _, pending = wait_for(futures, None if msecs < 0 else msecs / 1000)
+        return not pending
