@@ -261,6 +261,12 @@ def test_bad_inputs_fail_per_image_with_one_line(local, review_set, tmp_path):
     assert "3x3" in errors["same.png"] and "5x2" in errors["same.png"]
     assert session.totals().failed == 2 and session.totals().images == 2
 
+    # A model failing on every image: each image names the side (both are "seg").
+    wrong = run_review(Source(local, A), Source(local, B, signature="nope"), images)
+    assert len(wrong.failures) == 3
+    assert all(r.error.startswith("model B (seg v2): ") and "nope" in r.error
+               for r in wrong.failures)
+
     with pytest.raises(ReviewError, match="does not exist"):
         run_review(Source(local, A), Source(local, B), images,
                    ReviewOptions(gt_dir=tmp_path / "missing"))

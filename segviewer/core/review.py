@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -48,6 +48,7 @@ from segviewer.core.overlay import class_counts, disagreement
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
 
 VERDICTS_FILE = ".segviewer-review.json"
+_T = TypeVar("_T")
 DEFAULT_IGNORE_LABEL = 255
 
 
@@ -376,13 +377,8 @@ def run_review(
     images = [Path(p) for p in images]
     folder = review_folder(images)
     gt_paths = match_ground_truth(images, options.gt_dir) if options.gt_dir else {}
-    metas = []
-    for name, source in (("A", a), ("B", b)):
-        try:
-            metas.append(source.backend.metadata(source.ref))
-        except BackendError as exc:
-            raise BackendError(f"model {name} ({source.ref}): {exc}", exc.code) from None
-    meta_a, meta_b = metas
+    meta_a = _named("A", a, lambda: a.backend.metadata(a.ref))
+    meta_b = _named("B", b, lambda: b.backend.metadata(b.ref))
     num_classes = options.num_classes
     if num_classes is None:
         known = [n for n in (num_classes_of(meta_a), num_classes_of(meta_b)) if n]
@@ -445,8 +441,10 @@ def run_review(
 
 def _compare(result: ImageResult, image: np.ndarray, a: Source, b: Source,
              options: ReviewOptions, num_classes: int | None) -> None:
-    labels_a = label_array_for_png(a.backend.predict(image, a.ref, a.signature).labels)
-    labels_b = label_array_for_png(b.backend.predict(image, b.ref, b.signature).labels)
+    labels_a = label_array_for_png(
+        _named("A", a, lambda: a.backend.predict(image, a.ref, a.signature)).labels)
+    labels_b = label_array_for_png(
+        _named("B", b, lambda: b.backend.predict(image, b.ref, b.signature)).labels)
     mask, agree = disagreement(labels_a, labels_b)
     result.labels_a, result.labels_b = labels_a, labels_b
     result.agreement = agree
@@ -462,6 +460,15 @@ def _compare(result: ImageResult, image: np.ndarray, a: Source, b: Source,
                              "ground truth must have the image's size")
     result.scores_a = scores(confusion_matrix(gt, labels_a, num_classes, options.ignore_label))
     result.scores_b = scores(confusion_matrix(gt, labels_b, num_classes, options.ignore_label))
+
+
+def _named(side: str, source: Source, call: Callable[[], _T]) -> _T:
+    """`call()`, with "model A (name v1): " before its BackendError: both sides may be versions
+    of one model, so the model's name alone does not say which failed."""
+    try:
+        return call()
+    except BackendError as exc:
+        raise BackendError(f"model {side} ({source.ref}): {exc}", exc.code) from None
 
 
 def _sum_counts(many: Iterable[dict[int, int]]) -> dict[int, int]:
