@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from segviewer.ui.dialogs.connect import ConnectionSpec
     from segviewer.ui.main_window import APP_NAME, MainWindow, app_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -110,6 +109,8 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
         _exit_on_first_paint(app, window, started)
 
     spec = None
+    if args.server or args.rest or args.saved_model:
+        from segviewer.ui.dialogs.connect import ConnectionSpec
     if args.server:
         spec = ConnectionSpec("grpc", args.server, models=(args.model,) if args.model else ())
     elif args.rest:

@@ -12,7 +12,13 @@ from enum import Enum
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
@@ -64,6 +70,9 @@ class ImageCanvas(QGraphicsView):
         self._edge_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         for z, item in enumerate((self._image_item, self._label_item, self._edge_item)):
             item.setZValue(z)
+            # Each layer keeps its scaled rendering at screen resolution: an opacity change then
+            # composites screen-sized pixmaps instead of rescaling a 4K one on every paint.
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.scene().addItem(item)
 
         self._opacity = 0.5

@@ -1,6 +1,6 @@
 """Run plain functions off the GUI thread, hear back on it (after Orange's ConcurrentWidgetMixin).
 
-`JobRunner.start(fn, *args)` calls `fn(state, *args)` on a QThreadPool thread. `state.progress(done,
+`JobRunner.start(fn, *args)` calls `fn(state, *args)` on a worker thread. `state.progress(done,
 total)` and `state.cancelled()` are what core functions take as their progress/cancel callbacks, so
 they never see Qt. The returned `Job` emits `finished(result)` or `failed(message)` on the GUI
 thread; a cancelled job emits neither, so a stale result never reaches the window.
