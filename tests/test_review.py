@@ -339,6 +339,9 @@ def test_verdicts_saved_on_every_change_and_resumed(local, review_set):
     assert swapped.verdicts == {}
     swapped.set("left.png", Verdict.FAIL)
     assert VerdictStore.for_session(session).get("left.png").verdict is Verdict.PASS
+    again.set("same.png", Verdict.PASS)  # opened before `swapped` saved: must not drop its verdict
+    assert VerdictStore(session.folder, session.b, session.a).get("left.png").verdict is \
+        Verdict.FAIL
 
     with pytest.raises(ValueError):
         again.set("left.png", "maybe")

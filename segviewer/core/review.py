@@ -509,8 +509,7 @@ class VerdictStore:
         self.a, self.b = a, b
         self._pair = f"{a.description} | {b.description}"
         self._lock = threading.Lock()
-        self._data = self._read()
-        review = self._data["reviews"].get(self._pair, {})
+        review = self._read()["reviews"].get(self._pair, {})
         self.verdicts: dict[str, VerdictEntry] = {
             key: self._entry(key, value) for key, value in review.get("verdicts", {}).items()
         }
@@ -560,8 +559,8 @@ class VerdictStore:
         return found
 
     def _save(self) -> None:
-        self._data.setdefault("format", 1)
-        self._data["reviews"][self._pair] = {
+        data = self._read()  # re-read: keep what another window saved for other pairs since
+        data["reviews"][self._pair] = {
             "a": self.a.description,
             "b": self.b.description,
             "verdicts": {
@@ -569,7 +568,7 @@ class VerdictStore:
                 for key, e in sorted(self.verdicts.items())
             },
         }
-        text = json.dumps(self._data, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         try:
             atomic_write_bytes(self.path, text.encode("utf-8"))
         except OSError as exc:
