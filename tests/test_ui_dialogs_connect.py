@@ -84,6 +84,44 @@ def test_dead_grpc_port_shows_unavailable_and_stays_responsive(qtbot, dialog):
     assert dialog.test_button.isEnabled()
 
 
+def test_grpc_stand_in_server_lists_versions(qtbot, dialog, tf_serving):
+    host, _, port = tf_serving.grpc_address.rpartition(":")
+    dialog.tabs.setCurrentIndex(1)
+    dialog.grpc_host.setText(host)
+    dialog.grpc_port.setValue(int(port))
+    dialog.grpc_models.setText("tiny")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind != "info", timeout=30_000)
+    assert dialog.status.text() == "Connected: model tiny, versions 1 (AVAILABLE), 2 (AVAILABLE)"
+
+
+def test_rest_stand_in_server_lists_versions(qtbot, dialog, tf_serving):
+    dialog.tabs.setCurrentIndex(2)
+    dialog.rest_url.setText(tf_serving.rest_url + "/")
+    dialog.rest_models.setText("tiny")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind != "info", timeout=30_000)
+    assert dialog.status.text() == "Connected: model tiny, versions 1 (AVAILABLE), 2 (AVAILABLE)"
+
+
+def test_auth_header_reaches_the_server(qtbot, dialog, serving_models, start_tf_serving):
+    server = start_tf_serving(serving_models, token="s3cret")
+    host, _, port = server.grpc_address.rpartition(":")
+    dialog.tabs.setCurrentIndex(1)
+    dialog.grpc_host.setText(host)
+    dialog.grpc_port.setValue(int(port))
+    dialog.grpc_models.setText("tiny")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind != "info", timeout=30_000)
+    assert dialog.status.kind == "error"
+    assert "bearer token" in dialog.status.text()
+
+    dialog.grpc_headers.setPlainText("Authorization: Bearer s3cret")
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.status.kind != "info", timeout=30_000)
+    assert dialog.status.text().startswith("Connected: model tiny, versions ")
+
+
 def test_cancel_while_testing_closes_at_once(qtbot, dialog):
     dialog.tabs.setCurrentIndex(1)
     dialog.grpc_host.setText("127.0.0.1")

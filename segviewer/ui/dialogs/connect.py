@@ -57,7 +57,8 @@ class ConnectionSpec:
     def open(self) -> Backend:
         """Make the Backend (may block: call it off the GUI thread). Raises BackendError."""
         # An explicit grpc:// so that a host:port is never mistaken for a folder of that name.
-        address = f"grpc://{self.target}" if self.kind == "grpc" else self.target
+        grpc = self.kind == "grpc" and "://" not in self.target
+        address = f"grpc://{self.target}" if grpc else self.target
         return open_backend(
             address,
             models=self.models,
