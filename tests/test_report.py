@@ -103,7 +103,7 @@ def test_html_report_sections_tables_and_pictures(reviewed, tmp_path):
 
     overview = {row[0]: row[1] for row in page.rows["overview"]}
     assert overview["images compared"] == "3" and overview["images failed"] == "1"
-    assert overview["agreement A/B"] == f"{100 * 78 / 90:.2f}%"
+    assert overview["pixels where A and B agree"] == f"{100 * 78 / 90:.2f}%"
     assert overview["pixel accuracy A / B"] == f"{100 * 78 / 79:.2f}% / {100 * 66 / 79:.2f}%"
     assert overview["verdicts"] == "1 pass, 1 fail, 0 needs-look"
 

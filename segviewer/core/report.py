@@ -234,7 +234,7 @@ def _sources(session: ReviewSession) -> str:
 def _overview(session: ReviewSession, totals: Totals,
               verdicts: Mapping[str, VerdictEntry]) -> str:
     rows = [("images compared", str(totals.images)), ("images failed", str(totals.failed)),
-            ("agreement A/B", _num(totals.agreement, 1.0))]
+            ("pixels where A and B agree", _num(totals.agreement, 1.0))]
     if session.cancelled:
         rows.append(("not run (cancelled)", str(session.total - len(session.results))))
     if totals.scores_a is not None and totals.scores_b is not None:

@@ -128,6 +128,8 @@ def _ref(flag: str, backend: Backend, name: str | None, version: int | None) -> 
 
 def _report_failure(result: ImageResult) -> None:
     if not result.ok:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # over the progress count, not after it
         print(f"{PROG}: failed: {result.key}: {result.error}", file=sys.stderr, flush=True)
 
 
