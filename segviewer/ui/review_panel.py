@@ -1,0 +1,225 @@
+"""The review queue: the compared images worst first, a verdict per image and an optional note.
+
+The panel shows and edits a core `VerdictStore`, which saves the verdict file on every change, so
+closing the window at any point loses nothing. Ordering is core's `sort_results`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segviewer.core.review import (
+    ImageResult,
+    ReviewError,
+    SortKey,
+    Verdict,
+    VerdictStore,
+    sort_results,
+)
+from segviewer.ui.legend import swatch_icon
+
+KEY_ROLE = Qt.ItemDataRole.UserRole
+SORT_LABELS = {
+    SortKey.AGREEMENT: "Lowest agreement first",
+    SortKey.MIOU_DROP: "Largest mIoU drop (A → B) first",
+    SortKey.MIOU_A: "Lowest mIoU of A first",
+    SortKey.MIOU_B: "Lowest mIoU of B first",
+}
+VERDICT_LABELS = {Verdict.PASS: "Pass", Verdict.FAIL: "Fail", Verdict.NEEDS_LOOK: "Needs look"}
+VERDICT_COLORS = {Verdict.PASS: (46, 125, 50), Verdict.FAIL: (198, 40, 40),
+                  Verdict.NEEDS_LOOK: (239, 160, 0)}
+_UNSEEN = (190, 190, 190)
+
+
+def _pct(value: float | None, scale: float = 100.0, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value * scale:+.1f}" if signed else f"{value * scale:.1f} %"
+
+
+class ReviewPanel(QWidget):
+    current_changed = Signal(str)  # the selected image's key
+    verdict_changed = Signal(str)  # key whose verdict was set, changed or cleared
+    error = Signal(str)  # a verdict that could not be saved
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sort = QComboBox(self)
+        for key, label in SORT_LABELS.items():
+            self.sort.addItem(label, key.value)
+        self.sort.setToolTip("Order of the queue, worst first")
+        self.sort.currentIndexChanged.connect(lambda _: self._refill())
+
+        self.queue = QListWidget(self)
+        self.queue.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.queue.setAlternatingRowColors(True)
+        self.queue.setSpacing(1)
+        self.queue.currentItemChanged.connect(self._current_changed)
+
+        self.buttons: dict[Verdict, QPushButton] = {}
+        row = QHBoxLayout()
+        for number, verdict in enumerate(Verdict, start=1):
+            button = QPushButton(f"{VERDICT_LABELS[verdict]}  ({number})", self)
+            button.setIcon(swatch_icon(VERDICT_COLORS[verdict]))
+            button.setToolTip(f"Mark the image '{verdict.value}' (key {number})")
+            button.clicked.connect(lambda _=False, v=verdict: self.set_verdict(v))
+            self.buttons[verdict] = button
+            row.addWidget(button)
+        self.clear_button = QPushButton("Clear", self)
+        self.clear_button.setToolTip("Forget this image's verdict")
+        self.clear_button.clicked.connect(lambda: self.set_verdict(None))
+        row.addWidget(self.clear_button)
+
+        self.note = QLineEdit(self)
+        self.note.setPlaceholderText("Note (optional), saved with the verdict")
+        self.note.setClearButtonEnabled(True)
+        self.note.editingFinished.connect(self._note_edited)
+        self.counts = QLabel(self)
+        self.counts.setWordWrap(True)
+
+        grid = QGridLayout()
+        grid.addWidget(QLabel("Order:"), 0, 0)
+        grid.addWidget(self.sort, 0, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(grid)
+        layout.addWidget(self.queue, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.note)
+        layout.addWidget(self.counts)
+
+        self.results: list[ImageResult] = []
+        self.store: VerdictStore | None = None
+        self._filling = False
+        self._enable()
+
+    # -- content -------------------------------------------------------------------------------
+    @property
+    def sort_key(self) -> SortKey:
+        return SortKey(self.sort.currentData())
+
+    def set_sort_key(self, key: SortKey) -> None:
+        self.sort.setCurrentIndex(self.sort.findData(SortKey(key).value))
+
+    def set_results(self, results: list[ImageResult]) -> None:
+        """The compared images (as they arrive, then all of them); failed ones are left out."""
+        self.results = [r for r in results if r.ok]
+        self._refill()
+
+    def set_store(self, store: VerdictStore | None) -> None:
+        self.store = store
+        self._refill()
+
+    def keys(self) -> list[str]:
+        """The queue's image keys, top to bottom."""
+        return [self.queue.item(i).data(KEY_ROLE) for i in range(self.queue.count())]
+
+    @property
+    def current_key(self) -> str | None:
+        item = self.queue.currentItem()
+        return None if item is None else item.data(KEY_ROLE)
+
+    def select(self, key: str) -> None:
+        for i in range(self.queue.count()):
+            if self.queue.item(i).data(KEY_ROLE) == key:
+                self.queue.setCurrentRow(i)
+                return
+
+    def step(self, delta: int) -> None:
+        if self.queue.count():
+            self.queue.setCurrentRow(min(self.queue.count() - 1,
+                                         max(0, self.queue.currentRow() + delta)))
+
+    def _refill(self) -> None:
+        keep = self.current_key
+        self._filling = True
+        self.queue.clear()
+        for result in sort_results(self.results, self.sort_key):
+            item = QListWidgetItem()
+            item.setData(KEY_ROLE, result.key)
+            self.queue.addItem(item)
+            self._decorate(item, result)
+        self._filling = False
+        if self.queue.count():
+            self.select(keep) if keep in self.keys() else self.queue.setCurrentRow(0)
+        self._enable()
+
+    def _decorate(self, item: QListWidgetItem, result: ImageResult) -> None:
+        entry = self.store.get(result.key) if self.store is not None else None
+        numbers = f"agree {_pct(result.agreement, 1.0)}"
+        if result.miou_a is not None:
+            numbers += (f" · mIoU {_pct(result.miou_a)} → {_pct(result.miou_b)}"
+                        f" ({_pct(result.miou_delta, signed=True)})")
+        verdict = VERDICT_LABELS[entry.verdict] if entry else "not reviewed"
+        note = f" — {entry.note}" if entry and entry.note else ""
+        item.setText(f"{result.key}\n{numbers}\n{verdict}{note}")
+        item.setIcon(swatch_icon(VERDICT_COLORS[entry.verdict] if entry else _UNSEEN, 12))
+        item.setForeground(QBrush(QColor(*VERDICT_COLORS[entry.verdict])) if entry else QBrush())
+        item.setToolTip(str(result.path))
+
+    def _current_changed(self, current: QListWidgetItem | None, _previous) -> None:
+        if current is None or self._filling:
+            return
+        key = current.data(KEY_ROLE)
+        entry = self.store.get(key) if self.store is not None else None
+        self.note.setText(entry.note if entry else "")
+        self._enable()
+        self.current_changed.emit(key)
+
+    def _enable(self) -> None:
+        can = self.store is not None and self.current_key is not None
+        for button in (*self.buttons.values(), self.clear_button):
+            button.setEnabled(can)
+        self.note.setEnabled(can)
+        if self.store is None:
+            self.counts.setText(f"{len(self.results)} images compared; verdicts once the "
+                                "comparison is done" if self.results else "")
+            return
+        counts = self.store.counts()
+        left = sum(1 for r in self.results if self.store.get(r.key) is None)
+        parts = [f"{VERDICT_LABELS[v].lower()} {counts[v]}" for v in Verdict]
+        self.counts.setText(" · ".join(parts) + f" · {left} to review — saved to "
+                            f"{self.store.path}")
+
+    # -- verdicts ------------------------------------------------------------------------------
+    def verdict(self, key: str) -> Verdict | None:
+        entry = self.store.get(key) if self.store is not None else None
+        return entry.verdict if entry else None
+
+    def set_verdict(self, verdict: Verdict | None) -> None:
+        """Record `verdict` (None: clear it) with the note for the current image, and save."""
+        key = self.current_key
+        if self.store is None or key is None:
+            return
+        try:
+            self.store.set(key, verdict, self.note.text().strip() if verdict else "")
+        except ReviewError as exc:
+            self.error.emit(str(exc))
+            return
+        if verdict is None:
+            self.note.clear()
+        item = self.queue.currentItem()
+        self._decorate(item, next(r for r in self.results if r.key == key))
+        self._enable()
+        self.verdict_changed.emit(key)
+
+    def _note_edited(self) -> None:
+        """A changed note updates a verdict already given (a note alone waits for one)."""
+        key = self.current_key
+        entry = self.store.get(key) if self.store is not None and key else None
+        if entry is not None and entry.note != self.note.text().strip():
+            self.set_verdict(entry.verdict)

@@ -1,0 +1,186 @@
+"""Compare mode on a real event loop with two real SavedModel versions whose differences are
+known pixel by pixel (test_review's "seg" models: v2 says class 3 wherever green >= 128).
+
+Every number the window shows is checked against one computed here with numpy; verdicts are set
+with the keyboard, survive a restart of the window, and reach the report's CSV."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QSettings, Qt
+from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
+
+from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
+from segviewer.ui.canvas import array_from_qimage
+from segviewer.ui.compare_window import CompareMode, CompareWindow
+from segviewer.ui.dialogs.compare_sources import CompareChoice, CompareSourcesDialog, SourceChoice
+from segviewer.ui.dialogs.connect import ConnectionSpec
+
+WAIT_MS = 120_000  # the first SavedModel load imports TensorFlow
+MAGENTA = (255, 0, 255)
+
+
+@pytest.fixture(scope="module")
+def seg_models(tmp_path_factory) -> Path:
+    return build_review_models(tmp_path_factory.mktemp("compare_models")) / "seg"
+
+
+@pytest.fixture
+def review_set(tmp_path) -> tuple[list[Path], Path]:
+    images, gt = write_review_set(tmp_path)
+    return sorted(images.glob("*.png")), gt
+
+
+def open_compare(qtbot, choice: CompareChoice, paths: list[Path]) -> CompareWindow:
+    window = CompareWindow(choice, paths)
+    qtbot.addWidget(window)
+    window.resize(1200, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.session is not None and window.idle, timeout=WAIT_MS)
+    assert not window.errors
+    return window
+
+
+def shown_pixels(window: CompareWindow) -> np.ndarray:
+    """The photo layer of the left canvas (in disagreement mode: the diff map), as RGB."""
+    return array_from_qimage(window.canvas_a._image_item.pixmap().toImage())
+
+
+def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, review_set,
+                                                          tmp_path):
+    paths, gt = review_set
+    spec = ConnectionSpec("local", str(seg_models))
+    choice = CompareChoice(SourceChoice(spec, version=1), SourceChoice(spec, version=2), str(gt))
+    window = open_compare(qtbot, choice, paths)
+    session = window.session
+    assert (session.a.version, session.b.version) == (1, 2)
+
+    # Worst first by mIoU drop (right: -62.5 points, left: smaller, same: no ground truth).
+    assert window.review.sort_key is SortKey.MIOU_DROP
+    assert window.review.keys() == ["right.png", "left.png", "same.png"]
+    window.review.set_sort_key(SortKey.AGREEMENT)
+    assert window.review.keys() == ["right.png", "left.png", "same.png"]
+
+    arrays = review_images()
+    for key in ("right.png", "left.png"):
+        window.review.select(key)
+        qtbot.waitUntil(lambda k=key: window.views is not None and window.views.key == k)
+        a, b = rule_a(arrays[key[:-4]]), rule_b(arrays[key[:-4]])
+        qtbot.keyClick(window, Qt.Key.Key_D)
+        assert window.mode is CompareMode.DIFF and not window.canvas_b.isVisible()
+        diff = np.all(shown_pixels(window) == MAGENTA, axis=2)
+        np.testing.assert_array_equal(diff, a != b)
+        changed = int(np.count_nonzero(a != b))
+        assert f"{changed} of {a.size} pixels differ" in window.caption_a.text()
+        assert f"agreement {100 * np.mean(a == b):.2f} %" in window.caption_a.text()
+        # The class table: shares of A and B and their delta, per class, as computed here, for
+        # the classes either model predicts or the ground truth holds.
+        table = window.class_table()
+        truth = np.asarray(Image.open(gt / key))
+        ids = sorted({*np.unique(a), *np.unique(b), *np.unique(truth[truth != 255])})
+        assert sorted(table) == ids
+        for class_id in ids:
+            share_a, share_b = 100 * np.mean(a == class_id), 100 * np.mean(b == class_id)
+            assert table[class_id][:3] == [f"{share_a:.2f}", f"{share_b:.2f}",
+                                           f"{share_b - share_a:+.2f}"]
+    # right.png's ground truth is all class 1: A is perfect, B gives 10 of 40 pixels to class 3.
+    window.review.select("right.png")
+    qtbot.waitUntil(lambda: window.views.key == "right.png")
+    table = window.class_table()
+    assert table[1][3:] == ["100.00", "75.00", "-25.00"]
+    assert table[3][3:] == ["–", "0.00", "–"]
+    assert "mIoU A 100.00 % · B 37.50 % (<b>-62.50</b>)" in window.summary.text()
+    assert window.confusion.ids == [1, 3]
+
+    # Flip: Space switches the one canvas between A and B; S goes back to side by side.
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert window.mode is CompareMode.FLIP and window.caption_a.text().startswith("A")
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.showing_b and window.caption_a.text().startswith("B")
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    assert window.canvas_b.isVisible()
+
+    # Verdicts with keys 1-3 (and a note), saved at once.
+    window.review.select("right.png")
+    window.review.note.setText("sky leaks into the road")
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    window.review.select("left.png")
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    window.review.select("same.png")
+    qtbot.keyClick(window, Qt.Key.Key_3)
+    assert (paths[0].parent / VERDICTS_FILE).is_file()
+    window.close()
+
+    again = open_compare(qtbot, choice, paths)
+    assert again.review.sort_key is SortKey.AGREEMENT  # remembered
+    assert [again.review.verdict(k) for k in ("right.png", "left.png", "same.png")] == [
+        Verdict.FAIL, Verdict.PASS, Verdict.NEEDS_LOOK]
+    again.review.select("right.png")
+    assert again.review.note.text() == "sky leaks into the road"
+    assert "Fail — sky leaks into the road" in again.review.queue.currentItem().text()
+
+    job = again.write_report(tmp_path / "report")
+    qtbot.waitUntil(lambda: again.report_paths is not None, timeout=WAIT_MS)
+    assert job is not None and again.report_paths[0].read_text().startswith("<!DOCTYPE html>")
+    with open(again.report_paths[1], newline="") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert rows["right.png"]["verdict"] == "fail"
+    assert rows["right.png"]["note"] == "sky leaks into the road"
+    assert float(rows["right.png"]["agreement_pct"]) == 75.0
+    assert float(rows["right.png"]["miou_delta_pct"]) == -62.5
+    assert (rows["left.png"]["verdict"], rows["same.png"]["verdict"]) == ("pass", "needs-look")
+    again.close()
+
+
+def test_a_source_that_cannot_open_is_one_line_in_the_window(qtbot, tmp_path, review_set):
+    paths, _ = review_set
+    missing = ConnectionSpec("local", str(tmp_path / "nothing"))
+    window = CompareWindow(CompareChoice(SourceChoice(missing), SourceChoice(missing, version=2)),
+                           paths)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: bool(window.errors) and window.idle, timeout=WAIT_MS)
+    assert window.session is None
+    assert window.errors[0].startswith("Compare failed: ") and "\n" not in window.errors[0]
+    assert window.errors[0] in window.summary.text()
+
+
+def test_sources_dialog_defaults_validation_and_settings(qtbot, tmp_path, seg_models):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    dialog = CompareSourcesDialog(None, settings, "in-process models", "seg", [2, 1])
+    qtbot.addWidget(dialog)
+    choice = dialog.choice()  # the current connection, oldest version against the newest
+    assert choice.a == SourceChoice(None, "seg", 1) and choice.b == SourceChoice(None, "seg")
+    dialog.box_b.version.setCurrentText("1")
+    with pytest.raises(ValueError, match="A and B are the same"):
+        dialog.choice()
+    dialog.box_b.version.setCurrentText("two")
+    with pytest.raises(ValueError, match=r"Model B.*version 'two'"):
+        dialog.choice()
+    dialog.box_b.version.setCurrentText("2")
+    dialog.box_b.kind.setCurrentIndex(2)  # a local SavedModel folder
+    with pytest.raises(ValueError, match=r"Model B.*SavedModel folder"):
+        dialog.choice()
+    dialog.box_b.folder.setText(str(seg_models))
+    dialog.gt_dir.setText(str(tmp_path / "no_gt"))
+    with pytest.raises(ValueError, match=r"ground-truth folder .* does not exist"):
+        dialog.choice()
+    dialog.gt_dir.setText(str(tmp_path))
+    dialog.gt_colored.setChecked(True)
+    dialog.ignore.setValue(0)
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    choice = dialog.choice()
+    assert choice.b == SourceChoice(ConnectionSpec("local", str(seg_models)), "seg", 2)
+    assert (choice.gt_dir, choice.gt_colored, choice.ignore_label) == (str(tmp_path), True, 0)
+    again = CompareSourcesDialog(None, settings)  # no connection: A starts at a folder
+    qtbot.addWidget(again)
+    assert again.box_a.kind.currentIndex() == 2
+    assert (again.gt_dir.text(), again.gt_colored.isChecked(), again.ignore.value()) == (
+        str(tmp_path), True, 0)
