@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from exporter import preprocess
+from exporter import ExportError, preprocess
 from exporter.backbones import (
     Weights,
     batch_norm,
@@ -48,7 +48,7 @@ class NetworkConfig:
 def head_variables(
     config: NetworkConfig, feature_depth: int, low_level_depth: int | None
 ) -> dict[str, tuple[int, ...]]:
-    """Every head variable the config reads, with its shape."""
+    """Every head variable the config reads, with its shape (low_level_depth: decoder input)."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def conv(scope: str, shape: tuple[int, ...], key: str = "weights") -> None:
@@ -68,7 +68,7 @@ def head_variables(
     conv("concat_projection", (1, 1, branches * ASPP_DEPTH, ASPP_DEPTH))
     depth = ASPP_DEPTH
     if config.decoder_output_stride:
-        conv("decoder/feature_projection0", (1, 1, low_level_depth or 0, PROJECTION_DEPTH))
+        conv("decoder/feature_projection0", (1, 1, low_level_depth, PROJECTION_DEPTH))
         depth = ASPP_DEPTH + PROJECTION_DEPTH
         for k in (0, 1):
             conv(f"decoder/decoder_conv{k}_depthwise", (3, 3, depth, 1), key="depthwise_weights")
@@ -92,8 +92,15 @@ def feature_depths(
     backbone = make_backbone(config.variant, weights, config.output_stride)
     side = 2 * config.output_stride + 1
     features, low_level = backbone(tf.zeros([1, side, side, 3]))
-    low = low_level.get(config.decoder_output_stride) if config.decoder_output_stride else None
-    low_depth = low.shape[-1] if low is not None else None
+    low_depth = None
+    if config.decoder_output_stride:
+        if config.decoder_output_stride not in low_level:
+            strides = ", ".join(str(s) for s in sorted(low_level)) or "none"
+            raise ExportError(
+                f"--decoder-output-stride {config.decoder_output_stride} is not available: "
+                f"{config.variant} has decoder features at strides {strides}"
+            )
+        low_depth = low_level[config.decoder_output_stride].shape[-1]
     return backbone.expected_variables(), features.shape[-1], low_depth
 
 
@@ -114,6 +121,8 @@ class DeepLab:
         }
         self.backbone = make_backbone(config.variant, self.variables, config.output_stride)
         self._padding = preprocess.padding_pixel(self.backbone.preprocessing)
+        # One graph per input size, shared by every signature, scale and flip of the SavedModel.
+        self._network = tf.function(self.network)
 
     def _conv_bn_relu(self, x: tf.Tensor, scope: str, rate: int = 1, depthwise: bool = False):
         import tensorflow as tf
@@ -172,7 +181,7 @@ class DeepLab:
         logits_size = [
             preprocess.scale_dimension(d, max(1.0, scale) / logits_stride) for d in c.crop_size
         ]
-        logits = preprocess.resize_bilinear(self.network(images, crop), logits_size)
+        logits = preprocess.resize_bilinear(self._network(images, tuple(crop)), logits_size)
         if flip:
             logits = tf.reverse(logits, [2])
         return preprocess.resize_bilinear(logits, c.crop_size)

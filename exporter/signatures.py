@@ -3,6 +3,8 @@
 Signatures (method tensorflow/serving/predict):
   serving_default      images uint8 [1,H,W,3] -> segmentation_map int64 [1,H,W]
   probabilities        images uint8 [1,H,W,3] -> probabilities float32 [1,H,W,C], segmentation_map
+                       (softmax; with several scales/flips, the mean of their softmaxes -- the
+                       research graph's argmax input, not its second softmax of that mean)
   encoded              image_bytes string [] (PNG/JPEG) -> segmentation_png string [] (label PNG,
                        8-bit for up to 256 classes, else 16-bit)
   segviewer_metadata   (no inputs) -> metadata_json string [] (base.METADATA_*; same JSON as the

@@ -194,3 +194,9 @@ def test_cli_usage_error_is_one_line(tmp_path):
     assert run.stderr.count("\n") == 1, run.stderr
     assert "--crop-size must be comma-separated numbers" in run.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_decoder_stride_the_backbone_lacks(tmp_path):
+    message = _export_error(tmp_path, REFERENCE, decoder_output_stride=2)
+    assert message == ("--decoder-output-stride 2 is not available: mobilenet_v2 has decoder "
+                       "features at strides 4, 8, 16")
