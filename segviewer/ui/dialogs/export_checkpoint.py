@@ -382,6 +382,7 @@ class ExportCheckpointDialog(QDialog):
             f"({result.size_bytes / 1e6:.1f} MB in {result.seconds:.0f} s) to {result.path}"
         )
         self.docker.setText(docker_command(options.export_dir, options.model_name))
+        self.docker.setToolTip(self.docker.text())  # the whole command, however narrow the field
         self.docker.setCursorPosition(0)
         self.success.setVisible(True)
 
