@@ -16,10 +16,10 @@ from typing import NoReturn
 from exporter import ExportError
 
 _EPILOG = """\
-defaults: the research export_model.py ones -- crop 513,513; output stride 8 when the checkpoint
-has no atrous ASPP branches (mobilenet_v2 zoo models), else 16 with atrous rates 6,12,18 (doubled
-at output stride 8); decoder output stride 4 when the checkpoint has a decoder. Versions go to
-EXPORT_DIR/MODEL_NAME/N, N = the next free number unless --model-version is given.
+defaults: crop 513,513 (as research export_model.py); output stride 8 when the checkpoint has no
+atrous ASPP branches (the mobilenet_v2 zoo models, exported at 8), else 16 with the research rates
+6,12,18 (doubled at output stride 8); decoder output stride 4 when the checkpoint has a decoder.
+Versions go to EXPORT_DIR/MODEL_NAME/N, N = the next free number unless --model-version is given.
 """
 
 
