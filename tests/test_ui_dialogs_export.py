@@ -100,6 +100,21 @@ def test_unparsable_field_is_named_before_any_work(qtbot, dialog, tmp_path):
     assert not dialog.progress.isVisible()
 
 
+def test_cancel_stops_the_export_and_writes_nothing(qtbot, dialog, tmp_path):
+    pick(qtbot, dialog, CHECKPOINT)
+    export_dir = tmp_path / "models"
+    dialog.export_dir.setText(str(export_dir))
+    with qtbot.waitSignal(dialog.export_done, timeout=120_000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+        # The job starts on the next event-loop turn, so the exporter sees the flag at its first
+        # step boundary.
+        qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    assert dialog.status.text() == "Export cancelled; nothing was written."
+    assert dialog.result is None
+    assert not export_dir.exists()
+    assert dialog.isVisible() and dialog.export_button.isEnabled()
+
+
 @pytest.mark.slow
 def test_export_demo_checkpoint_end_to_end(qtbot, dialog, tmp_path):
     pick(qtbot, dialog, CHECKPOINT)

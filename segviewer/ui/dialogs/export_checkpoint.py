@@ -387,7 +387,10 @@ class ExportCheckpointDialog(QDialog):
         self.success.setVisible(True)
 
     def _export_failed(self, message: str) -> None:
-        self.status.show_error(message)
+        if self._cancel.is_set():  # the exporter stopped at a step boundary and cleaned up
+            self.status.show_info("Export cancelled; nothing was written.")
+        else:
+            self.status.show_error(message)
 
     def _export_done(self) -> None:
         self._export_job = None
