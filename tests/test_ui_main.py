@@ -312,3 +312,36 @@ def test_shortcuts_and_about_list_what_they_should(window):
     about = window.about_text()
     assert "Qt " in about and "Python " in about
     assert not window.windowIcon().isNull()
+
+
+def test_grpc_stand_in_server_versions_and_labels(window, qtbot, tf_serving, images):
+    from segviewer.devserver.toy_models import tiny_labels
+
+    window.connect_to(ConnectionSpec("grpc", tf_serving.grpc_address, models=("tiny",)))
+    window.open_paths([images / "a_stripes.png"])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    stripes = iio.imread(images / "a_stripes.png")
+    assert window.ref.version == 2  # the newest available
+    np.testing.assert_array_equal(window.prediction.labels, tiny_labels(stripes, shift=1))
+    combo = window.selector.version_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == [2, 1]
+    assert "stable" in combo.itemText(1) and "canary" in combo.itemText(0)
+    combo.setCurrentIndex(1)
+    combo.activated.emit(1)
+    qtbot.waitUntil(lambda: window.ref.version == 1 and window.prediction is not None,
+                    timeout=WAIT_MS)
+    np.testing.assert_array_equal(window.prediction.labels, tiny_labels(stripes, shift=0))
+    assert "gRPC" in window.model_info.toPlainText() or "grpc" in window.model_info.toPlainText()
+
+
+def test_palette_chooser_switches_names_and_colours(loaded, qtbot):
+    combo = loaded.legend.palette_combo
+    index = combo.findData("cityscapes")
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    names = {r.id: r.name for r in loaded.legend.rows()}
+    assert names == {0: "road", 1: "sidewalk", 2: "building", 3: "wall"}
+    index = combo.findData("model")
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    assert {r.name for r in loaded.legend.rows()} == {c["name"] for c in CLASSES}

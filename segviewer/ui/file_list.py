@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 from segviewer.ui.canvas import qimage_from_array
@@ -99,9 +99,18 @@ class FileList(QListWidget):
         item.setForeground(QBrush(color) if color is not None else QBrush())
 
     def set_thumbnail(self, path: str, rgb: np.ndarray) -> None:
+        """Centred on a square so that names line up whatever the image's aspect ratio."""
         item = self._items.get(path)
-        if item is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(qimage_from_array(rgb))))
+        if item is None:
+            return
+        image = qimage_from_array(rgb)
+        side = max(image.width(), image.height())
+        square = QPixmap(side, side)
+        square.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(square)
+        painter.drawImage((side - image.width()) // 2, (side - image.height()) // 2, image)
+        painter.end()
+        item.setIcon(QIcon(square))
 
     def _current_changed(self, current: QListWidgetItem | None, _previous) -> None:
         if current is not None:

@@ -53,6 +53,12 @@ class _NumberItem(QTableWidgetItem):
             other.data(Qt.ItemDataRole.UserRole))
 
 
+def _percent(share: float | None) -> str:
+    if share is None:
+        return ""
+    return "< 0.1 %" if 0 < share < 0.05 else f"{share:.1f} %"
+
+
 def swatch_icon(color: tuple[int, int, int], size: int = 14) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*color))
@@ -193,7 +199,7 @@ class LegendWidget(QWidget):
                 self.table.setItem(row, ID, _NumberItem(class_id, str(class_id)))
                 self.table.setItem(row, NAME, QTableWidgetItem(self._palette.class_name(class_id)))
                 self.table.setItem(row, SHARE, _NumberItem(
-                    -1.0 if share is None else share, "" if share is None else f"{share:.1f} %"))
+                    -1.0 if share is None else share, _percent(share)))
         self._filling = False
         self._sort()
 

@@ -66,6 +66,8 @@ from segviewer.ui.model_panel import ModelInfo, ModelSelector
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 if TYPE_CHECKING:
+    from segviewer.ui.compare_window import CompareWindow
+    from segviewer.ui.dialogs.compare_sources import CompareChoice
     from segviewer.ui.dialogs.connect import ConnectionSpec
 
 APP_NAME = "SegViewer"
@@ -315,19 +317,26 @@ class MainWindow(QMainWindow):
         self.act_export_legend_png = a("Legend as P&NG…", lambda: self.export_legend_dialog("png"))
         self.act_export_legend_csv = a("Legend as &CSV…", lambda: self.export_legend_dialog("csv"))
         self.act_batch = a("&Batch Export Folder…", self.batch_export_dialog)
+        self.act_compare = a("&Compare Versions…", self.compare_dialog, ["Ctrl+Shift+K"],
+                             tip="Compare two models or versions on these images and review them")
 
         self.mode_group = QActionGroup(self)
         self.act_mode = {}
-        for mode, text, key in ((ViewMode.OVERLAY, "O&verlay", "O"),
-                                (ViewMode.LABELS, "&Labels Only", "L"),
-                                (ViewMode.IMAGE, "&Image Only", "I")):
-            act = a(text, lambda _=False, m=mode: self.set_mode(m), [key], checkable=True)
+        for mode, text, short, key in ((ViewMode.OVERLAY, "O&verlay", "Overlay", "O"),
+                                       (ViewMode.LABELS, "&Labels Only", "Labels", "L"),
+                                       (ViewMode.IMAGE, "&Image Only", "Image", "I")):
+            act = a(text, lambda _=False, m=mode: self.set_mode(m), [key], checkable=True,
+                    tip=f"{text.replace('&', '')} ({key})")
+            act.setIconText(short)  # the toolbar's label
+            act.setToolTip(f"{text.replace('&', '')} ({key})")
             self.mode_group.addAction(act)
             self.act_mode[mode] = act
         self.act_mode[ViewMode.OVERLAY].setChecked(True)
         self.act_cycle_mode = a("Cycle View Mode", self.cycle_mode, ["Tab"])
         self.act_boundaries = a("Class &Boundaries", self._boundaries_toggled, ["B"],
                                 checkable=True)
+        self.act_boundaries.setIconText("Outlines")
+        self.act_boundaries.setToolTip("Class boundaries (B)")
         self.act_probabilities = a("Fetch Class &Probabilities", self._probabilities_toggled,
                                    checkable=True,
                                    tip="Ask the model for probabilities (shown on hover; slower)")
@@ -343,6 +352,11 @@ class MainWindow(QMainWindow):
                           ["PgDown", "Right", "N"], sp.SP_ArrowForward)
         self.act_prev = a("&Previous Image", lambda: self.file_list.step(-1),
                           ["PgUp", "Left", "P"], sp.SP_ArrowBack)
+        for act, short in ((self.act_open, "Open"), (self.act_open_folder, "Folder"),
+                           (self.act_next, "Next"), (self.act_prev, "Previous")):
+            act.setIconText(short)
+            act.setToolTip(f"{act.text().replace('&', '').rstrip('…')} "
+                           f"({act.shortcut().toString()})")
         self.act_cancel = a("Cancel Work", self.cancel_work, ["Esc"])
         self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts,
                                [QKeySequence.StandardKey.HelpContents])
@@ -363,6 +377,8 @@ class MainWindow(QMainWindow):
                                 self.act_export_legend_png, self.act_export_legend_csv])
         export_menu.addSeparator()
         export_menu.addAction(self.act_batch)
+
+        menu.addMenu("&Tools").addAction(self.act_compare)
 
         view = menu.addMenu("&View")
         view.addActions(list(self.act_mode.values()))
@@ -923,6 +939,29 @@ class MainWindow(QMainWindow):
         dialog = ExportCheckpointDialog(self, self.settings)
         dialog.open_in_viewer.connect(self._open_exported)
         dialog.exec()
+
+    def compare_dialog(self) -> None:
+        from segviewer.ui.dialogs.compare_sources import CompareSourcesDialog
+
+        combo = self.selector.version_combo
+        dialog = CompareSourcesDialog(self, self.settings,
+                                      self.backend.description if self.backend else None,
+                                      self.ref.name if self.ref else None,
+                                      [combo.itemData(i) for i in range(combo.count())])
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.open_compare(dialog.choice())
+
+    def open_compare(self, choice: CompareChoice) -> CompareWindow | None:
+        """A compare window on the listed images; "current connection" sources use our backend."""
+        if not self.file_list.paths():
+            self.show_error("Open images first, then compare models on them")
+            return None
+        from segviewer.ui.compare_window import CompareWindow
+
+        window = CompareWindow(choice, self.file_list.paths(), self.backend, self.settings, self)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.show()
+        return window
 
     def _open_exported(self, saved_model_dir: str) -> None:
         from segviewer.ui.dialogs.connect import ConnectionSpec
