@@ -4,7 +4,10 @@ write nothing."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,34 @@ def test_export_demo_checkpoint_end_to_end(qtbot, dialog, tmp_path):
         qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
     assert opened.args == [str(version_dir)]
     assert dialog.version.value() == 2  # the next export will not overwrite this one
+
+
+def test_opening_the_dialogs_imports_no_tensorflow(tmp_path):
+    """TensorFlow loads only in the workers: a fresh process shows every dialog without it."""
+    code = f"""
+import sys
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segviewer.core.serving.base import ModelRef
+from segviewer.ui.dialogs.batch_export import BatchExportDialog
+from segviewer.ui.dialogs.connect import ConnectDialog
+from segviewer.ui.dialogs.export_checkpoint import ExportCheckpointDialog
+settings = QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat)
+dialogs = [ConnectDialog(None, settings), ExportCheckpointDialog(None, settings),
+           BatchExportDialog(None, None, ModelRef("m"), [], None)]
+dialogs[1].export_dir.setText({str(tmp_path)!r})  # works out the next free version
+for dialog in dialogs:
+    dialog.show()
+app.processEvents()
+print(dialogs[1].version.value(), "tensorflow" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "False"]

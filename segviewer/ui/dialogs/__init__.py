@@ -1,1 +1,3 @@
-"""The viewer's dialogs: connect to a model, export a checkpoint, batch-export segmentations."""
+"""The viewer's dialogs, one module each (import the one you need: they load nothing heavy):
+connect (ConnectDialog, ConnectionSpec), export_checkpoint (ExportCheckpointDialog) and
+batch_export (BatchExportDialog); fields holds the widgets they share."""
