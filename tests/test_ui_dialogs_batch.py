@@ -70,6 +70,21 @@ def test_run_writes_label_maps_and_overlays_and_lists_failures(qtbot, model_dir,
     assert dialog.run_button.isEnabled()
 
 
+def test_resume_skips_finished_images(qtbot, model_dir, tmp_path):
+    paths = [DEMO_IMAGES / "chelsea.png", DEMO_IMAGES / "coffee.png"]
+    out = tmp_path / "out"
+    first = make_dialog(qtbot, model_dir, paths[:1], out)
+    with qtbot.waitSignal(first.run_done, timeout=60_000):
+        qtbot.mouseClick(first.run_button, Qt.MouseButton.LeftButton)
+    second = make_dialog(qtbot, model_dir, paths, out)
+    second.resume.setChecked(True)
+    with qtbot.waitSignal(second.run_done, timeout=60_000):
+        qtbot.mouseClick(second.run_button, Qt.MouseButton.LeftButton)
+    assert (second.summary.ok, second.summary.skipped) == (1, 1)
+    assert second.status.text() == "Done: 1 written, 0 failed, 1 skipped"
+    assert second.status.kind == "ok"
+
+
 def test_cancel_stops_the_run(qtbot, model_dir, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()

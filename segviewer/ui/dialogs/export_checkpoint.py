@@ -7,6 +7,7 @@ only imported inside worker functions: opening this dialog costs no TensorFlow i
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import threading
 from collections.abc import Callable
@@ -314,7 +315,9 @@ class ExportCheckpointDialog(QDialog):
             return
         from exporter.export import next_free_version
 
-        self.version.setValue(next_free_version(folder, name))
+        # An unreadable folder keeps the number: the exporter names the problem when it is used.
+        with contextlib.suppress(OSError):
+            self.version.setValue(next_free_version(folder, name))
 
     def _update_export_button(self) -> None:
         busy = self._export_job is not None
