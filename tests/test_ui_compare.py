@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DEMO
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
 
 from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
+from segviewer.core.serving.base import ModelRef
 from segviewer.ui.canvas import array_from_qimage
 from segviewer.ui.compare_window import CompareMode, CompareWindow
 from segviewer.ui.dialogs.compare_sources import CompareChoice, CompareSourcesDialog, SourceChoice
@@ -23,6 +25,7 @@ from segviewer.ui.dialogs.connect import ConnectionSpec
 
 WAIT_MS = 120_000  # the first SavedModel load imports TensorFlow
 MAGENTA = (255, 0, 255)
+DEMO_MODELS = DEMO / "models" / "pascal"
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +187,128 @@ def test_sources_dialog_defaults_validation_and_settings(qtbot, tmp_path, seg_mo
     assert again.box_a.kind.currentIndex() == 2
     assert (again.gt_dir.text(), again.gt_colored.isChecked(), again.ignore.value()) == (
         str(tmp_path), True, 0)
+
+
+def iou(gt: np.ndarray, pred: np.ndarray, class_id: int, ignore: int = 255) -> float | None:
+    """IoU of one class over the pixels whose ground truth is not `ignore` (None: absent)."""
+    valid = gt != ignore
+    g, p = (gt == class_id) & valid, (pred == class_id) & valid
+    union = np.count_nonzero(g | p)
+    return np.count_nonzero(g & p) / union if union else None
+
+
+def text(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all((DEMO_MODELS / v / "saved_model.pb").is_file() for v in "12"),
+                    reason="the demo models (resources/demo/models/pascal/1, 2) are not exported")
+def test_demo_pascal_v1_against_v2_from_the_main_window(qtbot, tmp_path):
+    """The demo model's v1 (single scale) against v2 (multi-scale + flip), opened from the main
+    window on two half-size demo photos. Ground truth is v1's answer with known edits: a band of
+    ignored pixels, and a square relabelled as background."""
+    from segviewer.core.serving.local_backend import LocalBackend
+    from segviewer.ui.main_window import MainWindow
+
+    photos, gt_dir = tmp_path / "photos", tmp_path / "gt"
+    photos.mkdir()
+    gt_dir.mkdir()
+    local = LocalBackend(DEMO_MODELS)
+    direct = {}
+    for name in ("astronaut", "chelsea"):
+        image = Image.open(DEMO / "images" / f"{name}.png").convert("RGB")
+        image = image.resize((image.width // 2, image.height // 2), Image.Resampling.BILINEAR)
+        image.save(photos / f"{name}.png")
+        rgb = np.asarray(image)
+        a = local.predict(rgb, ModelRef("pascal", 1)).labels.astype(np.uint8)
+        b = local.predict(rgb, ModelRef("pascal", 2)).labels.astype(np.uint8)
+        gt = a.copy()
+        h, w = gt.shape
+        gt[: h // 10] = 255
+        gt[h // 2: h // 2 + 20, w // 2: w // 2 + 20] = 0
+        Image.fromarray(gt).save(gt_dir / f"{name}.png")
+        direct[f"{name}.png"] = (a, b, gt)
+    local.close()
+
+    main = MainWindow()
+    qtbot.addWidget(main)
+    main.show()
+    main.connect_to(ConnectionSpec("local", str(DEMO_MODELS)), version=1)
+    main.open_paths([photos])
+    qtbot.waitUntil(lambda: main.idle and main.ref is not None and len(main.file_list.paths())
+                    == 2, timeout=WAIT_MS)
+    assert main.act_compare in main.menuBar().actions()[2].menu().actions()
+    choice = CompareChoice(SourceChoice(None, "pascal", 1), SourceChoice(None, "pascal", 2),
+                           str(gt_dir))
+
+    def compare() -> CompareWindow:
+        window = main.open_compare(choice)
+        qtbot.waitUntil(lambda: window.session is not None and window.idle, timeout=300_000)
+        assert not window.errors and not window.session.failures
+        return window
+
+    window = compare()
+    window.resize(1400, 800)
+    assert window.session.a.version == 1 and window.session.b.version == 2
+    for key, (a, b, gt) in direct.items():
+        window.review.select(key)
+        qtbot.waitUntil(lambda k=key: window.views is not None and window.views.key == k)
+        qtbot.keyClick(window, Qt.Key.Key_D)
+        np.testing.assert_array_equal(np.all(shown_pixels(window) == MAGENTA, axis=2), a != b)
+        assert f"{np.count_nonzero(a != b)} of {a.size} pixels differ" in window.caption_a.text()
+        assert f"agreement {100 * np.mean(a == b):.2f} %" in window.caption_a.text()
+        table = window.class_table()
+        ids = sorted({*np.unique(a), *np.unique(b), *np.unique(gt[gt != 255])})
+        assert sorted(table) == ids and 0 in ids
+        for c in ids:
+            share_a, share_b = np.mean(a == c), np.mean(b == c)
+            iou_a, iou_b = iou(gt, a, c), iou(gt, b, c)
+            delta = None if iou_a is None or iou_b is None else iou_b - iou_a
+            assert table[c] == [text(share_a), text(share_b), text(share_b - share_a, True),
+                                text(iou_a), text(iou_b), text(delta, True)], c
+        present = [i for i in ids if iou(gt, a, i) is not None]
+        miou_a = np.mean([iou(gt, a, i) for i in present])
+        miou_b = np.mean([iou(gt, b, i) for i in present if iou(gt, b, i) is not None])
+        assert f"mIoU A {text(miou_a)} % · B {text(miou_b)} %" in window.summary.text()
+
+    # Side by side: zoom and pan one canvas, the other shows the same image point.
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: window.canvas_b.isVisible())
+    window.canvas_a.zoom_by(4.0)
+    bar = window.canvas_a.horizontalScrollBar()
+    bar.setValue(bar.maximum() // 3)
+    assert window.canvas_b.transform() == window.canvas_a.transform()
+
+    def centre(canvas):
+        return canvas.mapToScene(canvas.viewport().rect().center())
+
+    assert abs(centre(window.canvas_b).x() - centre(window.canvas_a).x()) < 2
+    assert abs(centre(window.canvas_b).y() - centre(window.canvas_a).y()) < 2
+
+    # Verdicts by keyboard (a changed mind included), restored in a new window.
+    window.review.select("astronaut.png")
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    window.review.select("chelsea.png")
+    window.review.note.setText("cat edge")
+    qtbot.keyClick(window, Qt.Key.Key_3)
+    window.close()
+    window = compare()
+    assert window.review.verdict("astronaut.png") is Verdict.PASS
+    assert window.review.verdict("chelsea.png") is Verdict.NEEDS_LOOK
+    window.write_report(tmp_path / "report")
+    qtbot.waitUntil(lambda: window.report_paths is not None, timeout=WAIT_MS)
+    with open(window.report_paths[1], newline="") as f:
+        rows = {r["image"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(direct)
+    for key, (a, b, _) in direct.items():
+        assert float(rows[key]["agreement_pct"]) == pytest.approx(100 * np.mean(a == b),
+                                                                  abs=1e-4)
+    assert (rows["chelsea.png"]["verdict"], rows["chelsea.png"]["note"]) == ("needs-look",
+                                                                            "cat edge")
+    assert rows["astronaut.png"]["verdict"] == "pass"
+    window.close()
+    main.close()
