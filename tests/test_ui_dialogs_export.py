@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 
 from segviewer.ui.dialogs.export_checkpoint import ExportCheckpointDialog
@@ -103,10 +103,14 @@ def test_unparsable_field_is_named_before_any_work(qtbot, dialog, tmp_path):
     assert not dialog.progress.isVisible()
 
 
-def test_cancel_stops_the_export_and_writes_nothing(qtbot, dialog, tmp_path):
+def test_cancel_stops_the_export_and_writes_nothing(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    dialog = ExportCheckpointDialog(None, settings)
+    qtbot.addWidget(dialog)
     pick(qtbot, dialog, CHECKPOINT)
     export_dir = tmp_path / "models"
     dialog.export_dir.setText(str(export_dir))
+    dialog.model_name.setText("pascal")
     with qtbot.waitSignal(dialog.export_done, timeout=120_000):
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
         # The job starts on the next event-loop turn, so the exporter sees the flag at its first
@@ -115,7 +119,12 @@ def test_cancel_stops_the_export_and_writes_nothing(qtbot, dialog, tmp_path):
     assert dialog.status.text() == "Export cancelled; nothing was written."
     assert dialog.result is None
     assert not export_dir.exists()
-    assert dialog.isVisible() and dialog.export_button.isEnabled()
+    assert dialog.export_button.isEnabled()
+
+    # The next dialog starts from the folder and name used last.
+    again = ExportCheckpointDialog(None, settings)
+    qtbot.addWidget(again)
+    assert (again.export_dir.text(), again.model_name.text()) == (str(export_dir), "pascal")
 
 
 @pytest.mark.slow
