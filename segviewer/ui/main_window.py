@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
         self.opacity_label.setMinimumWidth(40)
 
         bar = self.statusBar()
+        self.summary_label = QLabel()  # left, under transient messages: "4 images · 4 done"
+        bar.addWidget(self.summary_label)
         self.hover_label = QLabel()
         self.hover_label.setMinimumWidth(300)
         self.zoom_label = QLabel()
@@ -422,6 +424,9 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if isinstance(state, QByteArray | bytes):
             self.restoreState(state)
+        else:  # first start: room for file names on the left and the legend on the right
+            self.resizeDocks([self.files_dock, self.legend_dock], [250, 330],
+                             Qt.Orientation.Horizontal)
         self.opacity_slider.setValue(int(s.value("view/opacity", 50)))
         self._opacity_changed(self.opacity_slider.value())
         self.act_boundaries.setChecked(s.value("view/boundaries", "false") == "true")
@@ -536,6 +541,7 @@ class MainWindow(QMainWindow):
 
     def _mark_failed(self, path: str, message: str) -> None:
         self.file_list.set_status(path, Status.FAILED, message)
+        self._update_summary()
         if path == self.current_path:
             self.show_error(f"{Path(path).name}: {message}")
 
@@ -646,6 +652,7 @@ class MainWindow(QMainWindow):
             return
         self.cache.put(result.key, result.prediction)
         self.file_list.set_status(result.path, Status.DONE)
+        self._update_summary()
         if result.path == self.current_path:
             self._show_cached_prediction()
 
@@ -674,7 +681,20 @@ class MainWindow(QMainWindow):
         """Nothing loading, connecting or predicting (what `--screenshot` waits for)."""
         return not (self._io.busy or self._model.busy or self._queue)
 
+    def _update_summary(self) -> None:
+        paths = self.file_list.paths()
+        counts = {status: 0 for status in Status}
+        for path in paths:
+            counts[self.file_list.status(path)] += 1
+        parts = [f"{len(paths)} image{'s' if len(paths) != 1 else ''}"] if paths else []
+        parts += [f"{n} {status.value.rstrip('…')}" for status, n in counts.items()
+                  if n and status is not Status.PENDING]
+        if self.backend is not None and self.ref is not None:
+            parts.append(f"{self.ref} · {self.backend.description}")
+        self.summary_label.setText("  ·  ".join(parts))
+
     def _update_busy(self, *_args) -> None:
+        self._update_summary()
         busy = not self.idle
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)

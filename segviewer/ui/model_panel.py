@@ -69,9 +69,10 @@ class ModelSelector(QWidget):
 
 
 def _shape(spec: TensorSpec) -> str:
+    """Compact, so a row fits a narrow dock: [1,?,?,3]."""
     if spec.shape is None:
-        return "?"
-    return "[" + ", ".join("None" if d is None or d < 0 else str(d) for d in spec.shape) + "]"
+        return "(any rank)"
+    return "[" + ",".join("?" if d is None or d < 0 else str(d) for d in spec.shape) + "]"
 
 
 def metadata_html(backend: str, meta: ModelMetadata) -> str:
@@ -80,15 +81,17 @@ def metadata_html(backend: str, meta: ModelMetadata) -> str:
     parts = [f"<h3>{escape(meta.name)} {version}</h3>",
              f"<p><b>Backend:</b> {escape(backend)}</p>"]
     for sig in meta.signatures.values():
-        parts.append(f"<p><b>Signature</b> <code>{escape(sig.name)}</code><br>"
-                     f"<small>{escape(sig.method)}</small></p><table cellspacing=2>")
+        parts.append(f"<p><b>Signature</b> <code>{escape(sig.name)}</code><br>")
         for direction, specs in (("in", sig.inputs), ("out", sig.outputs)):
             for spec in specs.values():
-                parts.append(f"<tr><td>{direction}</td><td><code>{escape(spec.name)}</code></td>"
-                             f"<td>{escape(spec.dtype)}</td><td>{_shape(spec)}</td></tr>")
-        parts.append("</table>")
-    for key, value in sorted(meta.settings.items()):
-        parts.append(f"<b>{escape(str(key))}</b>: {escape(str(value))}<br>")
+                parts.append(f"&nbsp;{direction}&nbsp;<code>{escape(spec.name)}</code> "
+                             f"{escape(spec.dtype)} {_shape(spec)}<br>")
+        parts.append("</p>")
+    if meta.settings:
+        parts.append("<p><b>Export settings</b><br>")
+        for key, value in sorted(meta.settings.items()):
+            parts.append(f"&nbsp;{escape(str(key))}: {escape(str(value))}<br>")
+        parts.append("</p>")
     if meta.classes:
         parts.append(f"<p><b>Classes</b> ({len(meta.classes)})</p><table cellspacing=2>")
         for info in meta.classes:
