@@ -100,6 +100,12 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     assert table[3][3:] == ["–", "0.00", "–"]
     assert "mIoU A 100.00 % · B 37.50 % (<b>-62.50</b>)" in window.summary.text()
     assert window.confusion.ids == [1, 3]
+    window.scope.setCurrentIndex(window.scope.findData("all"))  # numbers over the whole set
+    assert f"<b>all 3 images</b> &nbsp; agreement <b>{100 * 78 / 90:.2f} %</b>" in \
+        window.summary.text()
+    assert window.class_table()[3][:3] == [f"{100 * 20 / 90:.2f}", f"{100 * 32 / 90:.2f}",
+                                           f"{100 * 12 / 90:+.2f}"]
+    window.scope.setCurrentIndex(0)
 
     # Flip: Space switches the one canvas between A and B; S goes back to side by side.
     qtbot.keyClick(window, Qt.Key.Key_F)
@@ -312,3 +318,12 @@ def test_demo_pascal_v1_against_v2_from_the_main_window(qtbot, tmp_path):
     assert rows["astronaut.png"]["verdict"] == "pass"
     window.close()
     main.close()
+
+
+def test_command_line_compare_needs_a_model(capsys):
+    from segviewer.ui.app import main
+
+    assert main(["--compare-versions", "1", "2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "segviewer: error: --compare-versions needs a model: add --server, --rest, "
+        "--saved-model or --demo")

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", metavar="NAME", help="model name (default: the first served)")
     parser.add_argument("--version", nargs="?", const=SHOW_APP_VERSION, metavar="N",
                         help="model version (default: the newest); alone: print the app version")
+    parser.add_argument("--compare-versions", nargs=2, type=int, metavar=("A", "B"),
+                        help="compare model versions A and B on the images (compare window)")
     parser.add_argument("--screenshot", metavar="OUT.png", help="save a picture of the window "
                         "once loading and inference finish, then exit (1 on any error)")
     return parser
@@ -72,6 +74,10 @@ def _check(args: argparse.Namespace) -> int | None:
             raise UsageError(f"--screenshot '{out}' must end in .png")
         if not out.resolve().parent.is_dir():
             raise UsageError(f"--screenshot: folder '{out.resolve().parent}' does not exist")
+    if args.compare_versions and not (args.server or args.rest or args.saved_model
+                                      or args.demo):
+        raise UsageError("--compare-versions needs a model: add --server, --rest, "
+                         "--saved-model or --demo")
     if (args.model or version) and not (args.server or args.rest or args.saved_model
                                         or args.demo):
         raise UsageError("--model/--version need a model: add --server, --rest, --saved-model "
@@ -117,11 +123,13 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
         spec = ConnectionSpec("rest", args.rest, models=(args.model,) if args.model else ())
     elif args.saved_model:
         spec = ConnectionSpec("local", args.saved_model)
-    if args.demo:
+    if args.compare_versions:
+        window = _compare_window(args, spec)  # shown instead of the main window
+    elif args.demo:
         window.open_demo(images=not args.paths)
     elif spec is not None:
         window.connect_to(spec, args.model, version)
-    if args.paths:
+    if args.paths and not args.compare_versions:
         window.open_paths(args.paths)
 
     window.show()
@@ -129,6 +137,20 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
     code = app.exec()
     del shooter  # kept alive (with its timer) until the loop ends
     return code
+
+
+def _compare_window(args: argparse.Namespace, spec):
+    from segviewer.core.images import find_images
+    from segviewer.paths import demo_dir, demo_models_dir
+    from segviewer.ui.compare_window import CompareWindow
+    from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
+    from segviewer.ui.dialogs.connect import ConnectionSpec
+
+    if args.demo:
+        spec = ConnectionSpec("local", str(demo_models_dir()))
+    paths = find_images(args.paths or [demo_dir() / "images"])
+    a, b = (SourceChoice(spec, args.model, v) for v in args.compare_versions)
+    return CompareWindow(CompareChoice(a, b), paths)
 
 
 def _exit_on_first_paint(app, window, started: float) -> None:

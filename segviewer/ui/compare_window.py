@@ -237,8 +237,10 @@ class CompareWindow(QMainWindow):
         self.confusion = ConfusionView(self)
         self.confusion_dock = self._dock("Confusion", self.confusion,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.classes_dock, self.confusion_dock)
-        self.classes_dock.raise_()
+        self.splitDockWidget(self.classes_dock, self.confusion_dock, Qt.Orientation.Vertical)
+        # Wide enough for every column: a dock otherwise starts at its title's width.
+        self.classes.setMinimumWidth(390)
+        self.review.setMinimumWidth(270)
 
         self.scope = QComboBox(self)
         self.scope.addItem("This image", "image")
@@ -411,6 +413,7 @@ class CompareWindow(QMainWindow):
             self.review.set_sort_key(default_sort(session))
         self.review.set_results(session.results)
         self.review.set_store(self.store)
+        self.review.queue.setCurrentRow(0)  # the worst image first
         self.act_report.setEnabled(True)
         failed = session.failures
         note = f"; {len(failed)} failed: {failed[0].key}: {failed[0].error}" if failed else ""

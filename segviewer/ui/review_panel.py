@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -71,18 +70,18 @@ class ReviewPanel(QWidget):
         self.queue.currentItemChanged.connect(self._current_changed)
 
         self.buttons: dict[Verdict, QPushButton] = {}
-        row = QHBoxLayout()
+        row = QGridLayout()
         for number, verdict in enumerate(Verdict, start=1):
             button = QPushButton(f"{VERDICT_LABELS[verdict]}  ({number})", self)
             button.setIcon(swatch_icon(VERDICT_COLORS[verdict]))
             button.setToolTip(f"Mark the image '{verdict.value}' (key {number})")
             button.clicked.connect(lambda _=False, v=verdict: self.set_verdict(v))
             self.buttons[verdict] = button
-            row.addWidget(button)
+            row.addWidget(button, (number - 1) // 2, (number - 1) % 2)
         self.clear_button = QPushButton("Clear", self)
         self.clear_button.setToolTip("Forget this image's verdict")
         self.clear_button.clicked.connect(lambda: self.set_verdict(None))
-        row.addWidget(self.clear_button)
+        row.addWidget(self.clear_button, 1, 1)
 
         self.note = QLineEdit(self)
         self.note.setPlaceholderText("Note (optional), saved with the verdict")
