@@ -173,14 +173,15 @@ def test_install_desktop_rejects_an_unknown_option(tmp_path):
 
 # The wheel ---------------------------------------------------------------------------------------
 
-_NOT_IN_SDIST = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "tests", "benchmarks"
+# Hidden entries (.git, .venv, caches, half-written temporary folders) are not needed to build.
+_NOT_NEEDED_TO_BUILD = shutil.ignore_patterns(
+    ".*", "build", "dist", "*.egg-info", "__pycache__", "tests", "benchmarks"
 )
 
 
 def _build_wheel(source: Path, out: Path) -> Path:
     """Build from a copy of the checkout, so the build leaves nothing behind in the work tree."""
-    shutil.copytree(REPO, source, ignore=_NOT_IN_SDIST)
+    shutil.copytree(REPO, source, ignore=_NOT_NEEDED_TO_BUILD)
     result = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, source])
     assert result.returncode == 0, result.stderr
     (wheel,) = out.glob("segviewer-*.whl")
