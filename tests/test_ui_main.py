@@ -11,8 +11,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from test_local_backend import CLASSES, save_toy_model, toy_labels
 
@@ -345,3 +345,34 @@ def test_palette_chooser_switches_names_and_colours(loaded, qtbot):
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
     assert {r.name for r in loaded.legend.rows()} == {c["name"] for c in CLASSES}
+
+
+def test_zoom_keys_and_wheel(loaded, qtbot):
+    canvas = loaded.canvas
+    fitted = canvas.scale_factor
+    qtbot.keyClick(canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.scale_factor == pytest.approx(1.0)
+    centre = QPointF(canvas.viewport().rect().center())
+    wheel = QWheelEvent(centre, canvas.viewport().mapToGlobal(centre), QPoint(), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas.viewport(), wheel)
+    assert canvas.scale_factor == pytest.approx(1.25)
+    qtbot.keyClick(canvas, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.scale_factor == pytest.approx(1.0)
+    qtbot.keyClick(canvas, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert canvas.scale_factor == pytest.approx(fitted)
+    assert loaded.zoom_label.text() == f"{fitted * 100:.0f} %"
+
+
+def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
+    seen = []
+
+    def close_it() -> None:
+        dialog = QApplication.activeModalWidget()
+        seen.append(type(dialog).__name__)
+        dialog.reject()
+
+    QTimer.singleShot(300, close_it)
+    loaded.act_batch.trigger()  # modal: returns once close_it rejects it
+    assert seen == ["BatchExportDialog"]
