@@ -376,3 +376,39 @@ def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
     QTimer.singleShot(300, close_it)
     loaded.act_batch.trigger()  # modal: returns once close_it rejects it
     assert seen == ["BatchExportDialog"]
+
+
+def modal_then(action) -> list[str]:
+    """Run `action` on the next modal dialog once it is up; returns the dialog's class name."""
+    seen: list[str] = []
+
+    def run() -> None:
+        dialog = QApplication.activeModalWidget()
+        seen.append(type(dialog).__name__)
+        action(dialog)
+
+    QTimer.singleShot(300, run)
+    return seen
+
+
+def test_connect_menu_uses_the_connect_dialogs_choice(window, qtbot, toy_base, images):
+    seen = modal_then(lambda d: (d.set_connection(ConnectionSpec("local", str(toy_base / "toy"))),
+                                 d.accept()))
+    window.act_connect.trigger()
+    assert seen == ["ConnectDialog"]
+    window.open_paths([images / "a_stripes.png"])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.ref.version == 2  # the newest
+    assert "toy v2" in window.windowTitle()
+
+
+def test_exported_model_opens_in_the_viewer(window, qtbot, toy_base):
+    def open_and_close(dialog) -> None:
+        dialog.open_in_viewer.emit(str(toy_base / "toy" / "1"))
+        dialog.reject()
+
+    seen = modal_then(open_and_close)
+    window.act_export_ckpt.trigger()
+    assert seen == ["ExportCheckpointDialog"]
+    qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
+    assert window.ref.name == "toy" and window.ref.version == 1

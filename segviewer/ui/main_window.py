@@ -958,6 +958,7 @@ class MainWindow(QMainWindow):
 
         dialog = ExportCheckpointDialog(self, self.settings)
         dialog.open_in_viewer.connect(self._open_exported)
+        dialog.open_in_viewer.connect(dialog.accept)  # the viewer is where the user looks next
         dialog.exec()
 
     def compare_dialog(self) -> None:
