@@ -170,6 +170,9 @@ def test_keyboard_steps_opacity_and_switches_view(loaded, qtbot):
     assert loaded.canvas.mode is ViewMode.IMAGE
     qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, x, y)
                                    - np.array((STRIPE_REDS[1], 90, 160))).max() <= 2)
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_M)  # cycles: image -> overlay
+    assert loaded.canvas.mode is ViewMode.OVERLAY
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_L)
     qtbot.keyClick(loaded.canvas, Qt.Key.Key_O)
     assert loaded.canvas.mode is ViewMode.OVERLAY
     qtbot.keyClick(loaded.canvas, Qt.Key.Key_PageDown)

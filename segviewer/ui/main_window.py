@@ -334,7 +334,7 @@ class MainWindow(QMainWindow):
             self.mode_group.addAction(act)
             self.act_mode[mode] = act
         self.act_mode[ViewMode.OVERLAY].setChecked(True)
-        self.act_cycle_mode = a("Cycle View Mode", self.cycle_mode, ["Tab"])
+        self.act_cycle_mode = a("Cycle View Mode", self.cycle_mode, ["M"])
         self.act_boundaries = a("Class &Boundaries", self._boundaries_toggled, ["B"],
                                 checkable=True)
         self.act_boundaries.setIconText("Outlines")
