@@ -4,6 +4,7 @@ Every model or file operation runs in a worker (`workers.JobRunner`): `_io` for 
 saving, `_model` (one thread, so backend calls never overlap) for connecting and predicting. Each
 opened image goes through a queue that loads it, makes its thumbnail and, when a model is
 selected, predicts it; results are cached per (image, backend, model, version).
+Image I/O (Pillow) is imported where it is used, in workers, to keep start-up short.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from PySide6.QtWidgets import (
 )
 
 import segviewer
-from segviewer.core.images import atomic_write_bytes, find_images, load_image, save_rgb_png
 from segviewer.core.labels import (
     Palette,
     PaletteError,
@@ -106,6 +106,8 @@ def _thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 def _process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef | None,
              key: CacheKey | None, probabilities: bool) -> Processed:
+    from segviewer.core.images import load_image
+
     rgb = load_image(path)
     prediction = None
     if backend is not None and ref is not None and not state.cancelled():
@@ -156,10 +158,14 @@ def _select(state: TaskState, backend: Backend, models: list[str], model: str,
 
 
 def _find(state: TaskState, inputs: list[str]) -> list[Path]:
+    from segviewer.core.images import find_images
+
     return find_images(inputs)
 
 
 def _load(state: TaskState, path: str) -> tuple[str, np.ndarray]:
+    from segviewer.core.images import load_image
+
     return path, load_image(path)
 
 
@@ -175,6 +181,8 @@ def _write_csv(path: str, rows) -> None:
     for row in rows:
         share = "" if row.share is None else f"{row.share:.4f}"
         out.writerow([row.id, row.name, *row.color, share])
+    from segviewer.core.images import atomic_write_bytes
+
     atomic_write_bytes(path, text.getvalue().encode("utf-8"))
 
 
@@ -907,6 +915,8 @@ class MainWindow(QMainWindow):
         if rgb is None:
             self.show_error("Nothing to export yet — open an image and connect a model first")
             return None
+        from segviewer.core.images import save_rgb_png
+
         return self._start_save("overlay", save_rgb_png, path, rgb)
 
     def export_labels(self, path: str) -> Job | None:
@@ -923,6 +933,8 @@ class MainWindow(QMainWindow):
             return self._start_save("legend", _write_csv, path, rows)
         title = f"{Path(self.current_path).name if self.current_path else ''}"
         rgb = array_from_qimage(legend_image(rows, title))
+        from segviewer.core.images import save_rgb_png
+
         return self._start_save("legend", save_rgb_png, path, rgb)
 
     def _start_save(self, what: str, writer, path: str, *args) -> Job:
