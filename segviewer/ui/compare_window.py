@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -45,6 +46,7 @@ from segviewer.core.review import (
     ReviewSession,
     SortKey,
     Source,
+    SourceInfo,
     VerdictStore,
     class_rows,
     run_review,
@@ -138,6 +140,12 @@ def _views(state: TaskState, result: ImageResult, palette: Palette) -> Views:
 def _report(state: TaskState, session: ReviewSession, out_dir: Path, verdicts,
             sort) -> tuple[Path, Path]:
     return write_report(session, out_dir, verdicts, sort)
+
+
+def _name(info: SourceInfo) -> str:
+    """Model and version first: the backend (often a long path) may be cut off."""
+    version = f" v{info.version}" if info.version is not None else ""
+    return f"{info.model}{version}  ·  {info.backend}"
 
 
 class _Relay(QObject):
@@ -265,6 +273,8 @@ class CompareWindow(QMainWindow):
         caption = QLabel(pane)
         caption.setContentsMargins(8, 3, 8, 3)
         caption.setStyleSheet("background: #2b2d31; color: #e8e8e8; font-weight: 600;")
+        # A long model path must not widen the window: the caption is cut instead.
+        caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         canvas = ImageCanvas(pane)
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -401,8 +411,8 @@ class CompareWindow(QMainWindow):
 
     def _compared(self, session: ReviewSession) -> None:
         self.session = session
-        self.caption_a.setText(f"A  ·  {session.a.description}")
-        self.caption_b.setText(f"B  ·  {session.b.description}")
+        self.caption_a.setToolTip(f"A: {session.a.description}")
+        self.caption_b.setToolTip(f"B: {session.b.description}")
         try:
             self.store = VerdictStore.for_session(session)
         except ReviewError as exc:
@@ -494,8 +504,8 @@ class CompareWindow(QMainWindow):
         v = self.views
         if v is None:
             return
-        a_name = self.session.a.description if self.session else "A"
-        b_name = self.session.b.description if self.session else "B"
+        a_name = _name(self.session.a) if self.session else ""
+        b_name = _name(self.session.b) if self.session else ""
         if self.mode is CompareMode.DIFF:
             changed = int(np.count_nonzero(v.diff_mask))
             self._show(self.canvas_a, v.diff, None)

@@ -12,6 +12,8 @@ from segviewer.core.labels import Palette
 from segviewer.core.report import confusion_heatmap
 from segviewer.ui.canvas import qimage_from_array
 
+MIN_WIDTH = 150  # pixels: a matrix of few classes is enlarged to about this (sharp cells)
+
 
 def shown_classes(*confusions: np.ndarray) -> list[int]:
     """Class ids in the ground truth or predicted by any of the models, in id order."""
@@ -27,12 +29,14 @@ class ConfusionView(QWidget):
         self.title = QLabel(self)
         self.title.setWordWrap(True)
         self.maps: dict[str, QLabel] = {}
+        self.captions: list[QLabel] = []
         grid = QGridLayout()
         for column, side in enumerate("AB"):
             caption = QLabel(f"<b>{side}</b>", self)
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
             picture = QLabel(self)
             picture.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
+            self.captions.append(caption)
             grid.addWidget(caption, 0, column)
             grid.addWidget(picture, 1, column)
             self.maps[side] = picture
@@ -59,6 +63,8 @@ class ConfusionView(QWidget):
         self.names.clear()
         for picture in self.maps.values():
             picture.clear()
+        for caption in self.captions:
+            caption.hide()
 
     def set_matrices(self, what: str, palette: Palette, confusion_a: np.ndarray,
                      confusion_b: np.ndarray) -> None:
@@ -67,7 +73,11 @@ class ConfusionView(QWidget):
         self.title.setText(f"Confusion, {what} — rows: ground truth, columns: prediction, "
                            "each row normalised (white 0 → dark blue 1; grey: class absent "
                            "from the ground truth)")
+        for caption in self.captions:
+            caption.show()
         for side, matrix in (("A", confusion_a), ("B", confusion_b)):
             heat = confusion_heatmap(matrix, self.ids)
+            zoom = max(1, MIN_WIDTH // heat.shape[1])
+            heat = np.repeat(np.repeat(heat, zoom, axis=0), zoom, axis=1)
             self.maps[side].setPixmap(QPixmap.fromImage(qimage_from_array(heat)))
         self.names.setText(" · ".join(f"{i} {palette.class_name(i)}" for i in self.ids))

@@ -67,6 +67,8 @@ class ReviewPanel(QWidget):
         self.queue.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.queue.setAlternatingRowColors(True)
         self.queue.setSpacing(1)
+        self.queue.setWordWrap(True)
+        self.queue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.queue.currentItemChanged.connect(self._current_changed)
 
         self.buttons: dict[Verdict, QPushButton] = {}
@@ -161,14 +163,16 @@ class ReviewPanel(QWidget):
         entry = self.store.get(result.key) if self.store is not None else None
         numbers = f"agree {_pct(result.agreement, 1.0)}"
         if result.miou_a is not None:
-            numbers += (f" · mIoU {_pct(result.miou_a)} → {_pct(result.miou_b)}"
-                        f" ({_pct(result.miou_delta, signed=True)})")
+            numbers += f" · ΔmIoU {_pct(result.miou_delta, signed=True)}"
         verdict = VERDICT_LABELS[entry.verdict] if entry else "not reviewed"
         note = f" — {entry.note}" if entry and entry.note else ""
         item.setText(f"{result.key}\n{numbers}\n{verdict}{note}")
         item.setIcon(swatch_icon(VERDICT_COLORS[entry.verdict] if entry else _UNSEEN, 12))
         item.setForeground(QBrush(QColor(*VERDICT_COLORS[entry.verdict])) if entry else QBrush())
-        item.setToolTip(str(result.path))
+        tip = f"{result.path}\nagreement of A and B: {_pct(result.agreement, 1.0)}"
+        if result.miou_a is not None:
+            tip += f"\nmIoU A {_pct(result.miou_a)}, B {_pct(result.miou_b)}"
+        item.setToolTip(tip)
 
     def _current_changed(self, current: QListWidgetItem | None, _previous) -> None:
         if current is None or self._filling:
