@@ -1,7 +1,7 @@
 """The `segviewer` command: parse the command line, build the window, start the work.
 
     segviewer [PATH ...] [--server HOST:PORT | --rest URL | --saved-model DIR | --demo]
-              [--model NAME] [--version N] [--screenshot OUT.png]
+              [--model NAME] [--version N] [--compare-versions A B] [--screenshot OUT.png]
     segviewer --version          (no number: print the app's version and exit)
 
 `--version N` picks the model version, as in segviewer-predict; given alone it prints the
