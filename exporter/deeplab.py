@@ -203,7 +203,9 @@ class DeepLab:
                 for scale in c.inference_scales
                 for flip in ((False, True) if c.add_flipped_images else (False,))
             ]
-            scores = probs = tf.add_n(softmaxes) / len(softmaxes)
+            # reduce_mean over a stack, as the research code does: tf.add_n here makes the graph
+            # unsafe to run from two threads at once in one process.
+            scores = probs = tf.reduce_mean(tf.stack(softmaxes, axis=4), axis=4)
         labels = tf.argmax(scores, 3)[:, : resized[0], : resized[1]]
         original = tf.shape(image)[1:3]
         labels = preprocess.resize_nearest(labels, original)

@@ -82,7 +82,8 @@ def build_module(model: DeepLab, metadata: str, asset_dir: Path) -> tuple[tf.Mod
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
         labels = model.predict(tf.expand_dims(image, 0))[0]
         png = tf.io.encode_png(tf.cast(labels, label_dtype)[..., tf.newaxis])
-        return {"segmentation_png": png}
+        # TF Serving's REST API base64-encodes only binary outputs whose name ends in "_bytes".
+        return {"segmentation_png_bytes": png}
 
     @tf.function(input_signature=[])
     def segviewer_metadata():

@@ -69,7 +69,7 @@ def test_probabilities_and_encoded_agree_with_serving_default(exported):
     np.testing.assert_array_equal(out["segmentation_map"].numpy()[0], labels)
     png = model.signatures["encoded"](image_bytes=tf.constant(iio.imwrite("<bytes>", image,
                                                                           extension=".png")))
-    decoded = iio.imread(png["segmentation_png"].numpy())
+    decoded = iio.imread(png["segmentation_png_bytes"].numpy())
     assert decoded.dtype == np.uint8
     np.testing.assert_array_equal(decoded, labels)
 
