@@ -51,6 +51,12 @@ def _crop(text: str) -> tuple[int, int]:
     return sizes  # type: ignore[return-value]
 
 
+def _app_version() -> str:
+    from segviewer import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="segviewer-export",
@@ -83,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='class names/colours {"classes":[{"id","name","color"}]} '
                         "(default: PASCAL/Cityscapes/ADE20K by class count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_app_version()}")
     return p
 
 

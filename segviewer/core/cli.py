@@ -64,6 +64,24 @@ def _header(text: str) -> tuple[str, str]:
     return key.strip().lower(), value  # gRPC metadata keys must be lower case
 
 
+class _ModelVersionOrAppVersion(argparse.Action):
+    """`--version N` picks the model version (DESIGN.md); a bare `--version` prints the program's.
+
+    An action, not a post-parse check, so that the bare form works without the required INPUT and
+    --out, as argparse's own version action does."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        if values is None:
+            from segviewer import __version__
+
+            print(f"{parser.prog} {__version__}")
+            parser.exit()
+        try:
+            setattr(namespace, self.dest, int(values))  # type: ignore[arg-type]
+        except ValueError:
+            parser.error(f"--version takes a whole number, got {values!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
                 "a SavedModel run in-process; write label maps (and overlays) as PNG.",
@@ -79,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run in-process: a SavedModel, model folder or base folder")
     p.add_argument("--model", metavar="NAME", help="model name (default: the only model)")
     pick = p.add_mutually_exclusive_group()
-    pick.add_argument("--version", type=int, metavar="N", help="model version (default: newest)")
+    pick.add_argument("--version", nargs="?", action=_ModelVersionOrAppVersion, metavar="N",
+                      help="model version (default: newest); alone: print segviewer's version")
     pick.add_argument("--label", metavar="LABEL", help="model version label, e.g. stable")
     p.add_argument("--signature", metavar="NAME", help="signature (default: discovered)")
     p.add_argument("--input-name", metavar="NAME", help="image input of the signature")
