@@ -415,3 +415,26 @@ def test_exported_model_opens_in_the_viewer(window, qtbot, toy_base):
     assert seen == ["ExportCheckpointDialog"]
     qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
     assert window.ref.name == "toy" and window.ref.version == 1
+
+
+def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy_base,
+                                                               tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        iio.imwrite(folder / f"img{i:02d}.png", rng.integers(0, 256, (300, 400, 3), np.uint8))
+    connect_toy(window, qtbot, toy_base)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window._process_job is not None and window.backend is not None,
+                    timeout=WAIT_MS)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    wait_idle(window, qtbot)
+    statuses = [window.file_list.status(p) for p in window.file_list.paths()]
+    assert Status.PENDING in statuses
+    assert Status.FAILED not in statuses and Status.RUNNING not in statuses
+    assert window.progress.isHidden() and window.cancel_button.isHidden()
+    pending = next(p for p in window.file_list.paths() if p != window.current_path
+                   and window.file_list.status(p) is Status.PENDING)
+    window.file_list.select_path(pending)  # choosing an image runs it again
+    qtbot.waitUntil(lambda: window.file_list.status(pending) is Status.DONE, timeout=WAIT_MS)
