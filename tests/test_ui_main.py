@@ -126,8 +126,14 @@ def test_failed_image_shows_its_error_and_the_window_keeps_working(loaded, qtbot
     loaded.file_list.step(2)  # the broken file
     qtbot.waitUntil(lambda: loaded.image is None)
     assert "c_broken.png" in loaded.statusBar().currentMessage()
-    loaded.file_list.step(-2)
+    broken = images / "c_broken.png"
+    iio.imwrite(broken, np.full((20, 30, 3), 200, np.uint8))  # the user fixes the file...
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_F5)  # ...and reloads it
+    qtbot.waitUntil(lambda: loaded.file_list.status(str(broken)) is Status.DONE, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: loaded.prediction is not None)
+    loaded.file_list.step(-2)
+    qtbot.waitUntil(lambda: loaded.prediction is not None
+                    and Path(loaded.current_path).name == "a_stripes.png")
     assert loaded.canvas.has_labels
 
 

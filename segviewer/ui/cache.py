@@ -57,6 +57,11 @@ class PredictionCache:
             _, evicted = self._items.popitem(last=False)
             self._bytes -= _nbytes(evicted)
 
+    def forget_path(self, path: str) -> None:
+        """Drop every model's result for one image (the file changed on disk)."""
+        for key in [k for k in self._items if k.path == path]:
+            self._bytes -= _nbytes(self._items.pop(key))
+
     def __contains__(self, key: CacheKey) -> bool:
         return key in self._items
 

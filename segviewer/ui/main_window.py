@@ -368,6 +368,9 @@ class MainWindow(QMainWindow):
             act.setToolTip(f"{act.text().replace('&', '').rstrip('…')} "
                            f"({act.shortcut().toString()})")
         self.act_cancel = a("Cancel Work", self.cancel_work, ["Esc"])
+        self.act_rerun = a("&Reload Image", self.reload_current, ["F5"],
+                           tip="Load and segment the current image again (after a failure or "
+                               "a cancel)")
         self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts,
                                [QKeySequence.StandardKey.HelpContents])
         self.act_about = a(f"&About {APP_NAME}", self.show_about)
@@ -398,7 +401,7 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
         view.addSeparator()
-        view.addActions([self.act_next, self.act_prev])
+        view.addActions([self.act_next, self.act_prev, self.act_rerun])
         view.addSeparator()
         for dock in (self.files_dock, self.legend_dock, self.info_dock):
             view.addAction(dock.toggleViewAction())
@@ -531,6 +534,12 @@ class MainWindow(QMainWindow):
         job.finished.connect(self._loaded)
         job.failed.connect(lambda message: self._load_failed(path, message))
         self._update_title()
+
+    def reload_current(self) -> None:
+        if self.current_path is not None:
+            self.cache.forget_path(self.current_path)
+            self.file_list.set_status(self.current_path, Status.PENDING)
+            self.show_path(self.current_path)
 
     def _loaded(self, result: tuple[str, np.ndarray]) -> None:
         path, rgb = result
