@@ -1,8 +1,9 @@
 """The xception and resnet_v1 beta backbones against research-format checkpoints.
 
 tests/research_fixtures.py transcribes the research variable names and shapes on its own, so these
-tests compare two readings of research/deeplab; the atrous checks hold by construction in the
-research code (strided convs with fixed padding equal a dense conv subsampled).
+tests compare two readings of research/deeplab; tests/data/research_features holds outputs of the
+research code itself; the atrous checks hold by construction in the research code (strided convs
+with fixed padding equal a dense conv subsampled).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ VARIANTS = [
     pytest.param("resnet_v1_101_beta", marks=pytest.mark.slow),
 ]
 ALL_VARIANTS = [*xception.VARIANTS, *resnet.VARIANTS]
+RESEARCH_FEATURES = DATA / "research_features"
 
 
 class _ReadRecorder(Mapping[str, Any]):
@@ -140,7 +142,7 @@ def test_resnet_atrous_rates_and_multi_grid():
 
 
 @pytest.mark.parametrize("size", [64, 65])
-@pytest.mark.parametrize("variant", ["xception_41", "xception_71", "resnet_v1_50_beta"])
+@pytest.mark.parametrize("variant", ["xception_41", "resnet_v1_50_beta"])
 def test_atrous_features_are_the_dense_version_of_strided_ones(variant, size):
     # With fixed padding a strided unit equals a dense one subsampled, so the features at output
     # stride 8 subsampled by 2 are those at 16 (and 16 subsampled by 2 those at 32): this checks
@@ -153,6 +155,25 @@ def test_atrous_features_are_the_dense_version_of_strided_ones(variant, size):
         np.testing.assert_allclose(
             features[fine][:, ::2, ::2], features[coarse], rtol=1e-4, atol=1e-5
         )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_features_match_the_research_graph(variant):
+    # References from research/deeplab's own feature extractor (see the README beside them).
+    weights = random_weights(backbone_variables(variant), seed=2)
+    for output_stride in (8, 16):
+        backbone = make_backbone(variant, weights, output_stride)
+        for size in (64, 65):
+            images = np.random.default_rng(size).uniform(-1, 1, (1, size, size, 3))
+            net, low_level = backbone(tf.constant(images, tf.float32))
+            reference = np.load(RESEARCH_FEATURES / f"{variant}_os{output_stride}_{size}.npz")
+            channels = reference["features"].shape[-1]
+            np.testing.assert_allclose(
+                net.numpy()[..., :channels], reference["features"], rtol=1e-4, atol=2e-5
+            )
+            np.testing.assert_allclose(
+                low_level[4].numpy()[..., :channels], reference["stride4"], rtol=1e-4, atol=2e-5
+            )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
