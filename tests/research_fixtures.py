@@ -115,7 +115,11 @@ def head_variables(
 
 
 def random_weights(shapes: Shapes, seed: int = 0) -> dict[str, np.ndarray]:
-    """Values that keep activations finite and of order 1 through a deep random network."""
+    """Values that keep activations finite and of order 1 through a deep random network.
+
+    tests/data/research_features was computed from these exact values: changing how they are drawn
+    means making those references again (see the README there).
+    """
     rng = np.random.default_rng(seed)
     weights = {}
     for name in sorted(shapes):
