@@ -4,22 +4,17 @@ Every model or file operation runs in a worker (`workers.JobRunner`): `_io` for 
 saving, `_model` (one thread, so backend calls never overlap) for connecting and predicting. Each
 opened image goes through a queue that loads it, makes its thumbnail and, when a model is
 selected, predicts it; results are cached per (image, backend, model, version).
-Image I/O (Pillow) is imported where it is used, in workers, to keep start-up short.
+The functions the workers run are in `tasks.py`; the help dialogs in `help.py`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import sys
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, qVersion
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -31,7 +26,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -40,14 +34,10 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSlider,
     QStyle,
-    QTableWidget,
-    QTableWidgetItem,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
-import segviewer
 from segviewer.core.labels import (
     Palette,
     PaletteError,
@@ -58,12 +48,14 @@ from segviewer.core.labels import (
 from segviewer.core.overlay import blend, boundaries, class_shares
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.paths import resource_dir
-from segviewer.ui.cache import CacheKey, PredictionCache, compact_labels
+from segviewer.ui import tasks
+from segviewer.ui.cache import CacheKey, PredictionCache
 from segviewer.ui.canvas import ImageCanvas, ViewMode, array_from_qimage
 from segviewer.ui.file_list import FileList, Status
+from segviewer.ui.help import ShortcutsDialog, about_text, shortcut_rows
 from segviewer.ui.legend import FROM_MODEL, LegendWidget, legend_image
 from segviewer.ui.model_panel import ModelInfo, ModelSelector
-from segviewer.ui.workers import Job, JobRunner, TaskState
+from segviewer.ui.workers import Job, JobRunner
 
 if TYPE_CHECKING:
     from segviewer.ui.compare_window import CompareWindow
@@ -71,7 +63,6 @@ if TYPE_CHECKING:
     from segviewer.ui.dialogs.connect import ConnectionSpec
 
 APP_NAME = "SegViewer"
-THUMB_SIZE = 112  # pixels on the long side; the list shows them at half size (sharp on HiDPI)
 OPACITY_STEP = 10
 MAX_RECENT = 10
 
@@ -85,105 +76,6 @@ def app_icon() -> QIcon:
     if icon.isNull() and svg.exists():
         icon.addFile(str(svg))
     return icon
-
-
-# -- work done in worker threads (plain functions: no Qt widgets) ------------------------------
-@dataclass
-class Processed:
-    path: str
-    key: CacheKey | None
-    thumbnail: np.ndarray
-    prediction: Prediction | None
-
-
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    image = Image.fromarray(rgb)
-    image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR)
-    return np.asarray(image)
-
-
-def _process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef | None,
-             key: CacheKey | None, probabilities: bool) -> Processed:
-    from segviewer.core.images import load_image
-
-    rgb = load_image(path)
-    prediction = None
-    if backend is not None and ref is not None and not state.cancelled():
-        prediction = backend.predict(rgb, ref, want_probabilities=probabilities)
-        prediction.labels = compact_labels(np.asarray(prediction.labels))
-    return Processed(path, key, _thumbnail(rgb), prediction)
-
-
-@dataclass
-class Connected:
-    backend: Backend
-    models: list[str]
-    model: str
-    versions: list
-    version: int | None
-    metadata: ModelMetadata
-
-
-def _choose(backend: Backend, model: str | None, version: int | None,
-            models: list[str] | None = None) -> Connected:
-    models = models if models is not None else backend.models()
-    if model is None:
-        if not models:
-            raise ValueError(f"{backend.description} serves no models — check the model folder "
-                             "or pass --model NAME")
-        model = models[0]
-    versions = backend.versions(model)
-    if version is None:
-        available = [v.version for v in versions if v.state == "AVAILABLE"]
-        version = max(available) if available else None
-    metadata = backend.metadata(ModelRef(model, version))
-    return Connected(backend, models, model, versions, version, metadata)
-
-
-def _connect(state: TaskState, spec: ConnectionSpec, model: str | None,
-             version: int | None) -> Connected:
-    backend = spec.open()
-    try:
-        return _choose(backend, model, version)
-    except BaseException:
-        backend.close()
-        raise
-
-
-def _select(state: TaskState, backend: Backend, models: list[str], model: str,
-            version: int | None) -> Connected:
-    return _choose(backend, model, version, models)
-
-
-def _find(state: TaskState, inputs: list[str]) -> list[Path]:
-    from segviewer.core.images import find_images
-
-    return find_images(inputs)
-
-
-def _load(state: TaskState, path: str) -> tuple[str, np.ndarray]:
-    from segviewer.core.images import load_image
-
-    return path, load_image(path)
-
-
-def _save(state: TaskState, writer, path: str, *args) -> str:
-    writer(path, *args)
-    return path
-
-
-def _write_csv(path: str, rows) -> None:
-    text = io.StringIO()
-    out = csv.writer(text, lineterminator="\n")
-    out.writerow(["id", "name", "r", "g", "b", "share_percent"])
-    for row in rows:
-        share = "" if row.share is None else f"{row.share:.4f}"
-        out.writerow([row.id, row.name, *row.color, share])
-    from segviewer.core.images import atomic_write_bytes
-
-    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 class MainWindow(QMainWindow):
@@ -474,7 +366,7 @@ class MainWindow(QMainWindow):
     def open_paths(self, inputs: list[str | Path]) -> Job:
         """Add images and folders (searched recursively) to the list; shows the first new one."""
         inputs = [str(p) for p in inputs]
-        job = self._io.start("find images", _find, inputs)
+        job = self._io.start("find images", tasks.find, inputs)
         job.finished.connect(lambda found: self._found(inputs, found))
         job.failed.connect(self.show_error)
         return job
@@ -530,7 +422,7 @@ class MainWindow(QMainWindow):
         self._colors = None
         if self._load_job is not None:
             self._load_job.cancel()
-        self._load_job = job = self._io.start("load image", _load, path)
+        self._load_job = job = self._io.start("load image", tasks.load, path)
         job.finished.connect(self._loaded)
         job.failed.connect(lambda message: self._load_failed(path, message))
         self._update_title()
@@ -651,7 +543,7 @@ class MainWindow(QMainWindow):
                 continue
             self.file_list.set_status(path, Status.RUNNING)
             self._process_job = job = self._model.start(
-                path, _process, path, self.backend, self.ref, key,
+                path, tasks.process, path, self.backend, self.ref, key,
                 self.act_probabilities.isChecked())
             job.finished.connect(self._processed)
             job.failed.connect(lambda message, p=path: self._mark_failed(p, message))
@@ -661,7 +553,7 @@ class MainWindow(QMainWindow):
         self._queued_total = 0
         self._update_busy()
 
-    def _processed(self, result: Processed) -> None:
+    def _processed(self, result: tasks.Processed) -> None:
         self._thumbnails.add(result.path)
         self.file_list.set_thumbnail(result.path, result.thumbnail)
         if result.prediction is None or result.key != self._key(result.path):
@@ -752,7 +644,7 @@ class MainWindow(QMainWindow):
         if self._connecting is not None:
             self._connecting.cancel()
         self.model_info.clear_info(f"Connecting to {spec.describe()}…")
-        self._connecting = job = self._model.start("connect", _connect, spec, model, version)
+        self._connecting = job = self._model.start("connect", tasks.connect, spec, model, version)
         job.finished.connect(self._connected)
         job.failed.connect(lambda message: self._connect_failed(spec.describe(), message))
         job.done.connect(lambda: self._connect_done(job))
@@ -768,7 +660,7 @@ class MainWindow(QMainWindow):
         self.model_info.clear_info(f"Could not connect to {where}: {message}")
         self.show_error(f"Could not connect to {where}: {message}")
 
-    def _connected(self, result: Connected) -> None:
+    def _connected(self, result: tasks.Connected) -> None:
         old = self.backend
         if old is not None and old is not result.backend:
             self._model.start("close", lambda state, b: b.close(), old)
@@ -781,15 +673,15 @@ class MainWindow(QMainWindow):
         """Switch model or version (metadata is fetched in a worker, then images re-run)."""
         if self.backend is None:
             return None
-        self._connecting = job = self._model.start("select", _select, self.backend, self._models,
-                                                   model, version)
+        self._connecting = job = self._model.start("select", tasks.select, self.backend,
+                                                   self._models, model, version)
         job.finished.connect(self._apply_choice)
         job.failed.connect(lambda message: self.show_error(f"{model}: {message}"))
         job.done.connect(lambda: self._connect_done(job))
         self._update_busy()
         return job
 
-    def _apply_choice(self, result: Connected) -> None:
+    def _apply_choice(self, result: tasks.Connected) -> None:
         self.ref = ModelRef(result.model, result.version)
         self.metadata = result.metadata
         self.selector.set_models(result.models, result.model)
@@ -939,7 +831,7 @@ class MainWindow(QMainWindow):
     def export_legend(self, path: str) -> Job:
         rows = self.legend.rows()
         if path.lower().endswith(".csv"):
-            return self._start_save("legend", _write_csv, path, rows)
+            return self._start_save("legend", tasks.write_csv, path, rows)
         title = f"{Path(self.current_path).name if self.current_path else ''}"
         rgb = array_from_qimage(legend_image(rows, title))
         from segviewer.core.images import save_rgb_png
@@ -947,7 +839,7 @@ class MainWindow(QMainWindow):
         return self._start_save("legend", save_rgb_png, path, rgb)
 
     def _start_save(self, what: str, writer, path: str, *args) -> Job:
-        job = self._io.start(f"save {what}", _save, writer, path, *args)
+        job = self._io.start(f"save {what}", tasks.save, writer, path, *args)
         job.finished.connect(lambda p: self.statusBar().showMessage(f"Saved {what} to {p}", 6000))
         job.failed.connect(lambda message: self.show_error(f"Could not save {what}: {message}"))
         return job
@@ -1013,43 +905,13 @@ class MainWindow(QMainWindow):
     # ==========================================================================================
     # help
     def shortcuts(self) -> list[tuple[str, str]]:
-        rows = []
-        for action in self.actions():
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
-                             for k in action.shortcuts())
-            if keys:
-                rows.append((action.text().replace("&", "").rstrip("…"), keys))
-        return rows
+        return shortcut_rows(self.actions())
 
     def show_shortcuts(self) -> None:
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Keyboard shortcuts")
-        rows = [*self.shortcuts(), ("Zoom", "Mouse wheel"), ("Pan", "Drag")]
-        table = QTableWidget(len(rows), 2)
-        table.setHorizontalHeaderLabels(["Action", "Keys"])
-        table.verticalHeader().hide()
-        table.horizontalHeader().setStretchLastSection(True)
-        for row, (name, keys) in enumerate(rows):
-            table.setItem(row, 0, QTableWidgetItem(name))
-            table.setItem(row, 1, QTableWidgetItem(keys))
-        table.resizeColumnsToContents()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dialog.reject)
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(table)
-        layout.addWidget(buttons)
-        dialog.resize(460, 560)
-        dialog.exec()
+        ShortcutsDialog(self, self.shortcuts()).exec()
 
     def about_text(self) -> str:
-        py = ".".join(map(str, sys.version_info[:3]))
-        lines = [f"<h3>{APP_NAME} {segviewer.__version__}</h3>",
-                 "<p>Export DeepLab checkpoints, serve them, and review their segmentations.</p>",
-                 f"Qt {qVersion()} · PySide6 {pyside_version} · Python {py}"]
-        tf = sys.modules.get("tensorflow")
-        if tf is not None:  # never import it just to show a version
-            lines.append(f" · TensorFlow {getattr(tf, '__version__', '?')}")
-        return "".join(lines)
+        return about_text(APP_NAME)
 
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", self.about_text())

@@ -1,0 +1,124 @@
+"""What the main window runs in its workers: plain functions of (state, ...) with no widgets.
+
+Each returns a plain value for the GUI thread (or raises; the worker turns that into a one-line
+message). Image I/O (Pillow) is imported here, on first use, to keep start-up short.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, ModelVersion, Prediction
+from segviewer.ui.cache import CacheKey, compact_labels
+from segviewer.ui.workers import TaskState
+
+if TYPE_CHECKING:
+    from segviewer.ui.dialogs.connect import ConnectionSpec
+    from segviewer.ui.legend import LegendRow
+
+THUMB_SIZE = 112  # pixels on the long side; the list shows them at half size (sharp on HiDPI)
+
+
+@dataclass
+class Processed:
+    path: str
+    key: CacheKey | None
+    thumbnail: np.ndarray
+    prediction: Prediction | None
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    image.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef | None,
+             key: CacheKey | None, probabilities: bool) -> Processed:
+    from segviewer.core.images import load_image
+
+    rgb = load_image(path)
+    prediction = None
+    if backend is not None and ref is not None and not state.cancelled():
+        prediction = backend.predict(rgb, ref, want_probabilities=probabilities)
+        prediction.labels = compact_labels(np.asarray(prediction.labels))
+    return Processed(path, key, thumbnail(rgb), prediction)
+
+
+@dataclass
+class Connected:
+    backend: Backend
+    models: list[str]
+    model: str
+    versions: list[ModelVersion]
+    version: int | None
+    metadata: ModelMetadata
+
+
+def choose(backend: Backend, model: str | None, version: int | None,
+            models: list[str] | None = None) -> Connected:
+    models = models if models is not None else backend.models()
+    if model is None:
+        if not models:
+            raise ValueError(f"{backend.description} serves no models — check the model folder "
+                             "or pass --model NAME")
+        model = models[0]
+    versions = backend.versions(model)
+    if version is None:
+        available = [v.version for v in versions if v.state == "AVAILABLE"]
+        version = max(available) if available else None
+    metadata = backend.metadata(ModelRef(model, version))
+    return Connected(backend, models, model, versions, version, metadata)
+
+
+def connect(state: TaskState, spec: ConnectionSpec, model: str | None,
+             version: int | None) -> Connected:
+    backend = spec.open()
+    try:
+        return choose(backend, model, version)
+    except BaseException:
+        backend.close()
+        raise
+
+
+def select(state: TaskState, backend: Backend, models: list[str], model: str,
+            version: int | None) -> Connected:
+    return choose(backend, model, version, models)
+
+
+def find(state: TaskState, inputs: list[str]) -> list[Path]:
+    from segviewer.core.images import find_images
+
+    return find_images(inputs)
+
+
+def load(state: TaskState, path: str) -> tuple[str, np.ndarray]:
+    from segviewer.core.images import load_image
+
+    return path, load_image(path)
+
+
+def save(state: TaskState, writer, path: str, *args) -> str:
+    """Run one of core's atomic writers; returns the path for the status message."""
+    writer(path, *args)
+    return path
+
+
+def write_csv(path: str, rows: list[LegendRow]) -> None:
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(["id", "name", "r", "g", "b", "share_percent"])
+    for row in rows:
+        share = "" if row.share is None else f"{row.share:.4f}"
+        out.writerow([row.id, row.name, *row.color, share])
+    from segviewer.core.images import atomic_write_bytes
+
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
