@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from checkpoint_factory import write_research_checkpoint
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -137,22 +138,7 @@ def random_weights(shapes: Shapes, seed: int = 0) -> dict[str, np.ndarray]:
     return weights
 
 
-def write_checkpoint(prefix: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write a TF1 name-based checkpoint (as `tf.train.load_checkpoint` reads) + state file."""
-    import tensorflow as tf
-
-    names = sorted(arrays)
-    tf.raw_ops.SaveV2(
-        prefix=str(prefix),
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(arrays[n]) for n in names],
-    )
-    (prefix.parent / "checkpoint").write_text(f'model_checkpoint_path: "{prefix.name}"\n')
-    return prefix
-
-
-def write_research_checkpoint(
+def write_deeplab_checkpoint(
     directory: Path,
     variant: str,
     num_classes: int = 21,
@@ -161,8 +147,7 @@ def write_research_checkpoint(
     seed: int = 0,
 ) -> Path:
     """A DeepLab checkpoint of `variant` as research train.py saves it; returns its prefix."""
-    directory.mkdir(parents=True, exist_ok=True)
     shapes = backbone_variables(variant) | head_variables(num_classes, atrous_rates, decoder)
     arrays: dict[str, np.ndarray] = random_weights(shapes, seed)
     arrays["global_step"] = np.array(30000, np.int64)
-    return write_checkpoint(directory / "model.ckpt", arrays)
+    return Path(write_research_checkpoint(directory / "model.ckpt", arrays))

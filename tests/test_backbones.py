@@ -21,7 +21,7 @@ from research_fixtures import (
     backbone_variables,
     head_variables,
     random_weights,
-    write_research_checkpoint,
+    write_deeplab_checkpoint,
 )
 
 from exporter.backbones import detect_variant, make_backbone, resnet, xception
@@ -178,7 +178,7 @@ def test_features_match_the_research_graph(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_backbone_restores_every_checkpoint_variable_and_runs(variant, tmp_path):
-    prefix = write_research_checkpoint(tmp_path / variant, variant)
+    prefix = write_deeplab_checkpoint(tmp_path / variant, variant)
     reader = tf.train.load_checkpoint(str(prefix))
     names = reader.get_variable_to_shape_map()
     weights = {name: reader.get_tensor(name) for name in names}
@@ -210,7 +210,7 @@ def test_export_runs_as_a_saved_model(variant, tmp_path):
 
     from exporter.export import ExportOptions, export_model
 
-    prefix = write_research_checkpoint(tmp_path / "ckpt", variant, num_classes=5)
+    prefix = write_deeplab_checkpoint(tmp_path / "ckpt", variant, num_classes=5)
     options = ExportOptions(
         checkpoint=prefix.parent,
         export_dir=tmp_path / "models",

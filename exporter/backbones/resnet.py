@@ -22,8 +22,6 @@ VARIANTS = ("resnet_v1_50_beta", "resnet_v1_101_beta")
 # feature_extractor.name_scope: both beta variants keep the ImageNet checkpoints' scope.
 SCOPES = {"resnet_v1_50_beta": "resnet_v1_50", "resnet_v1_101_beta": "resnet_v1_101"}
 EPSILON = 1e-5  # feature_extractor: resnet_arg_scope(batch_norm_epsilon=1e-5, scale=True)
-# slim.batch_norm runs the fused kernel, which raises epsilon to this (cuDNN's minimum).
-FUSED_MIN_EPSILON = 1.001e-5
 _UNITS = {"resnet_v1_50_beta": (3, 4, 6, 3), "resnet_v1_101_beta": (3, 4, 23, 3)}
 _BASE_DEPTHS = (64, 128, 256, 512)
 _ROOT = (("conv1_1", 3, 64, 2), ("conv1_2", 64, 64, 1), ("conv1_3", 64, 128, 1))
@@ -154,7 +152,7 @@ class ResNetV1Beta:
     def _bn(self, x: tf.Tensor, scope: str, relu: bool = True) -> tf.Tensor:
         import tensorflow as tf
 
-        x = batch_norm(x, self.weights, scope, max(EPSILON, FUSED_MIN_EPSILON))
+        x = batch_norm(x, self.weights, scope, EPSILON)
         return tf.nn.relu(x) if relu else x
 
     def __call__(self, images: tf.Tensor) -> tuple[tf.Tensor, dict[int, tf.Tensor]]:
