@@ -9,12 +9,22 @@ Zoom and pan of the two canvases are locked together so the same pixels are alwa
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QObject, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QSettings,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -59,6 +69,7 @@ from segviewer.ui.legend import swatch_icon
 from segviewer.ui.review_panel import ReviewPanel
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
+CLOSE_TIMEOUT_S = 60  # at most this long for images in flight when the window closes
 CLASS_COLUMNS = ("Class", "A %", "B %", "Δ %", "IoU A", "IoU B", "Δ IoU")
 
 
@@ -193,6 +204,8 @@ class CompareWindow(QMainWindow):
 
         self._build()
         self._restore_settings()
+        if parent is not None:  # close (and finish with its backend) before the parent does
+            parent.installEventFilter(self)
         self._runner_job = self._start()
 
     # ==========================================================================================
@@ -619,12 +632,22 @@ class CompareWindow(QMainWindow):
         self.statusBar().showMessage(f"Report written: {paths[0]} and {paths[1].name}", 15000)
 
     # ==========================================================================================
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.parent() and event.type() == QEvent.Type.Close:
+            self.close()
+        return False
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self._cancel.set()
         self._io.cancel_all()
-        self._work.wait(30000)  # images in flight finish (the backends must outlive them)
-        self._io.wait(5000)
+        # Let every job end and its signals arrive: the backends must outlive the images in
+        # flight, and the runners (deleted with the window) the signals of their jobs.
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while (self._work.busy or self._io.busy) and time.monotonic() < deadline:
+            self._work.wait(20)
+            self._io.wait(20)
+            QCoreApplication.processEvents()
         for backend in self._owned:
             backend.close()
         self._owned = []
