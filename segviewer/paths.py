@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def resource_dir() -> Path:
-    """The resources folder: the `segviewer.resources` package when installed, else `<repo>/resources`."""
+    """The resources folder: `segviewer.resources` when installed, else `<repo>/resources`."""
     spec = importlib.util.find_spec("segviewer.resources")
     if spec is not None and spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
