@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import tensorflow as tf
 
-MEAN_PIXEL = 127.5  # research mean_pixel() for every variant but the ImageNet-mean ones
-IMAGENET_MEAN_RGB = (123.15, 115.90, 103.06)
+# research mean_pixel() of every supported variant (the resnet _beta ones included: only the
+# non-beta resnets, which we do not support, subtract the ImageNet mean).
+MEAN_PIXEL = 127.5
 
 
 def scale_dimension(dim: int, scale: float) -> int:
@@ -120,15 +121,13 @@ def prepare(image: tf.Tensor, crop: tuple[int, int], pad_value: tuple[float, flo
 
 def normalize(images: tf.Tensor, preprocessing: str) -> tf.Tensor:
     """research feature_extractor preprocessing of padded float images."""
-    import tensorflow as tf
-
-    if preprocessing == "mean_subtraction":
-        return images - tf.constant(IMAGENET_MEAN_RGB, tf.float32)
+    if preprocessing != "scale":
+        raise ValueError(f"unknown preprocessing {preprocessing!r}")
     return (2.0 / 255.0) * images - 1.0
 
 
 def padding_pixel(preprocessing: str) -> tuple[float, float, float]:
     """The mean pixel the research code pads with: it becomes 0 after `normalize`."""
-    if preprocessing == "mean_subtraction":
-        return IMAGENET_MEAN_RGB
+    if preprocessing != "scale":
+        raise ValueError(f"unknown preprocessing {preprocessing!r}")
     return (MEAN_PIXEL, MEAN_PIXEL, MEAN_PIXEL)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 Weights = Mapping[str, Any]  # research name -> numpy array or tf.Variable
-Preprocessing = Literal["scale", "mean_subtraction"]
+# Every supported variant scales to [-1, 1]; the non-beta resnets would add "mean_subtraction".
+Preprocessing = Literal["scale"]
 
 # Backbone modules, tried in this order by `detect_variant`; a module not written yet is skipped.
 _MODULES = ("mobilenet_v2", "xception", "resnet")
@@ -36,7 +37,7 @@ class Backbone(Protocol):
 
     variant: str  # e.g. "mobilenet_v2", "xception_65", "resnet_v1_101_beta"
     batch_norm_epsilon: float
-    preprocessing: Preprocessing  # "scale": x/127.5-1; "mean_subtraction": x - _MEAN_RGB
+    preprocessing: Preprocessing  # "scale": x/127.5-1, padded with 127.5
 
     def expected_variables(self) -> dict[str, tuple[int, ...]]:
         """Every checkpoint variable this backbone reads (research names) and its shape."""
