@@ -14,7 +14,14 @@ import pytest
 from conftest import DEMO
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
+from test_review import (
+    PALETTE,
+    build_review_models,
+    review_images,
+    rule_a,
+    rule_b,
+    write_review_set,
+)
 
 from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
 from segviewer.core.serving.base import ModelRef
@@ -191,6 +198,14 @@ def test_sources_dialog_defaults_validation_and_settings(qtbot, tmp_path, seg_mo
     again = CompareSourcesDialog(None, settings)  # no connection: A starts at a folder
     qtbot.addWidget(again)
     assert again.box_a.kind.currentIndex() == 2
+    assert not again.box_a.kind.model().item(0).isEnabled()
+    again.box_a.kind.setCurrentIndex(1)  # another server, chosen with ConnectDialog
+    with pytest.raises(ValueError, match=r"Model A .*choose a server"):
+        again.choice()
+    server = ConnectionSpec("grpc", "localhost:8500", models=("deeplab",))
+    again.box_a.set_server(server)
+    assert again.box_a.other_label.text() == "gRPC localhost:8500 (deeplab)"
+    assert again.box_a.choice() == SourceChoice(server)
     assert (again.gt_dir.text(), again.gt_colored.isChecked(), again.ignore.value()) == (
         str(tmp_path), True, 0)
 
@@ -327,3 +342,33 @@ def test_command_line_compare_needs_a_model(capsys):
     assert capsys.readouterr().err.strip() == (
         "segviewer: error: --compare-versions needs a model: add --server, --rest, "
         "--saved-model or --demo")
+
+
+def test_colour_coded_ground_truth_and_the_ignore_label(qtbot, seg_models, review_set, tmp_path):
+    """Colour-coded ground truth is read through model A's palette; the ignore label chosen in
+    the dialog is left out of the scores; unreadable ground truth is a named per-image failure."""
+    paths, gray_gt = review_set
+    colour_gt = tmp_path / "colour_gt"
+    colour_gt.mkdir()
+    lut = PALETTE.lut(256)
+    for name in ("left", "right"):
+        Image.fromarray(lut[np.asarray(Image.open(gray_gt / f"{name}.png"))]).save(
+            colour_gt / f"{name}.png")
+    spec = ConnectionSpec("local", str(seg_models))
+    a, b = SourceChoice(spec, version=1), SourceChoice(spec, version=2)
+    window = open_compare(qtbot, CompareChoice(a, b, str(colour_gt), gt_colored=True), paths)
+    right = window.session.result("right.png")
+    assert (right.miou_a, right.miou_b) == (1.0, 0.375)  # as from the gray ground truth
+    window.close()
+
+    # right.png's ground truth is all class 1: ignoring class 1 leaves nothing to score.
+    window = open_compare(qtbot, CompareChoice(a, b, str(gray_gt), ignore_label=1), paths)
+    assert window.session.result("right.png").scores_a.confusion.sum() == 0
+    window.close()
+
+    window = CompareWindow(CompareChoice(a, b, str(colour_gt)), paths)  # colours read as ids
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.session is not None and window.idle, timeout=WAIT_MS)
+    assert [r.key for r in window.session.failures] == ["left.png", "right.png"]
+    assert "2 failed: left.png: " in window.statusBar().currentMessage()
+    assert window.review.keys() == ["same.png"]
