@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QToolButton,
     QWidget,
 )
+from shiboken6 import isValid
 
 from segviewer.core.labels import (
     Palette,
@@ -532,6 +533,8 @@ class MainWindow(QMainWindow):
         self._enqueue(todo)
 
     def _pump(self) -> None:
+        if not isValid(self):
+            return  # a job ended after the window was deleted (closing cancels, jobs still end)
         if self._process_job is not None or self._connecting is not None:
             return
         while self._queue:
@@ -603,6 +606,8 @@ class MainWindow(QMainWindow):
         self.summary_label.setText("  ·  ".join(parts))
 
     def _update_busy(self, *_args) -> None:
+        if not isValid(self):
+            return
         self._update_summary()
         busy = not self.idle
         self.progress.setVisible(busy)

@@ -15,6 +15,7 @@ from concurrent.futures import wait as wait_for
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
+from shiboken6 import isValid
 
 
 def error_message(exc: BaseException) -> str:
@@ -110,6 +111,8 @@ class JobRunner(QObject):
             self._running[job] = self._pool.submit(_run, job, fn, args)
 
     def _finish(self, job: Job) -> None:
+        if not isValid(self):
+            return  # the runner's owner (a closed window) was deleted while the job ran
         if job in self._running:
             del self._running[job]
             if not self._running:
