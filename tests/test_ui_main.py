@@ -444,3 +444,21 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
                    and window.file_list.status(p) is Status.PENDING)
     window.file_list.select_path(pending)  # choosing an image runs it again
     qtbot.waitUntil(lambda: window.file_list.status(pending) is Status.DONE, timeout=WAIT_MS)
+
+
+def test_dropping_several_files_lists_each_once_without_a_model(window, qtbot, images):
+    files = [images / "b_photo.png", images / "a_stripes.png", images / "b_photo.png"]
+    drop(window, files)
+    qtbot.waitUntil(lambda: window.file_list.count() == 2 and window.idle, timeout=WAIT_MS)
+    assert [Path(p).name for p in window.file_list.paths()] == ["b_photo.png", "a_stripes.png"]
+    assert Path(window.current_path).name == "b_photo.png"
+    assert window.image is not None and window.prediction is None  # no model: image only
+    assert all(window.file_list.status(p) is Status.PENDING for p in window.file_list.paths())
+    web = QMimeData()
+    web.setUrls([QUrl("https://example.com/a.png")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, web,
+                                Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert not enter.isAccepted()  # only local files and folders are accepted
