@@ -114,6 +114,19 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
                                            f"{100 * 12 / 90:+.2f}"]
     window.scope.setCurrentIndex(0)
 
+    # Swipe: A left of the divider, B right of it (a white line between), moved with [ and ].
+    window.review.select("left.png")
+    qtbot.waitUntil(lambda: window.views.key == "left.png")
+    a, b = rule_a(arrays["left"]), rule_b(arrays["left"])
+    qtbot.keyClick(window, Qt.Key.Key_W)
+    assert window.mode is CompareMode.SWIPE and window.swipe.value() == 50
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)  # divider at 45 %: x = 4 of 10
+    labels = array_from_qimage(window.canvas_a._label_item.pixmap().toImage())
+    colours = PALETTE.lut(4)
+    np.testing.assert_array_equal(labels[:, :3], colours[a[:, :3]])
+    assert np.all(labels[:, 3:5] == 255)
+    np.testing.assert_array_equal(labels[:, 5:], colours[b[:, 5:]])
+
     # Flip: Space switches the one canvas between A and B; S goes back to side by side.
     qtbot.keyClick(window, Qt.Key.Key_F)
     assert window.mode is CompareMode.FLIP and window.caption_a.text().startswith("A")

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QSizePolicy,
+    QSlider,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -76,7 +77,11 @@ CLASS_COLUMNS = ("Class", "A %", "B %", "Δ %", "IoU A", "IoU B", "Δ IoU")
 class CompareMode(Enum):
     SIDE = "side"  # A | B
     FLIP = "flip"  # one canvas, Space switches A and B
+    SWIPE = "swipe"  # one canvas: A left of a divider, B right of it
     DIFF = "diff"  # pixels where A and B differ
+
+
+SWIPE_STEP = 5  # percent of the width per [ or ] key
 
 
 # -- work done in worker threads (plain functions: no Qt widgets) ------------------------------
@@ -157,6 +162,15 @@ def _name(info: SourceInfo) -> str:
     """Model and version first: the backend (often a long path) may be cut off."""
     version = f" v{info.version}" if info.version is not None else ""
     return f"{info.model}{version}  ·  {info.backend}"
+
+
+def _swiped(rgba_a: np.ndarray, rgba_b: np.ndarray, percent: int) -> np.ndarray:
+    """A's colours left of the divider at `percent` of the width, B's right of it, and the
+    divider itself as a white line two pixels wide."""
+    x = round(rgba_a.shape[1] * percent / 100)
+    out = np.concatenate([rgba_a[:, :x], rgba_b[:, x:]], axis=1)
+    out[:, max(0, x - 1): x + 1] = 255
+    return out
 
 
 class _Relay(QObject):
@@ -263,6 +277,12 @@ class CompareWindow(QMainWindow):
         self.classes.setMinimumWidth(390)
         self.review.setMinimumWidth(270)
 
+        self.swipe = QSlider(Qt.Orientation.Horizontal, self)
+        self.swipe.setRange(0, 100)
+        self.swipe.setValue(50)
+        self.swipe.setFixedWidth(120)
+        self.swipe.setToolTip("Where the swipe divider is ( [ and ] )")
+        self.swipe.valueChanged.connect(lambda _: self.mode is CompareMode.SWIPE and self._draw())
         self.scope = QComboBox(self)
         self.scope.addItem("This image", "image")
         self.scope.addItem("All images", "all")
@@ -334,12 +354,16 @@ class CompareWindow(QMainWindow):
         self.act_mode: dict[CompareMode, QAction] = {}
         for mode, text, key in ((CompareMode.SIDE, "&Side by Side", "S"),
                                 (CompareMode.FLIP, "&Flip A/B", "F"),
+                                (CompareMode.SWIPE, "S&wipe A|B", "W"),
                                 (CompareMode.DIFF, "&Disagreement", "D")):
             act = a(text, lambda _=False, m=mode: self.set_mode(m), [key], checkable=True)
             self.mode_group.addAction(act)
             self.act_mode[mode] = act
         self.act_mode[self.mode].setChecked(True)
         self.act_flip = a("Show &Other Model", self.flip, ["Space"])
+        self.act_swipe_left = a("Swipe Divider Left", lambda: self.step_swipe(-SWIPE_STEP), ["["])
+        self.act_swipe_right = a("Swipe Divider Right", lambda: self.step_swipe(SWIPE_STEP),
+                                 ["]"])
         self.act_fit = a("&Fit to Window", self.canvas_a.fit, ["Ctrl+0"])
         self.act_next = a("&Next in Queue", lambda: self.review.step(1), ["N", "PgDown"])
         self.act_prev = a("&Previous in Queue", lambda: self.review.step(-1), ["P", "PgUp"])
@@ -367,6 +391,7 @@ class CompareWindow(QMainWindow):
         tools.setIconSize(QSize(18, 18))
         tools.addActions(list(self.act_mode.values()))
         tools.addAction(self.act_flip)
+        tools.addWidget(self.swipe)
         tools.addSeparator()
         tools.addWidget(QLabel(" Numbers for ", self))
         tools.addWidget(self.scope)
@@ -503,6 +528,12 @@ class CompareWindow(QMainWindow):
         self.act_mode[mode].setChecked(True)
         self._draw()
 
+    def step_swipe(self, delta: int) -> None:
+        if self.mode is not CompareMode.SWIPE:
+            self.set_mode(CompareMode.SWIPE)
+        else:
+            self.swipe.setValue(self.swipe.value() + delta)
+
     def flip(self) -> None:
         """Switch the single canvas between A and B (flip mode; from other modes it enters it)."""
         if self.mode is CompareMode.FLIP:
@@ -525,6 +556,10 @@ class CompareWindow(QMainWindow):
             self.caption_a.setText(
                 f"Disagreement  ·  {changed} of {v.diff_mask.size} pixels differ "
                 f"(magenta)  ·  agreement {100.0 * (1 - changed / max(v.diff_mask.size, 1)):.2f} %")
+        elif self.mode is CompareMode.SWIPE:
+            self._show(self.canvas_a, v.image, _swiped(v.rgba_a, v.rgba_b, self.swipe.value()))
+            self.caption_a.setText(f"A  ·  {a_name.split('  ·  ')[0]}  ◀ │ ▶  B  ·  "
+                                   f"{b_name.split('  ·  ')[0]}  ( [ ] move the divider)")
         elif self.mode is CompareMode.FLIP:
             which = "B" if self.showing_b else "A"
             self._show(self.canvas_a, v.image, v.rgba_b if self.showing_b else v.rgba_a)
