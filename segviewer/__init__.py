@@ -1,8 +1,16 @@
 """SegViewer: export DeepLab checkpoints, serve them, and review their segmentations."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("segviewer")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # Read lazily: importlib.metadata scans the installed distributions, which the GUI's start-up
+    # should not pay for before its window is painted.
+    if name != "__version__":
+        raise AttributeError(f"module 'segviewer' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("segviewer")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0.0.0+unknown"
