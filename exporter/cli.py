@@ -11,9 +11,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from exporter import ExportError
+from segviewer.core.cli_support import EXIT_OK, EXIT_USAGE, Parser
 
 _EPILOG = """\
 defaults: crop 513,513 (as research export_model.py); output stride 8 when the checkpoint has no
@@ -21,11 +21,6 @@ atrous ASPP branches (the mobilenet_v2 zoo models, exported at 8), else 16 with 
 6,12,18 (doubled at output stride 8); decoder output stride 4 when the checkpoint has a decoder.
 Versions go to EXPORT_DIR/MODEL_NAME/N, N = the next free number unless --model-version is given.
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _numbers(kind: Callable[[str], float | int], what: str) -> Callable[[str], tuple]:
@@ -58,7 +53,7 @@ def _app_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="segviewer-export",
         description="Export a DeepLab research checkpoint as a TF Serving SavedModel.",
         epilog=_EPILOG,
@@ -140,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = export_model(options, progress)
     except ExportError as exc:
         print(f"segviewer-export: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("segviewer-export: interrupted; nothing was written", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     s = result.settings
     print(
         f"\nExported {result.variant} ({result.num_classes} classes, output stride "
@@ -154,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  classes: {', '.join(c['name'] for c in result.classes[:8])}"
         f"{', ...' if len(result.classes) > 8 else ''}\n\n{result.signatures}"
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

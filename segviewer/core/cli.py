@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 from segviewer.core.batch import (
     BatchOptions,
@@ -24,6 +24,17 @@ from segviewer.core.batch import (
     palette_for,
     run_batch,
 )
+from segviewer.core.cli_support import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    make_out_dir,
+    only_model,
+    positive_int,
+)
 from segviewer.core.images import atomic_write_bytes, find_images
 from segviewer.core.labels import Palette, PaletteError, get_palette
 from segviewer.core.serving import open_backend
@@ -31,24 +42,6 @@ from segviewer.core.serving.base import Backend, BackendError, ModelRef
 from segviewer.core.serving.discovery import plan_prediction
 
 PROG = "segviewer-predict"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """Bad arguments or an unreachable model: one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line instead of argparse's usage dump
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
 
 def _opacity(text: str) -> float:
     value = float(text)
@@ -83,7 +76,7 @@ class _ModelVersionOrAppVersion(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
+    p = Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
                 "a SavedModel run in-process; write label maps (and overlays) as PNG.",
                 epilog="exit codes: 0 all done, 1 some inputs failed (named on stderr), 2 usage "
                 "or connection error, 130 interrupted (files written so far are complete)")
@@ -108,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the model's classes)")
     p.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png")
     p.add_argument("--opacity", type=_opacity, default=0.5, help="overlay opacity (default 0.5)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="concurrent requests (default: 4 remote, 1 in-process)")
     p.add_argument("--resume", action="store_true",
                    help="skip inputs whose outputs already exist and are complete PNGs")
@@ -205,13 +198,7 @@ def _open(args: argparse.Namespace) -> Backend:
 
 
 def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
-    name = args.model
-    if name is None:
-        names = backend.models()
-        if len(names) != 1:
-            found = ", ".join(names) if names else "none"
-            raise UsageError(f"{backend.description} has models {found} — pick one with --model")
-        name = names[0]
+    name = args.model if args.model is not None else only_model(backend, "--model")
     return ModelRef(name, args.version, args.label)
 
 
@@ -257,10 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     if not inputs:
         raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
                          "outside the inputs")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create --out '{args.out}': {exc.strerror or exc}") from None
+    make_out_dir(args.out)
     if args.summary and args.summary.is_dir():
         raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
 

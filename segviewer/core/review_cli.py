@@ -12,9 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from segviewer import __version__
+from segviewer.core.cli_support import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    make_out_dir,
+    only_model,
+    positive_int,
+)
 from segviewer.core.images import find_images
 from segviewer.core.labels import PaletteError, get_palette
 from segviewer.core.report import default_sort, write_report
@@ -33,24 +43,6 @@ from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
 PROG = "segviewer-review"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class UsageError(Exception):
-    """Bad arguments or an unreachable model: one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line instead of argparse's usage dump
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
 
 def _label_id(text: str) -> int:
     value = int(text)
@@ -60,7 +52,7 @@ def _label_id(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Compare two segmentation models on the same images "
+    p = Parser(prog=PROG, description="Compare two segmentation models on the same images "
                 "(and against ground truth); write report.html and metrics.csv.")
     p.add_argument("images", nargs="+", metavar="IMAGES",
                    help="image files, folders (searched recursively) or glob patterns")
@@ -81,16 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "mapillary or a JSON file")
     p.add_argument("--ignore-label", type=_label_id, default=DEFAULT_IGNORE_LABEL, metavar="ID",
                    help=f"ground-truth id left out of the scores (default {DEFAULT_IGNORE_LABEL})")
-    p.add_argument("--num-classes", type=_positive_int, metavar="N",
+    p.add_argument("--num-classes", type=positive_int, metavar="N",
                    help="number of classes (default: from the models)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write report.html and metrics.csv here")
     p.add_argument("--sort", choices=[k.value for k in SortKey],
                    help="worst-first order of the report (default: miou-drop with ground truth, "
                    "else agreement)")
-    p.add_argument("--worst", type=_positive_int, default=8, metavar="N",
+    p.add_argument("--worst", type=positive_int, default=8, metavar="N",
                    help="worst images shown in the report (default 8)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="images in flight (default: 4 with a server, 1 in-process)")
     p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
     p.add_argument("--quiet", action="store_true", help="errors only")
@@ -116,14 +108,7 @@ def _looks_remote(spec: str) -> bool:
 
 
 def _ref(flag: str, backend: Backend, name: str | None, version: int | None) -> ModelRef:
-    if name is None:
-        names = backend.models()
-        if len(names) != 1:
-            found = ", ".join(names) if names else "none"
-            raise UsageError(f"{backend.description} has models {found} — pick one with "
-                             f"{flag}-model")
-        name = names[0]
-    return ModelRef(name, version)
+    return ModelRef(name if name is not None else only_model(backend, f"{flag}-model"), version)
 
 
 def _report_failure(result: ImageResult) -> None:
@@ -170,10 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     if not images:
         raise UsageError(f"no images found in {' '.join(args.images)}")
     if args.out is not None:
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create --out '{args.out}': {exc.strerror or exc}") from None
+        make_out_dir(args.out)
 
     b_spec = args.b or args.a
     b_name = args.b_model or args.a_model
