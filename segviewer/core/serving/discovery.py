@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ from segviewer.core.serving.base import (
     BackendError,
     ClassInfo,
     ModelMetadata,
+    ModelRef,
+    Prediction,
     Signature,
     TensorSpec,
 )
@@ -262,6 +264,33 @@ def to_probabilities(output: np.ndarray, image_shape: tuple[int, int]) -> np.nda
     """A float [1,H,W,C] output -> float32 [H, W, C] at the image's size."""
     array = _squeeze_batch(np.asarray(output), 3)
     return _resize_nearest(array.astype(np.float32, copy=False), image_shape)
+
+
+def needed_outputs(plan: Plan, want_probabilities: bool) -> list[str]:
+    """The outputs `to_prediction` reads: the label map, and the probabilities if wanted."""
+    names = [plan.output.name]
+    extra = plan.probabilities if want_probabilities else None
+    if extra is not None and extra.name != plan.output.name:
+        names.append(extra.name)
+    return names
+
+
+def to_prediction(
+    outputs: Mapping[str, np.ndarray],
+    plan: Plan,
+    image_shape: tuple[int, int],
+    ref: ModelRef,
+    version: int | None,
+    want_probabilities: bool,
+) -> Prediction:
+    """A model's answer -> a Prediction at the image's size, with probabilities when they are
+    wanted and the answer carries them."""
+    labels = to_labels(outputs[plan.output.name], plan, image_shape)
+    probabilities = None
+    extra = plan.probabilities if want_probabilities else None
+    if extra is not None and extra.name in outputs:
+        probabilities = to_probabilities(outputs[extra.name], image_shape)
+    return Prediction(labels, probabilities, ref.name, version, plan.signature)
 
 
 def _color(value: Any) -> tuple[int, int, int]:

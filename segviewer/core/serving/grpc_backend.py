@@ -30,11 +30,11 @@ from segviewer.core.serving.base import (
 )
 from segviewer.core.serving.discovery import (
     Plan,
+    needed_outputs,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
-    to_labels,
-    to_probabilities,
+    to_prediction,
 )
 
 # Room for a 4K RGB image going and its label map coming back (the gRPC default is 4 MB).
@@ -254,10 +254,7 @@ class GrpcBackend:
         if plan is None:
             plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
             self._plans[key] = plan
-        wanted = [plan.output.name]
-        extra = plan.probabilities if want_probabilities else None
-        if extra is not None and extra.name != plan.output.name:
-            wanted.append(extra.name)
+        wanted = needed_outputs(plan, want_probabilities)
         sent = prepare_input(image, plan)
         outputs, spec = self._run(ref, plan.signature, {plan.input.name: sent}, wanted)
         missing = [name for name in wanted if name not in outputs]
@@ -270,10 +267,7 @@ class GrpcBackend:
             with self._lock:
                 self._metadata.pop(ref, None)
             self._plans = {k: p for k, p in self._plans.items() if k[0] != ref}
-        size = image.shape[:2]
-        labels = to_labels(outputs[plan.output.name], plan, size)
-        probabilities = to_probabilities(outputs[extra.name], size) if extra else None
-        return Prediction(labels, probabilities, ref.name, version, plan.signature)
+        return to_prediction(outputs, plan, image.shape[:2], ref, version, want_probabilities)
 
     def close(self) -> None:
         self._channel.close()

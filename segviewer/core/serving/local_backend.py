@@ -33,11 +33,11 @@ from segviewer.core.serving.base import (
 )
 from segviewer.core.serving.discovery import (
     Plan,
+    needed_outputs,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
-    to_labels,
-    to_probabilities,
+    to_prediction,
 )
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -238,12 +238,10 @@ class LocalBackend:
             code = _code(exc) if isinstance(exc, tf.errors.OpError) else "INVALID_ARGUMENT"
             raise BackendError(f"model '{ref.name}' failed on the image: {_one_line(exc)}",
                                code) from exc
-        size = image.shape[:2]
-        labels = to_labels(outputs[plan.output.name].numpy(), plan, size)
-        probabilities = None
-        if want_probabilities and plan.probabilities is not None:
-            probabilities = to_probabilities(outputs[plan.probabilities.name].numpy(), size)
-        return Prediction(labels, probabilities, ref.name, loaded.metadata.version, plan.signature)
+        # .numpy() copies: the labels handed out stay writable (the tensor's own memory is not).
+        arrays = {name: outputs[name].numpy() for name in needed_outputs(plan, want_probabilities)}
+        return to_prediction(arrays, plan, image.shape[:2], ref, loaded.metadata.version,
+                             want_probabilities)
 
     def close(self) -> None:
         with self._lock:

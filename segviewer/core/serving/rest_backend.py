@@ -37,8 +37,7 @@ from segviewer.core.serving.discovery import (
     parse_metadata_json,
     plan_prediction,
     prepare_input,
-    to_labels,
-    to_probabilities,
+    to_prediction,
 )
 
 _CODES = {
@@ -339,13 +338,8 @@ class RestBackend:
         if plan.output.name not in outputs:
             raise BackendError(f"{ref}: the server's answer lacks output '{plan.output.name}'",
                                "INTERNAL")
-        size = image.shape[:2]
-        labels = to_labels(outputs[plan.output.name], plan, size)
-        probabilities = None
-        extra = plan.probabilities if want_probabilities else None
-        if extra is not None and extra.name in outputs:
-            probabilities = to_probabilities(outputs[extra.name], size)
-        return Prediction(labels, probabilities, ref.name, meta.version, plan.signature)
+        return to_prediction(outputs, plan, image.shape[:2], ref, meta.version,
+                             want_probabilities)
 
     def close(self) -> None:
         with self._lock:
