@@ -15,23 +15,11 @@ Targets: ours encode+decode <= 5 ms, and >= 15x faster than seed style.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+from _timing import median_ms  # benchmarks/ is on sys.path when a benchmark runs
 
 
 def main() -> None:
