@@ -89,6 +89,24 @@ def make_backbone(variant: str, weights: Weights, output_stride: int) -> Backbon
     )
 
 
+class DenseStrides:
+    """Output-stride control as slim's `stack_blocks_dense` and `mobilenet_base` do it: units keep
+    their stride until the running stride `current` reaches `target`; after that they run at
+    stride 1 and dilate by the strides they skip."""
+
+    def __init__(self, current: int, target: int) -> None:
+        self.current, self.target, self.rate = current, target, 1
+
+    def next(self, stride: int) -> tuple[int, int]:
+        """The (stride, rate) of the next unit, whose nominal stride is `stride`."""
+        if self.current == self.target:
+            rate = self.rate
+            self.rate *= stride
+            return 1, rate
+        self.current *= stride
+        return stride, 1
+
+
 # Layer helpers shared by the backbones and the DeepLab head: slim's conv2d / separable_conv2d with
 # padding="SAME", weights looked up by research name, BatchNorm in inference mode.
 

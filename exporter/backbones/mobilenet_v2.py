@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from exporter.backbones import (
+    DenseStrides,
     Weights,
     batch_norm,
     batch_norm_shapes,
@@ -60,16 +61,11 @@ def _plan(multiplier: float, output_stride: int) -> tuple[int, list[_Block]]:
     # rounds to 8 (expand_input_by_factor), except the first block's factor-1 "expansion".
     divisor = 8 if multiplier == 1.0 else 1
     first = _make_divisible(_FIRST_CONV * multiplier, divisor, divisor)
-    current_stride, rate = 2, 1  # after Conv (stride 2; output strides are >= 4)
+    dense = DenseStrides(2, output_stride)  # after Conv (stride 2; output strides are >= 4)
     blocks, depth_in = [], first
     for k, (stride, depth) in enumerate(_BLOCKS):
         depth_out = _make_divisible(depth * multiplier, divisor, divisor)
-        if current_stride == output_stride:
-            layer_stride, layer_rate = 1, rate
-            rate *= stride
-        else:
-            layer_stride, layer_rate = stride, 1
-            current_stride *= stride
+        layer_stride, layer_rate = dense.next(stride)
         expand = _make_divisible(depth_in * _EXPANSION, 8, 8) if k else depth_in
         blocks.append(
             _Block(

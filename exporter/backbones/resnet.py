@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from exporter.backbones import Weights, batch_norm, batch_norm_shapes, conv2d
+from exporter.backbones import DenseStrides, Weights, batch_norm, batch_norm_shapes, conv2d
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -78,19 +78,14 @@ class _Unit:
 
 
 def _plan(variant: str, output_stride: int, multi_grid: Sequence[int]) -> list[_Unit]:
-    target = output_stride // 4  # conv1_1 and pool1 stride by 4 before the blocks
-    current, rate, depth_in, units = 1, 1, 128, []
+    dense = DenseStrides(1, output_stride // 4)  # conv1_1 and pool1 stride by 4 before the blocks
+    depth_in, units = 128, []
     for b, (base, n) in enumerate(zip(_BASE_DEPTHS, _UNITS[variant], strict=True)):
         for i in range(n):
             # Blocks 1-3 stride 2 in their last unit; block4 keeps the stride, rates multi_grid.
             stride = 2 if b < 3 and i == n - 1 else 1
             unit_rate = multi_grid[i] if b == 3 else 1
-            if current == target:
-                unit_stride, stack_rate = 1, rate
-                rate *= stride
-            else:
-                unit_stride, stack_rate = stride, 1
-                current *= stride
+            unit_stride, stack_rate = dense.next(stride)
             scope = f"{SCOPES[variant]}/block{b + 1}/unit_{i + 1}/bottleneck_v1"
             units.append(
                 _Unit(scope, depth_in, base * 4, base, unit_stride, stack_rate * unit_rate)

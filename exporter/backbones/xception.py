@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from exporter.backbones import Weights, batch_norm, batch_norm_shapes, conv2d
+from exporter.backbones import DenseStrides, Weights, batch_norm, batch_norm_shapes, conv2d
 from exporter.backbones.resnet import conv2d_same, conv_shapes, fixed_padding
 
 if TYPE_CHECKING:
@@ -86,18 +86,13 @@ class _Unit:
 
 
 def _plan(variant: str, output_stride: int, multi_grid: Sequence[int]) -> list[_Unit]:
-    target = output_stride // 2  # entry_flow/conv1_1 strides by 2 before the blocks
-    current, rate, depth_in, units = 1, 1, 64, []
+    dense = DenseStrides(1, output_stride // 2)  # entry_flow/conv1_1 strides by 2 first
+    depth_in, units = 64, []
     for block, depths, skip, relu_inside, n, stride in _BLOCKS[variant]:
         # multi_grid only sets exit_flow/block2's unit rates; the other blocks use [1, 1, 1].
         unit_rates = multi_grid if block == "exit_flow/block2" else (1, 1, 1)
         for i in range(n):
-            if current == target:
-                unit_stride, stack_rate = 1, rate
-                rate *= stride
-            else:
-                unit_stride, stack_rate = stride, 1
-                current *= stride
+            unit_stride, stack_rate = dense.next(stride)
             units.append(
                 _Unit(
                     f"{variant}/{block}/unit_{i + 1}/xception_module",
