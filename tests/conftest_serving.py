@@ -4,6 +4,7 @@
 `tf_serving`: one server for the session on those models (tiny v1+v2, labels stable=1 canary=2).
 `start_tf_serving(base, **options)`: a factory for servers on any base dir (e.g. the demo models),
 with the options of `segviewer.devserver.server.start`; servers stop at the end of the test.
+`tiny_base`: a base with only the tiny model (v2 served by the default policy), quick to load.
 `tls_files`: a self-signed certificate for 127.0.0.1/localhost and its key, made with openssl.
 """
 
@@ -34,6 +35,13 @@ def tf_serving(serving_models) -> Iterator[StandIn]:
     server = start(serving_models, versions=TINY_VERSIONS, labels=TINY_LABELS)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_base(serving_models, tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("tiny_only")
+    (base / "tiny").symlink_to(serving_models / "tiny", target_is_directory=True)
+    return base
 
 
 @pytest.fixture

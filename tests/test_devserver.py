@@ -9,7 +9,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -29,13 +28,6 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 IMAGE = np.random.default_rng(11).integers(0, 256, (9, 14, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(serving_models, tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("tiny_only_dev")
-    (base / "tiny").symlink_to(serving_models / "tiny", target_is_directory=True)
-    return base
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -27,14 +26,6 @@ def backend(tf_serving):
     backend = GrpcBackend(tf_serving.grpc_address, ["tiny", "logits"])
     yield backend
     backend.close()
-
-
-@pytest.fixture(scope="module")
-def tiny_base(serving_models, tmp_path_factory) -> Path:
-    """A base with only the tiny model (v2 served by the default policy), quick to load."""
-    base = tmp_path_factory.mktemp("tiny_only")
-    (base / "tiny").symlink_to(serving_models / "tiny", target_is_directory=True)
-    return base
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,13 +22,6 @@ def backend(tf_serving):
     backend = RestBackend(tf_serving.rest_url, ["tiny"])
     yield backend
     backend.close()
-
-
-@pytest.fixture(scope="module")
-def tiny_base(serving_models, tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("tiny_only_rest")
-    (base / "tiny").symlink_to(serving_models / "tiny", target_is_directory=True)
-    return base
 
 
 def test_is_a_backend(backend) -> None:
