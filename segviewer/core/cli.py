@@ -43,6 +43,7 @@ from segviewer.core.serving.discovery import plan_prediction
 
 PROG = "segviewer-predict"
 
+
 def _opacity(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:

@@ -44,6 +44,7 @@ from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
 PROG = "segviewer-review"
 
+
 def _label_id(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
