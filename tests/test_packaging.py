@@ -266,11 +266,6 @@ def test_wheel_alone_carries_the_code_and_resources(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("SEGVIEWER_TEST_PYINSTALLER") != "1",
-    reason="opt-in: building the PyInstaller folder and starting it takes 4-9 minutes on 2 cores; "
-    "set SEGVIEWER_TEST_PYINSTALLER=1 to run it",
-)
 def test_pyinstaller_folder_runs_the_demo(tmp_path):
     """The folder (about 1.7 GB) is deleted afterwards."""
     app = tmp_path / "dist" / "segviewer"
