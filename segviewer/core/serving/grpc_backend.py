@@ -29,7 +29,6 @@ from segviewer.core.serving.base import (
     Prediction,
 )
 from segviewer.core.serving.discovery import (
-    Plan,
     needed_outputs,
     parse_metadata_json,
     plan_prediction,
@@ -131,7 +130,6 @@ class GrpcBackend:
         self._lock = threading.Lock()
         self._metadata: dict[ModelRef, ModelMetadata] = {}
         self._classes: dict[tuple[str, int | None], tuple[Any, dict]] = {}
-        self._plans: dict[tuple, Plan] = {}
 
     # --- calls -------------------------------------------------------------------------------
 
@@ -249,11 +247,7 @@ class GrpcBackend:
         want_probabilities: bool = False,
     ) -> Prediction:
         meta = self.metadata(ref)
-        key = (ref, signature, input_name, output_name, want_probabilities)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
-            self._plans[key] = plan
+        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
         wanted = needed_outputs(plan, want_probabilities)
         sent = prepare_input(image, plan)
         outputs, spec = self._run(ref, plan.signature, {plan.input.name: sent}, wanted)
@@ -266,7 +260,6 @@ class GrpcBackend:
             # The server moved to another version: plan again from its metadata next time.
             with self._lock:
                 self._metadata.pop(ref, None)
-            self._plans = {k: p for k, p in self._plans.items() if k[0] != ref}
         return to_prediction(outputs, plan, image.shape[:2], ref, version, want_probabilities)
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from segviewer.core.serving.base import (
     TensorSpec,
 )
 from segviewer.core.serving.discovery import (
-    Plan,
     needed_outputs,
     parse_metadata_json,
     plan_prediction,
@@ -102,11 +101,10 @@ def _spec(name: str, tensor: Any) -> TensorSpec:
 
 @dataclass
 class _Loaded:
-    """One loaded version: the TF object, its metadata and the plans made for it."""
+    """One loaded version: the TF object and its metadata."""
 
     obj: Any
     metadata: ModelMetadata
-    plans: dict[tuple, Plan] = field(default_factory=dict)
 
 
 class LocalBackend:
@@ -223,12 +221,8 @@ class LocalBackend:
         want_probabilities: bool = False,
     ) -> Prediction:
         loaded = self._load(ref)
-        key = (signature, input_name, output_name, want_probabilities)
-        plan = loaded.plans.get(key)
-        if plan is None:
-            plan = plan_prediction(loaded.metadata, signature, input_name, output_name,
-                                   want_probabilities)
-            loaded.plans[key] = plan
+        plan = plan_prediction(loaded.metadata, signature, input_name, output_name,
+                               want_probabilities)
         sent = prepare_input(image, plan)
         tf = _tf()
         try:

@@ -33,7 +33,6 @@ from segviewer.core.serving.base import (
     Prediction,
 )
 from segviewer.core.serving.discovery import (
-    Plan,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
@@ -169,7 +168,6 @@ class RestBackend:
         self._lock = threading.Lock()
         self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
         self._metadata: dict[ModelRef, ModelMetadata] = {}
-        self._plans: dict[tuple, Plan] = {}
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -316,16 +314,12 @@ class RestBackend:
         want_probabilities: bool = False,
     ) -> Prediction:
         meta = self.metadata(ref)
-        key = (ref, signature, input_name, output_name, want_probabilities)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
-            if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
-                raise BackendError(
-                    f"{ref}: output '{plan.output.name}' is binary, and TF Serving's REST API only "
-                    "sends binary outputs named '*_bytes' — use gRPC or another signature",
-                    "FAILED_PRECONDITION")
-            self._plans[key] = plan
+        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
+        if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
+            raise BackendError(
+                f"{ref}: output '{plan.output.name}' is binary, and TF Serving's REST API only "
+                "sends binary outputs named '*_bytes' — use gRPC or another signature",
+                "FAILED_PRECONDITION")
         sent = prepare_input(image, plan)
         head = json.dumps({"signature_name": plan.signature})[:-1].encode()
         if plan.batched:
