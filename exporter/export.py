@@ -248,6 +248,7 @@ def export_model(
     weights = _check_variables(config, info)
     from exporter.deeplab import DeepLab
     from exporter.signatures import build_module, class_list, metadata_json
+    from segviewer.core.fingerprint import weights_digest
 
     classes = class_list(config.num_classes, options.labels)
     settings = _settings(config, info)
@@ -262,6 +263,10 @@ def export_model(
         import tensorflow as tf
 
         step(3)
+        # The weights' digest travels in the metadata, so a client over gRPC or REST can name
+        # the model version by content, as one that reads the files does (core.fingerprint).
+        settings["weights_sha256"] = weights_digest(
+            (v.dtype.name, tuple(v.shape), v.numpy()) for v in model.variables.values())
         module, signatures = build_module(model, metadata_json(classes, settings), tmp)
         saved = tmp / "model"
         tf.saved_model.save(module, str(saved), signatures=signatures)

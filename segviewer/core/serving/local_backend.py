@@ -176,6 +176,10 @@ class LocalBackend:
                                f"(versions: {listed})", "NOT_FOUND")
         return ref.version, versions[ref.version]
 
+    def version_folder(self, ref: ModelRef) -> Path:
+        """The SavedModel folder `ref` resolves to (what core.fingerprint hashes)."""
+        return self._resolve(ref)[1]
+
     def _load(self, ref: ModelRef) -> _Loaded:
         version, folder = self._resolve(ref)
         key = (ref.name, version)
