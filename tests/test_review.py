@@ -8,6 +8,7 @@ Ground truth: A's output with known edits for left, all class 1 for right, none 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -20,14 +21,14 @@ from PIL import Image
 from segviewer.core.compare import confusion_matrix, gt_from_color, scores
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts
+from segviewer.core.review_store import ReviewStore
 from segviewer.core.review import (
-    VERDICTS_FILE,
     ReviewError,
     ReviewOptions,
+    SessionVerdicts,
     SortKey,
     Source,
     Verdict,
-    VerdictStore,
     class_rows,
     load_ground_truth,
     match_ground_truth,
@@ -55,12 +56,17 @@ def rule_b(image: np.ndarray) -> np.ndarray:
     return np.where(image[..., 1] >= 128, 3, rule_a(image))
 
 
+def metadata_json(version: int) -> str:
+    """As our exporter writes it, with a content digest: these models have no variables, so
+    their rule stands for the weights."""
+    digest = hashlib.sha256(f"rule of seg v{version}".encode()).hexdigest()
+    return json.dumps({"classes": CLASSES, "num_classes": 4, "weights_sha256": digest})
+
+
 def build_review_models(base: Path) -> Path:
     """<base>/seg/1 and /2: uint8 images [1,H,W,3] -> int64 segmentation_map [1,H,W], with the
     exporter's metadata signature (4 named classes)."""
     import tensorflow as tf
-
-    metadata = json.dumps({"classes": CLASSES, "num_classes": 4})
 
     class Seg(tf.Module):
         def __init__(self, version: int) -> None:
@@ -76,7 +82,7 @@ def build_review_models(base: Path) -> Path:
 
         @tf.function(input_signature=[])
         def metadata(self):
-            return {"metadata_json": tf.constant(metadata)}
+            return {"metadata_json": tf.constant(metadata_json(self.version))}
 
     for version in (1, 2):
         module = Seg(version)
@@ -313,41 +319,54 @@ def test_grpc_server_against_local_savedmodel(review_models, start_tf_serving, l
     assert [r.miou_delta for r in mixed.results][1] == -0.625
 
 
-def test_verdicts_saved_on_every_change_and_resumed(local, review_set):
+def test_verdicts_kept_by_content_in_the_store_not_the_image_folder(local, review_set, tmp_path):
     images, _ = review_set
     session = run_review(Source(local, A), Source(local, B), images)
-    store = VerdictStore.for_session(session)
-    path = images[0].parent / VERDICTS_FILE
-    assert store.path == path and not path.exists()  # nothing written until a verdict
-    store.set("right.png", Verdict.FAIL, "sky on the road")
-    assert json.loads(path.read_text())["reviews"]  # written at once
-    store.set("left.png", "pass")
-    store.set("same.png", Verdict.NEEDS_LOOK)
-    store.set("same.png", None)  # cleared
+    before = sorted(p.name for p in images[0].parent.iterdir())
+    store = ReviewStore(tmp_path / "team.sqlite3")
+    mine = SessionVerdicts(store, session, "ann")
+    mine.set("right.png", Verdict.FAIL, "sky on the road")
+    mine.set("left.png", "pass")
+    mine.set("same.png", Verdict.NEEDS_LOOK)
+    mine.set("same.png", None)  # cleared
+    assert sorted(p.name for p in images[0].parent.iterdir()) == before  # nothing written there
 
-    again = VerdictStore.for_session(session)
+    again = SessionVerdicts(ReviewStore(tmp_path / "team.sqlite3"), session, "ann")
     assert again.get("right.png").verdict is Verdict.FAIL
     assert again.get("right.png").note == "sky on the road"
     assert again.get("left.png").verdict is Verdict.PASS and again.get("same.png") is None
     assert again.counts() == {Verdict.PASS: 1, Verdict.FAIL: 1, Verdict.NEEDS_LOOK: 0}
-    review = next(iter(json.loads(path.read_text())["reviews"].values()))
-    assert review["a"] == session.a.description and "seg v1" in review["a"]
-    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == [VERDICTS_FILE]
+    rows = store.rows()
+    assert {r.model_a for r in rows} == {str(session.a.fingerprint)}
+    assert session.a.fingerprint.kind == "content" and session.a.fingerprint != \
+        session.b.fingerprint
+    assert {r.image_sha256 for r in rows} == {r.sha256 for r in session.results
+                                              if r.key in ("left.png", "right.png")}
 
-    # Another pair of sources on the same folder has its own verdicts, and keeps the first's.
-    swapped = VerdictStore(session.folder, session.b, session.a)
-    assert swapped.verdicts == {}
-    swapped.set("left.png", Verdict.FAIL)
-    assert VerdictStore.for_session(session).get("left.png").verdict is Verdict.PASS
-    again.set("same.png", Verdict.PASS)  # opened before `swapped` saved: must not drop its verdict
-    assert VerdictStore(session.folder, session.b, session.a).get("left.png").verdict is \
-        Verdict.FAIL
+    # A second reviewer's verdict on the same image is kept beside the first's.
+    bob = SessionVerdicts(store, session, "bob")
+    bob.set("left.png", Verdict.FAIL, "left edge")
+    again.refresh()
+    assert [(e.reviewer, e.verdict) for e in again.all("left.png")] == [
+        ("ann", Verdict.PASS), ("bob", Verdict.FAIL)]
+    assert again.get("left.png").verdict is Verdict.PASS  # ann's own
+    assert again.counts()[Verdict.FAIL] == 2  # consensus: fail stands over pass
+    assert again.reviewers == ["ann", "bob"]
+
+    # The same images copied elsewhere are the same images; the swapped pair is another review.
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for path in images:
+        (copies / path.name).write_bytes(path.read_bytes())
+    moved = run_review(Source(local, A), Source(local, B), sorted(copies.glob("*.png")))
+    assert SessionVerdicts(store, moved, "ann").get("right.png").verdict is Verdict.FAIL
+    swapped = run_review(Source(local, B), Source(local, A), images)
+    assert SessionVerdicts(store, swapped, "ann").verdicts == {}
 
     with pytest.raises(ValueError):
         again.set("left.png", "maybe")
-    path.write_text("{not json")
-    with pytest.raises(ReviewError, match="cannot read verdicts"):
-        VerdictStore.for_session(session)
+    with pytest.raises(ReviewError, match="not compared"):
+        again.set("elsewhere.png", Verdict.PASS)
 
 
 @pytest.mark.slow

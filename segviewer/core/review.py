@@ -11,14 +11,15 @@ Ground truth is a folder of label PNGs matched to images by file stem (gt/astron
 images/astronaut.jpg): gray or palette ("P", as PASCAL VOC ships) PNGs hold class ids; colour-coded
 RGB ground truth is turned back into ids with the palette it was drawn with (`gt_from_color`).
 
-Verdicts live in `<folder>/.segviewer-review.json` (hidden, so image searches skip it, and it moves
-with the folder), keyed by the two sources compared and then by image path relative to the folder;
-`VerdictStore` rewrites it atomically on every change, so a review can stop and resume any time.
+A side is a model on a backend (`Source`) or a folder of label PNGs written earlier by
+segviewer-predict (`PredictionFolder`); with two folders no image is even decoded. Each side is
+named by its fingerprint (core.fingerprint) and each image by its content hash, which is how
+verdicts are kept in the review store (core.review_store) and found again on any path to the
+same models: `SessionVerdicts` is that store as one reviewer of one session sees it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -28,38 +29,40 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segviewer.core.batch import palette_for
 from segviewer.core.compare import Scores, confusion_matrix, gt_from_color, iou_deltas, scores
+from segviewer.core.fingerprint import Fingerprint, from_metadata, local_folder
 from segviewer.core.images import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
-    atomic_write_bytes,
     label_array_for_png,
     load_image,
     load_label_png,
 )
-from segviewer.core.labels import Palette
+from segviewer.core.labels import Palette, get_palette
 from segviewer.core.overlay import class_counts, disagreement
+from segviewer.core.prediction_source import PredictionFolder
+from segviewer.core.review_store import (
+    Pair,
+    ReviewError,
+    ReviewStore,
+    Verdict,
+    VerdictEntry,
+    consensus,
+    default_reviewer,
+    file_sha256,
+)
+from segviewer.core.sampling import Sample
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
 
-VERDICTS_FILE = ".segviewer-review.json"
+LEGACY_VERDICTS_FILE = ".segviewer-review.json"  # what older versions wrote; imported on request
 _T = TypeVar("_T")
 DEFAULT_IGNORE_LABEL = 255
-
-
-class ReviewError(Exception):
-    """A review that cannot start or a verdict file that cannot be used; one line for the user."""
-
-
-class Verdict(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    NEEDS_LOOK = "needs-look"
 
 
 class SortKey(StrEnum):
@@ -80,18 +83,25 @@ class Source:
     signature: str | None = None
 
 
+Side = Source | PredictionFolder  # a model to run, or its predictions made earlier
+
+
 @dataclass(frozen=True)
 class SourceInfo:
-    """What was compared, resolved: the version actually served and where."""
+    """What was compared, resolved: the version actually served, where, and what it is."""
 
     model: str
     version: int | None
-    backend: str  # Backend.description
+    backend: str  # Backend.description, or "predictions FOLDER"
+    fingerprint: Fingerprint | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} v{self.version}" if self.version is not None else self.model
 
     @property
     def description(self) -> str:
-        version = f" v{self.version}" if self.version is not None else ""
-        return f"{self.model}{version} ({self.backend})"
+        return f"{self.name} ({self.backend})"
 
 
 @dataclass
@@ -99,8 +109,9 @@ class ReviewOptions:
     gt_dir: Path | None = None  # folder of ground-truth label PNGs, matched by stem
     gt_palette: Palette | None = None  # reads colour-coded (RGB) ground truth
     ignore_label: int = DEFAULT_IGNORE_LABEL  # ground-truth id left out of every score
-    num_classes: int | None = None  # None: from the models' metadata
+    num_classes: int | None = None  # None: from the models' metadata (or the palette's size)
     workers: int = 1  # images in flight at once
+    palette: Palette | None = None  # classes of prediction folders (default: A's model, pascal)
 
 
 @dataclass
@@ -110,8 +121,9 @@ class ImageResult:
     uint16) so a viewer can show the image at once and the report can draw it."""
 
     path: Path
-    key: str  # path relative to the review folder, posix: the verdict key
+    key: str  # path relative to the review folder, posix: how the image is shown
     error: str = ""
+    sha256: str = ""  # the image file's content hash: what verdicts are kept by
     labels_a: np.ndarray | None = None
     labels_b: np.ndarray | None = None
     agreement: float | None = None  # percent of pixels where A and B agree
@@ -201,10 +213,20 @@ class ReviewSession:
     cancelled: bool = False
     interrupted: bool = False  # ... by Ctrl-C
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sample: Sample | None = None  # the spot-check sample the images are, if any
 
     @property
     def has_gt(self) -> bool:
         return self.options.gt_dir is not None
+
+    @property
+    def pair(self) -> Pair:
+        """The two models as the review store keys them."""
+        for side, info in (("A", self.a), ("B", self.b)):
+            if info.fingerprint is None:
+                raise ReviewError(f"model {side} ({info.description}) has no fingerprint; "
+                                  "verdicts cannot be kept for it")
+        return Pair(str(self.a.fingerprint), str(self.b.fingerprint), self.a.name, self.b.name)
 
     @property
     def failures(self) -> list[ImageResult]:
@@ -361,42 +383,49 @@ def num_classes_of(meta: ModelMetadata) -> int | None:
 
 
 def run_review(
-    a: Source,
-    b: Source,
+    a: Side,
+    b: Side,
     images: Sequence[Path],
     options: ReviewOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     on_result: Callable[[ImageResult], None] | None = None,
+    sample: Sample | None = None,
 ) -> ReviewSession:
-    """Segment `images` with `a` and `b` and score them; per-image failures are recorded in the
-    results. Raises BackendError when a source's metadata cannot be read and ReviewError when the
-    review cannot start (no images, bad ground-truth folder, unknown class count with GT)."""
+    """Segment `images` with `a` and `b` (or read their prediction folders) and score them;
+    per-image failures are recorded in the results. Raises BackendError when a source's
+    metadata cannot be read and ReviewError when the review cannot start (no images, bad
+    ground-truth folder, unknown class count with GT). `sample`: what `images` were drawn as."""
     options = options or ReviewOptions()
     cancel = cancel or threading.Event()
     images = [Path(p) for p in images]
     folder = review_folder(images)
     gt_paths = match_ground_truth(images, options.gt_dir) if options.gt_dir else {}
-    meta_a = _named("A", a, lambda: a.backend.metadata(a.ref))
-    meta_b = _named("B", b, lambda: b.backend.metadata(b.ref))
+    info_a, meta_a = _resolve("A", a)
+    info_b, meta_b = _resolve("B", b)
+    metas = [m for m in (meta_a, meta_b) if m is not None]
+    palette = options.palette or (palette_for(metas[0]) if metas else get_palette("pascal"))
     num_classes = options.num_classes
     if num_classes is None:
-        known = [n for n in (num_classes_of(meta_a), num_classes_of(meta_b)) if n]
+        known = [n for n in map(num_classes_of, metas) if n]
         num_classes = max(known) if known else None
+    if num_classes is None and options.gt_dir is not None and len(metas) < 2:
+        num_classes = len(palette)  # prediction folders: the classes their palette names
     if options.gt_dir is not None and num_classes is None:
         raise ReviewError("the models do not say how many classes they have — give the number "
                           "(--num-classes) to score them against ground truth")
-    session = ReviewSession(
-        SourceInfo(a.ref.name, meta_a.version, a.backend.description),
-        SourceInfo(b.ref.name, meta_b.version, b.backend.description),
-        folder, palette_for(meta_a), options, num_classes, [], len(images))
+    session = ReviewSession(info_a, info_b, folder, palette, options, num_classes, [],
+                            len(images), sample=sample)
     slots: list[ImageResult | None] = [None] * len(images)
 
     def process(index: int) -> ImageResult:
         path = images[index]
         result = ImageResult(path, image_key(path, folder), gt_path=gt_paths.get(path))
         try:
-            _compare(result, load_image(path), a, b, options, num_classes)
+            result.sha256 = file_sha256(path)
+            _compare(result, a, b, options, num_classes)
+        except OSError as exc:
+            result.error = _one_line(f"cannot read '{path}': {exc.strerror or exc}")
         except (ImageLoadError, BackendError) as exc:
             result.error = _one_line(str(exc))
         except ValueError as exc:  # ids outside the class range, sizes that differ
@@ -439,12 +468,40 @@ def run_review(
     return session
 
 
-def _compare(result: ImageResult, image: np.ndarray, a: Source, b: Source,
-             options: ReviewOptions, num_classes: int | None) -> None:
-    labels_a = label_array_for_png(
-        _named("A", a, lambda: a.backend.predict(image, a.ref, a.signature)).labels)
-    labels_b = label_array_for_png(
-        _named("B", b, lambda: b.backend.predict(image, b.ref, b.signature)).labels)
+def _resolve(side: str, source: Side) -> tuple[SourceInfo, ModelMetadata | None]:
+    """What a side is: name, version, where and fingerprint (and a model's metadata)."""
+    if isinstance(source, PredictionFolder):
+        prov = source.provenance
+        return SourceInfo(prov.model, prov.version, source.description, source.fingerprint), None
+    meta = _named(side, source, lambda: source.backend.metadata(source.ref))
+    fingerprint = from_metadata(meta, local_folder(source.backend, source.ref))
+    return SourceInfo(source.ref.name, meta.version, source.backend.description,
+                      fingerprint), meta
+
+
+def _labels(side: str, source: Side, path: Path, image: Callable[[], np.ndarray]) -> np.ndarray:
+    if isinstance(source, PredictionFolder):
+        return source.labels(path)
+    return label_array_for_png(
+        _named(side, source, lambda: source.backend.predict(image(), source.ref,
+                                                            source.signature)).labels)
+
+
+def _compare(result: ImageResult, a: Side, b: Side, options: ReviewOptions,
+             num_classes: int | None) -> None:
+    decoded: list[np.ndarray] = []
+
+    def image() -> np.ndarray:  # decoded once, and only when a model must run
+        if not decoded:
+            decoded.append(load_image(result.path))
+        return decoded[0]
+
+    labels_a = _labels("A", a, result.path, image)
+    labels_b = _labels("B", b, result.path, image)
+    if labels_a.shape != labels_b.shape:
+        raise ImageLoadError(f"'{result.path}': A's labels are {labels_a.shape[1]}x"
+                             f"{labels_a.shape[0]} but B's {labels_b.shape[1]}x"
+                             f"{labels_b.shape[0]} — predictions of another image?")
     mask, agree = disagreement(labels_a, labels_b)
     result.labels_a, result.labels_b = labels_a, labels_b
     result.agreement = agree
@@ -492,85 +549,73 @@ def _one_line(text: str) -> str:
 # Verdicts
 
 
-@dataclass(frozen=True)
-class VerdictEntry:
-    verdict: Verdict
-    note: str = ""
-    time: str = ""  # UTC, ISO 8601
+class SessionVerdicts:
+    """The review store's verdicts on one session's images and models, as `reviewer` sees and
+    edits them: their own verdict per image, and every reviewer's."""
 
-
-class VerdictStore:
-    """The verdicts on one folder for one pair of sources, saved (atomically) on every change.
-
-    The file may hold reviews of other pairs too; they are kept as they are."""
-
-    def __init__(self, folder: Path, a: SourceInfo, b: SourceInfo) -> None:
-        self.path = Path(folder) / VERDICTS_FILE
-        self.a, self.b = a, b
-        self._pair = f"{a.description} | {b.description}"
+    def __init__(self, store: ReviewStore, session: ReviewSession,
+                 reviewer: str | None = None) -> None:
+        self.store = store
+        self.session = session
+        self.pair = session.pair
+        self.reviewer = (reviewer or "").strip() or default_reviewer()
+        self._hash = {r.key: r.sha256 for r in session.results if r.sha256}
         self._lock = threading.Lock()
-        review = self._read()["reviews"].get(self._pair, {})
-        self.verdicts: dict[str, VerdictEntry] = {
-            key: self._entry(key, value) for key, value in review.get("verdicts", {}).items()
-        }
+        self.refresh()
 
-    @classmethod
-    def for_session(cls, session: ReviewSession) -> VerdictStore:
-        return cls(session.folder, session.a, session.b)
+    @property
+    def path(self) -> Path:
+        return self.store.path
 
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {"format": 1, "reviews": {}}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ReviewError(f"cannot read verdicts '{self.path}': "
-                              f"{getattr(exc, 'strerror', None) or exc} (fix or move it)") from None
-        if not isinstance(data, dict) or not isinstance(data.get("reviews"), dict):
-            raise ReviewError(f"cannot read verdicts '{self.path}': not a SegViewer review file "
-                              "(move it away)")
-        return data
+    def refresh(self) -> None:
+        """Read again what every reviewer has recorded (others may write at the same time)."""
+        by_hash = self.store.verdicts(self.pair)
+        with self._lock:
+            self._by_hash = by_hash
 
-    def _entry(self, key: str, value: Any) -> VerdictEntry:
-        try:
-            return VerdictEntry(Verdict(value["verdict"]), str(value.get("note", "")),
-                                str(value.get("time", "")))
-        except (TypeError, KeyError, ValueError):
-            raise ReviewError(f"cannot read verdicts '{self.path}': bad entry for '{key}' "
-                              f"(verdicts are {', '.join(v.value for v in Verdict)})") from None
+    def all(self, key: str) -> list[VerdictEntry]:
+        """Every reviewer's verdict on the image, by reviewer name."""
+        return list(self._by_hash.get(self._hash.get(key, ""), []))
 
     def get(self, key: str) -> VerdictEntry | None:
-        return self.verdicts.get(key)
+        """This reviewer's verdict on the image."""
+        return next((e for e in self.all(key) if e.reviewer == self.reviewer), None)
 
     def set(self, key: str, verdict: Verdict | str | None, note: str = "") -> None:
-        """Record (or, with None, clear) the verdict on one image and save the file."""
+        """Record (or, with None, clear) this reviewer's verdict on one image, in the store."""
+        sha = self._hash.get(key)
+        if sha is None:
+            raise ReviewError(f"'{key}' was not compared in this review")
+        entry = self.store.record(self.pair, sha, key, self.reviewer, verdict, note)
         with self._lock:
-            if verdict is None:
-                self.verdicts.pop(key, None)
-            else:
-                now = datetime.now(UTC).isoformat(timespec="seconds")
-                self.verdicts[key] = VerdictEntry(Verdict(verdict), note, now)
-            self._save()
+            others = [e for e in self._by_hash.get(sha, []) if e.reviewer != self.reviewer]
+            self._by_hash[sha] = sorted(others + ([entry] if entry else []),
+                                        key=lambda e: e.reviewer)
+
+    @property
+    def verdicts(self) -> dict[str, list[VerdictEntry]]:
+        """{image key: every reviewer's verdict} for the images that have any."""
+        return {key: self.all(key) for key in self._hash if self.all(key)}
+
+    def import_legacy(self, path: Path) -> int:
+        """Import an old `.segviewer-review.json` for these images, as this reviewer."""
+        count = self.store.import_legacy(path, self.pair, self._hash, self.reviewer)
+        self.refresh()
+        return count
+
+    def export(self, path: Path) -> int:
+        """Write every reviewer's verdicts on these two models to a .csv or .json file."""
+        return self.store.export(path, self.pair)
+
+    @property
+    def reviewers(self) -> list[str]:
+        return sorted({e.reviewer for entries in self._by_hash.values() for e in entries})
 
     def counts(self) -> dict[Verdict, int]:
+        """Images per verdict, each counted once by its reviewers' consensus."""
         found = {v: 0 for v in Verdict}
-        for entry in self.verdicts.values():
-            found[entry.verdict] += 1
+        for key in self._hash:
+            verdict = consensus(self.all(key))
+            if verdict is not None:
+                found[verdict] += 1
         return found
-
-    def _save(self) -> None:
-        data = self._read()  # re-read: keep what another window saved for other pairs since
-        data["reviews"][self._pair] = {
-            "a": self.a.description,
-            "b": self.b.description,
-            "verdicts": {
-                key: {"verdict": e.verdict.value, "note": e.note, "time": e.time}
-                for key, e in sorted(self.verdicts.items())
-            },
-        }
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        try:
-            atomic_write_bytes(self.path, text.encode("utf-8"))
-        except OSError as exc:
-            raise ReviewError(f"cannot save verdicts '{self.path}': {exc.strerror or exc} "
-                              "(is the folder writable?)") from None

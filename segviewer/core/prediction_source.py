@@ -1,0 +1,116 @@
+"""A compare source made of label PNGs that `segviewer-predict` wrote earlier (say on a server
+farm), so a review of thousands of images needs no model at review time.
+
+Each label PNG carries its provenance in a PNG text chunk `segviewer`: JSON {"model", "version",
+"signature", "source", "fingerprint"}. A folder is one model version: every PNG used must name
+the same model, version, signature and fingerprint as the folder's first one, else that image
+fails with the reason (a stray PNG from another run is never scored as this model's). Label
+PNGs are matched to images by file stem; `<stem>_overlay.png` files are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segviewer.core.fingerprint import Fingerprint, FingerprintError
+from segviewer.core.images import ImageLoadError, load_label_png
+
+PROVENANCE_KEY = "segviewer"
+OVERLAY_SUFFIX = "_overlay"
+
+
+class PredictionFolderError(ValueError):
+    """A folder that cannot be a compare source; one line for the user."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    model: str
+    version: int | None
+    signature: str
+    source: str  # where the model ran when the PNG was written (informative only)
+    fingerprint: str  # "kind:hex", see core.fingerprint
+
+    def same_model(self, other: Provenance) -> bool:
+        """Same model version: `source` may differ (two servers running one version)."""
+        return (self.model, self.version, self.signature, self.fingerprint) == \
+            (other.model, other.version, other.signature, other.fingerprint)
+
+
+def read_provenance(path: Path) -> Provenance | None:
+    """The provenance recorded in a label PNG, or None when it has none. Raises ImageLoadError
+    for a file that is not a PNG or whose record is not valid."""
+    try:
+        with Image.open(path) as img:
+            raw = (getattr(img, "text", None) or {}).get(PROVENANCE_KEY)
+    except FileNotFoundError:
+        raise ImageLoadError(f"cannot read '{path}': file not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageLoadError(f"cannot read '{path}': {exc}") from None
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        version = data.get("version")
+        prov = Provenance(str(data["model"]), int(version) if version is not None else None,
+                          str(data.get("signature") or ""), str(data.get("source") or ""),
+                          str(data["fingerprint"]))
+        Fingerprint.parse(prov.fingerprint)
+    except (ValueError, TypeError, KeyError, AttributeError, FingerprintError) as exc:
+        raise ImageLoadError(f"'{path}' has a broken '{PROVENANCE_KEY}' record ({exc}) — "
+                             "write it again with segviewer-predict") from None
+    return prov
+
+
+class PredictionFolder:
+    """Label PNGs by stem, and the model version that made them."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise PredictionFolderError(f"prediction folder '{folder}' does not exist — pass the "
+                                        "--out folder of a segviewer-predict run")
+        self._by_stem: dict[str, Path] = {}
+        for path in sorted(self.folder.glob("*.png")):
+            if not path.stem.endswith(OVERLAY_SUFFIX) and not path.name.startswith("."):
+                self._by_stem[path.stem] = path
+        if not self._by_stem:
+            raise PredictionFolderError(f"'{folder}' holds no label PNGs — pass the --out folder "
+                                        "of a segviewer-predict run")
+        first = next(iter(self._by_stem.values()))
+        try:
+            prov = read_provenance(first)
+        except ImageLoadError as exc:
+            raise PredictionFolderError(str(exc)) from None
+        if prov is None:
+            raise PredictionFolderError(
+                f"'{first}' does not say which model made it (no '{PROVENANCE_KEY}' PNG text "
+                "chunk) — write the predictions again with this segviewer-predict")
+        self.provenance = prov
+        self.fingerprint = Fingerprint.parse(prov.fingerprint)
+        self.description = f"predictions {self.folder.resolve()}"
+
+    def __len__(self) -> int:
+        return len(self._by_stem)
+
+    def path_for(self, image: Path) -> Path | None:
+        return self._by_stem.get(Path(image).stem)
+
+    def labels(self, image: Path) -> np.ndarray:
+        """The label map for `image`; ImageLoadError when it is missing or from another model."""
+        path = self.path_for(image)
+        if path is None:
+            raise ImageLoadError(f"no prediction for '{Path(image).name}' in {self.folder} "
+                                 f"(expected {Path(image).stem}.png)")
+        prov = read_provenance(path)
+        if prov is None or not prov.same_model(self.provenance):
+            made = f"{prov.model} v{prov.version}" if prov else "an unknown model"
+            raise ImageLoadError(f"'{path}' was made by {made}, not {self.provenance.model} "
+                                 f"v{self.provenance.version} like the rest of {self.folder} — "
+                                 "remove it or predict it again")
+        return load_label_png(path)
