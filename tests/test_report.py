@@ -21,7 +21,9 @@ from segviewer.core.report import (
     row_normalized,
     write_report,
 )
-from segviewer.core.review import ReviewOptions, Source, Verdict, VerdictStore, run_review
+from segviewer.core.review import ReviewOptions, SessionVerdicts, Source, Verdict, run_review
+from segviewer.core.review_store import ReviewStore
+from segviewer.core.sampling import SampleSpec, draw_sample
 from segviewer.core.serving.local_backend import LocalBackend
 
 NAVY, WHITE = (8, 48, 107), (255, 255, 255)
@@ -82,11 +84,16 @@ def local(tmp_path_factory) -> LocalBackend:
 def reviewed(local, tmp_path):
     images, gt = write_review_set(tmp_path)
     (images / "broken.png").write_bytes(b"not a png")
-    session = run_review(Source(local, A), Source(local, B), sorted(images.glob("*.png")),
-                         ReviewOptions(gt_dir=gt))
-    store = VerdictStore.for_session(session)
+    (images / "extra.png").write_bytes((images / "same.png").read_bytes())
+    sample = draw_sample(sorted(images.glob("*.png")), SampleSpec(4, seed=3))
+    assert [p.name for p in sample.chosen] == ["broken.png", "left.png", "right.png", "same.png"]
+    session = run_review(Source(local, A), Source(local, B), sample.chosen,
+                         ReviewOptions(gt_dir=gt), sample=sample)
+    store = SessionVerdicts(ReviewStore(tmp_path / "store.sqlite3"), session, "ann")
     store.set("right.png", Verdict.FAIL, 'road → sky, "bad"')
     store.set("left.png", Verdict.PASS)
+    SessionVerdicts(store.store, session, "bob").set("right.png", Verdict.NEEDS_LOOK)
+    store.refresh()
     return session, store, images
 
 
@@ -96,16 +103,24 @@ def test_html_report_sections_tables_and_pictures(reviewed, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.csv", "report.html"]
     text = html_path.read_text(encoding="utf-8")
     page = Page(text)
-    assert page.sections == ["sources", "overview", "classes", "confusion", "worst", "failures"]
+    assert page.sections == ["sources", "overview", "classes", "confusion", "worst", "images",
+                             "failures"]
     assert page.external == []  # self-contained
-    assert session.a.description in text and session.b.description in text
-    assert session.created.strftime("%Y-%m-%d") in text
+    assert session.a.backend in text and session.created.strftime("%Y-%m-%d") in text
+    header, model_a, model_b, *facts = page.rows["sources"]
+    assert header[1:4] == ["model", "version", "fingerprint"]
+    assert model_a[1:4] == ["seg", "1", f"content:{session.a.fingerprint.digest[:16]}"]
+    assert model_b[1:4] == ["seg", "2", f"content:{session.b.fingerprint.digest[:16]}"]
+    stated = dict(facts)
+    assert stated["selection"] == "sample: 4 of 5 images, seed 3, random"
+    assert stated["reviewers"] == "ann, bob"
 
     overview = {row[0]: row[1] for row in page.rows["overview"]}
     assert overview["images compared"] == "3" and overview["images failed"] == "1"
     assert overview["pixels where A and B agree"] == f"{100 * 78 / 90:.2f}%"
     assert overview["pixel accuracy A / B"] == f"{100 * 78 / 79:.2f}% / {100 * 66 / 79:.2f}%"
-    assert overview["verdicts"] == "1 pass, 1 fail, 0 needs-look"
+    assert overview["verdicts (consensus per image)"] == \
+        "1 pass, 1 fail, 0 needs-look · 1 not reviewed"
 
     header, *classes = page.rows["classes"]
     assert header == ["id", "class", "share A", "share B", "Δ share", "IoU A", "IoU B", "Δ IoU"]
@@ -136,7 +151,7 @@ def test_html_report_sections_tables_and_pictures(reviewed, tmp_path):
     assert np.array_equal(over_a, blend(image, colorize(rule_a(image), session.palette)[0], 0.5))
     assert np.array_equal(over_b, blend(image, colorize(rule_b(image), session.palette)[0], 0.5))
     assert np.array_equal(np.all(diff == DIFF_COLOR, axis=-1), rule_a(image) != rule_b(image))
-    assert "verdict: fail — road → sky, &quot;bad&quot;" in text
+    assert "verdicts: ann: fail — road → sky, &quot;bad&quot;; bob: needs-look" in text
     assert "broken.png" in text.split('id="failures"')[1]
 
 
@@ -171,13 +186,36 @@ def test_csv_rows(reviewed, tmp_path):
     assert float(left["pixel_acc_a_pct"]) == pytest.approx(100 * 38 / 39, abs=1e-4)
     assert float(left["pixel_acc_b_pct"]) == pytest.approx(100 * 36 / 39, abs=1e-4)
     assert float(left["miou_a_pct"]) == pytest.approx(100 * 1.95 / 3, abs=1e-4)
-    assert (left["verdict"], left["note"]) == ("pass", "")
+    assert (left["verdict"], left["verdicts"], left["notes"]) == ("pass", "ann: pass", "")
+    assert left["image_sha256"] == session.result("left.png").sha256
     assert [float(right[c]) for c in ("miou_a_pct", "miou_b_pct", "miou_delta_pct")] == \
         [100.0, 37.5, -62.5]
-    assert (right["verdict"], right["note"]) == ("fail", 'road → sky, "bad"')
+    assert (right["verdict"], right["verdicts"], right["notes"]) == (
+        "fail", "ann: fail; bob: needs-look", 'ann: road → sky, "bad"')
     assert float(same["agreement_pct"]) == 100.0
     assert same["miou_a_pct"] == same["miou_delta_pct"] == same["verdict"] == ""
     assert rows["broken.png"]["error"] and rows["broken.png"]["agreement_pct"] == ""
+
+
+def test_every_picture_decodes_and_the_image_table_has_the_csv_rows(reviewed, tmp_path):
+    session, store, _ = reviewed
+    html_path, csv_path = write_report(session, tmp_path / "out", store.verdicts, worst=8)
+    page = Page(html_path.read_text(encoding="utf-8"))  # decodes every embedded PNG
+    assert page.images and all(px.size for _, _, px in page.images)
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        csv_rows = {row["image"]: row for row in csv.DictReader(f)}
+    header, *rows = page.rows["images"]
+    assert header == ["image", "agreement", "mIoU A", "mIoU B", "Δ mIoU", "verdict",
+                      "reviewers"]
+    shown = {row[0]: row for row in rows}
+    assert sorted(shown) == sorted(csv_rows) and len(rows) == len(csv_rows)
+    for key, row in shown.items():
+        expected = csv_rows[key]
+        agreement = expected["agreement_pct"]
+        assert row[1] == (f"{float(agreement):.2f}%" if agreement else "–")
+        assert row[5] == (expected["verdict"] or (f"failed: {expected['error']}"
+                                                   if expected["error"] else "–"))
+    assert [row[0] for row in rows][:3] == ["right.png", "left.png", "same.png"]  # worst first
 
 
 def test_row_normalized_and_heatmap():

@@ -21,7 +21,6 @@ from PIL import Image
 from segviewer.core.compare import confusion_matrix, gt_from_color, scores
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts
-from segviewer.core.review_store import ReviewStore
 from segviewer.core.review import (
     ReviewError,
     ReviewOptions,
@@ -34,6 +33,7 @@ from segviewer.core.review import (
     match_ground_truth,
     run_review,
 )
+from segviewer.core.review_store import ReviewStore
 from segviewer.core.serving.base import ModelRef
 from segviewer.core.serving.local_backend import LocalBackend
 

@@ -14,16 +14,20 @@ import numpy as np
 import pytest
 from test_review import build_review_models, write_review_set
 
-from segviewer.core.review import SourceInfo, Verdict, VerdictStore
+from segviewer.core.review import SessionVerdicts, Source, Verdict, run_review
+from segviewer.core.review_store import ReviewStore
+from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.local_backend import LocalBackend
 
 CLI = [sys.executable, "-m", "segviewer.core.review_cli"]
-# As a user runs it: conftest's TF log level (which lets TF's C++ errors through) is not inherited.
-ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
 def review(*args: str | Path) -> subprocess.CompletedProcess:
+    # As a user runs it: conftest's TF log level (which lets TF's C++ errors through) is not
+    # inherited; the test's own data folder (and so review store) is.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=ENV)
+                          env=env)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -52,10 +56,12 @@ def review_set(tmp_path) -> tuple[Path, Path]:
 
 def test_in_process_report_with_verdicts_from_the_viewer(models, review_set, tmp_path):
     images, gt = review_set
-    # Verdicts recorded earlier (as the viewer does) for this folder and this pair of sources.
-    base = f"in-process {models.resolve()}"
-    store = VerdictStore(images.resolve(), SourceInfo("seg", 1, base), SourceInfo("seg", 2, base))
-    store.set("right.png", Verdict.FAIL, "sky on the road")
+    # A verdict recorded earlier (as the viewer does) on these images and model versions.
+    local = LocalBackend(models)
+    earlier = run_review(Source(local, ModelRef("seg", 1)), Source(local, ModelRef("seg", 2)),
+                         sorted(images.glob("*.png")))
+    SessionVerdicts(ReviewStore(), earlier, "ann").set("right.png", Verdict.FAIL,
+                                                      "sky on the road")
 
     result = review(images, "--a", models, "--a-version", "1", "--b-version", "2", "--gt", gt,
                     "--out", tmp_path / "out")
@@ -67,9 +73,10 @@ def test_in_process_report_with_verdicts_from_the_viewer(models, review_set, tmp
     assert list(rows) == ["left.png", "right.png", "same.png"]
     assert [rows[k]["agreement_pct"] for k in rows] == ["95.0000", "75.0000", "100.0000"]
     assert (rows["right.png"]["miou_b_pct"], rows["right.png"]["verdict"],
-            rows["right.png"]["note"]) == ("37.5000", "fail", "sky on the road")
+            rows["right.png"]["notes"]) == ("37.5000", "fail", "ann: sky on the road")
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    assert "verdict: fail — sky on the road" in html
+    assert "ann: fail — sky on the road" in html
+    assert f"fingerprint {earlier.a.fingerprint}" in result.stdout
 
 
 def test_served_a_rest_b_and_a_failing_image(models, start_tf_serving, review_set, tmp_path):

@@ -23,7 +23,8 @@ from test_review import (
     write_review_set,
 )
 
-from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
+from segviewer.core.review import LEGACY_VERDICTS_FILE, SortKey, Verdict
+from segviewer.core.review_store import ReviewStore, default_store_path
 from segviewer.core.serving.base import ModelRef
 from segviewer.ui.canvas import array_from_qimage
 from segviewer.ui.compare_window import CompareMode, CompareWindow
@@ -135,7 +136,8 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     qtbot.keyClick(window, Qt.Key.Key_S)
     assert window.canvas_b.isVisible()
 
-    # Verdicts with keys 1-3 (and a note), saved at once.
+    # Verdicts with keys 1-3 (and a note), saved at once in the store, not the image folder.
+    before = sorted(p.name for p in paths[0].parent.iterdir())
     window.review.select("right.png")
     window.review.note.setText("sky leaks into the road")
     qtbot.keyClick(window, Qt.Key.Key_2)
@@ -143,7 +145,10 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     qtbot.keyClick(window, Qt.Key.Key_1)
     window.review.select("same.png")
     qtbot.keyClick(window, Qt.Key.Key_3)
-    assert (paths[0].parent / VERDICTS_FILE).is_file()
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == before
+    assert not (paths[0].parent / LEGACY_VERDICTS_FILE).exists()
+    me = window.review.store.reviewer
+    assert len(ReviewStore(default_store_path()).rows()) == 3
     window.close()
 
     again = open_compare(qtbot, choice, paths)
@@ -152,7 +157,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
         Verdict.FAIL, Verdict.PASS, Verdict.NEEDS_LOOK]
     again.review.select("right.png")
     assert again.review.note.text() == "sky leaks into the road"
-    assert "Fail — sky leaks into the road" in again.review.queue.currentItem().text()
+    assert "you: Fail — sky leaks into the road" in again.review.queue.currentItem().text()
 
     job = again.write_report(tmp_path / "report")
     qtbot.waitUntil(lambda: again.report_paths is not None, timeout=WAIT_MS)
@@ -160,7 +165,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     with open(again.report_paths[1], newline="") as f:
         rows = {r["image"]: r for r in csv.DictReader(f)}
     assert rows["right.png"]["verdict"] == "fail"
-    assert rows["right.png"]["note"] == "sky leaks into the road"
+    assert rows["right.png"]["notes"] == f"{me}: sky leaks into the road"
     assert float(rows["right.png"]["agreement_pct"]) == 75.0
     assert float(rows["right.png"]["miou_delta_pct"]) == -62.5
     assert (rows["left.png"]["verdict"], rows["same.png"]["verdict"]) == ("pass", "needs-look")

@@ -2,9 +2,10 @@
 farm), so a review of thousands of images needs no model at review time.
 
 Each label PNG carries its provenance in a PNG text chunk `segviewer`: JSON {"model", "version",
-"signature", "source", "fingerprint"}. A folder is one model version: every PNG used must name
-the same model, version, signature and fingerprint as the folder's first one, else that image
-fails with the reason (a stray PNG from another run is never scored as this model's). Label
+"signature", "source", "fingerprint"}. A folder is one model version: all its label PNGs must name
+the same model, version, signature and fingerprint, else the folder is refused naming the odd
+ones, and a PNG changed since is refused when read (a stray PNG from another run is never scored
+as this model's). Label
 PNGs are matched to images by file stem; `<stem>_overlay.png` files are skipped.
 """
 
@@ -82,18 +83,35 @@ class PredictionFolder:
         if not self._by_stem:
             raise PredictionFolderError(f"'{folder}' holds no label PNGs — pass the --out folder "
                                         "of a segviewer-predict run")
-        first = next(iter(self._by_stem.values()))
-        try:
-            prov = read_provenance(first)
-        except ImageLoadError as exc:
-            raise PredictionFolderError(str(exc)) from None
-        if prov is None:
-            raise PredictionFolderError(
-                f"'{first}' does not say which model made it (no '{PROVENANCE_KEY}' PNG text "
-                "chunk) — write the predictions again with this segviewer-predict")
-        self.provenance = prov
-        self.fingerprint = Fingerprint.parse(prov.fingerprint)
+        self.provenance = self._one_model()
+        self.fingerprint = Fingerprint.parse(self.provenance.fingerprint)
         self.description = f"predictions {self.folder.resolve()}"
+
+    def _one_model(self) -> Provenance:
+        """The provenance every PNG records (reading only their headers)."""
+        groups: dict[tuple, list[Path]] = {}
+        found: dict[tuple, Provenance] = {}
+        for path in self._by_stem.values():
+            try:
+                prov = read_provenance(path)
+            except ImageLoadError as exc:
+                raise PredictionFolderError(str(exc)) from None
+            if prov is None:
+                raise PredictionFolderError(
+                    f"'{path}' does not say which model made it (no '{PROVENANCE_KEY}' PNG "
+                    "text chunk) — write the predictions again with this segviewer-predict")
+            key = (prov.model, prov.version, prov.signature, prov.fingerprint)
+            groups.setdefault(key, []).append(path)
+            found.setdefault(key, prov)
+        if len(groups) > 1:
+            ranked = sorted(groups, key=lambda k: -len(groups[k]))
+            odd = [p.name for k in ranked[1:] for p in groups[k]]
+            main = found[ranked[0]]
+            raise PredictionFolderError(
+                f"'{self.folder}' mixes models: {len(odd)} PNGs ({', '.join(odd[:3])}"
+                f"{', …' if len(odd) > 3 else ''}) are not from {main.model} v{main.version} "
+                "like the rest — keep one model version's predictions per folder")
+        return found[next(iter(groups))]
 
     def __len__(self) -> int:
         return len(self._by_stem)

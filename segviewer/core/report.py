@@ -2,7 +2,9 @@
 
 The HTML needs no other file: thumbnails of the worst images (image | A overlay | B overlay |
 disagreement) and the confusion-matrix heat maps are embedded as base64 PNGs drawn with numpy and
-Pillow. Both files are written atomically. `row_normalized` and `confusion_heatmap` are also what a
+Pillow. It states what was compared (both models' fingerprints), who reviewed, and the sample and
+its seed when the images are a spot check; its table of all images has the CSV's rows. Both files
+are written atomically. `row_normalized` and `confusion_heatmap` are also what a
 viewer shows for the confusion matrix.
 """
 
@@ -26,17 +28,20 @@ from segviewer.core.review import (
     ImageResult,
     ReviewSession,
     SortKey,
+    SourceInfo,
     Totals,
     Verdict,
     VerdictEntry,
 )
+from segviewer.core.review_store import consensus
 
 REPORT_HTML = "report.html"
 METRICS_CSV = "metrics.csv"
 CSV_COLUMNS = (
-    "image", "agreement_pct", "pixel_acc_a_pct", "pixel_acc_b_pct", "miou_a_pct", "miou_b_pct",
-    "miou_delta_pct", "verdict", "note", "error",
+    "image", "image_sha256", "agreement_pct", "pixel_acc_a_pct", "pixel_acc_b_pct", "miou_a_pct",
+    "miou_b_pct", "miou_delta_pct", "verdict", "verdicts", "notes", "error",
 )
+Verdicts = Mapping[str, Sequence[VerdictEntry]]  # image key -> every reviewer's verdict
 THUMBNAIL = 256  # longest side of a report thumbnail, pixels
 _LOW, _HIGH = np.array([255, 255, 255]), np.array([8, 48, 107])  # heat-map colour at 0 and 1
 _NO_GT = (224, 224, 224)  # heat-map row of a class absent from the ground truth
@@ -51,7 +56,7 @@ def default_sort(session: ReviewSession) -> SortKey:
 def write_report(
     session: ReviewSession,
     out_dir: Path,
-    verdicts: Mapping[str, VerdictEntry] | None = None,
+    verdicts: Verdicts | None = None,
     sort: SortKey | str | None = None,
     worst: int = 8,
 ) -> tuple[Path, Path]:
@@ -68,19 +73,23 @@ def write_report(
 # CSV
 
 
-def write_csv(session: ReviewSession, path: Path,
-              verdicts: Mapping[str, VerdictEntry] | None = None) -> None:
-    """One row per image in input order; numbers in percent, blank where they do not apply."""
+def write_csv(session: ReviewSession, path: Path, verdicts: Verdicts | None = None) -> None:
+    """One row per image in input order; numbers in percent, blank where they do not apply.
+    `verdict` is the reviewers' consensus (fail over needs-look over pass); `verdicts` and
+    `notes` list each reviewer's as "name: value", separated by "; "."""
     verdicts = verdicts or {}
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in session.results:
-        entry = verdicts.get(r.key)
+        entries = verdicts.get(r.key, ())
+        agreed = consensus(entries)
         writer.writerow([
-            r.key, _pct(r.agreement, 1.0), _pct(r.pixel_accuracy_a), _pct(r.pixel_accuracy_b),
-            _pct(r.miou_a), _pct(r.miou_b), _pct(r.miou_delta),
-            entry.verdict.value if entry else "", entry.note if entry else "", r.error,
+            r.key, r.sha256, _pct(r.agreement, 1.0), _pct(r.pixel_accuracy_a),
+            _pct(r.pixel_accuracy_b), _pct(r.miou_a), _pct(r.miou_b), _pct(r.miou_delta),
+            agreed.value if agreed else "",
+            "; ".join(f"{e.reviewer}: {e.verdict.value}" for e in entries),
+            "; ".join(f"{e.reviewer}: {e.note}" for e in entries if e.note), r.error,
         ])
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
 
@@ -162,41 +171,58 @@ def _img(array: np.ndarray, alt: str) -> str:
 
 def render_html(
     session: ReviewSession,
-    verdicts: Mapping[str, VerdictEntry] | None = None,
+    verdicts: Verdicts | None = None,
     sort: SortKey | str | None = None,
     worst: int = 8,
 ) -> str:
     verdicts = verdicts or {}
     sort = SortKey(sort) if sort else default_sort(session)
     totals = session.totals()
-    title = f"Review: {session.a.description} vs {session.b.description}"
+    title = f"Review: {session.a.name} vs {session.b.name}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        _sources(session),
+        _sources(session, verdicts),
         _overview(session, totals, verdicts),
         _classes(session, totals),
         _confusion(session, totals),
         _worst(session, verdicts, sort, worst),
+        _all_images(session, verdicts, sort),
         _failures(session),
-        f"<footer>SegViewer {_e(__version__)}</footer>",
+        f"<footer>SegViewer {_e(__version__)} · {_e(REPORT_HTML)} with {_e(METRICS_CSV)}"
+        "</footer>",
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
 
 
 _CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
+max-width:1180px;padding:0 16px;color:#222}
+h1{font-size:22px;margin:0 0 12px}h2{font-size:17px;margin:28px 0 6px;
+border-bottom:1px solid #ddd;padding-bottom:3px}
 table{border-collapse:collapse;margin:8px 0}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th,td{border:1px solid #d4d4d4;padding:3px 8px;text-align:right;vertical-align:top}
+th{background:#f3f4f6;font-weight:600}
 th:first-child,td.name{text-align:left}
+code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f3f4f6;padding:1px 4px;
+border-radius:3px;word-break:break-all}
+.weak{color:#b45309}
 .swatch{display:inline-block;width:14px;height:14px;border:1px solid #555;vertical-align:middle}
 .neg{color:#b00}.pos{color:#070}
+.pass{color:#2e7d32}.fail{color:#c62828}.needs-look{color:#b26a00}
 figure{display:inline-block;margin:0 12px 16px 0}
-.panels img{margin-right:4px;image-rendering:pixelated}
+figure.panels{display:block}
+.panels img{margin-right:4px;image-rendering:pixelated;max-width:24%;height:auto}
+figcaption{font-size:13px;color:#444;margin-top:2px}
+.scroll{max-height:480px;overflow:auto;display:inline-block;border:1px solid #e5e5e5}
+.scroll table{margin:0}
+.scroll th{position:sticky;top:0}
+footer{margin-top:28px;color:#777;font-size:12px}
 """.strip()
 
 
@@ -216,23 +242,54 @@ def _delta(value: float | None, scale: float = 100.0, unit: str = "") -> str:
     return f'<td class="{css}">{shown:+.2f}{unit}</td>'
 
 
-def _sources(session: ReviewSession) -> str:
+def _fingerprint(info: SourceInfo) -> str:
+    fp = info.fingerprint
+    if fp is None:
+        return "–"
+    weak = ' <span class="weak">signature only (weak)</span>' if fp.weak else ""
+    return f'<code title="{_e(fp)}">{_e(fp.kind)}:{_e(fp.digest[:16])}</code>{weak}'
+
+
+def _reviewers(verdicts: Verdicts) -> list[str]:
+    return sorted({e.reviewer for entries in verdicts.values() for e in entries if e.reviewer})
+
+
+def _sources(session: ReviewSession, verdicts: Verdicts) -> str:
     rows = "".join(
         f'<tr><th>{name}</th><td class="name">{_e(info.model)}</td>'
         f"<td>{_e(info.version if info.version is not None else '–')}</td>"
+        f'<td class="name">{_fingerprint(info)}</td>'
         f'<td class="name">{_e(info.backend)}</td></tr>'
         for name, info in (("A", session.a), ("B", session.b)))
     when = session.created.strftime("%Y-%m-%d %H:%M UTC")
-    gt = (f"ground truth: {_e(session.options.gt_dir)} (ignore label "
+    gt = (f"ground truth {_e(session.options.gt_dir)} (ignore label "
           f"{session.options.ignore_label}, {session.num_classes} classes)"
           if session.has_gt else "no ground truth")
-    return (f'<section id="sources"><h2>Sources</h2><table><tr><th></th><th>model</th>'
-            f"<th>version</th><th>where</th></tr>{rows}</table>"
-            f"<p>Images: {_e(session.folder)} · {gt} · {_e(when)}</p></section>")
+    sample = (f"sample: {_e(session.sample.describe())}" if session.sample is not None
+              else f"all {session.total} images (no sample)")
+    reviewers = ", ".join(_reviewers(verdicts)) or "none yet"
+    facts = [("images", f"{_e(session.folder)}"), ("selection", sample),
+             ("ground truth", gt), ("reviewers", _e(reviewers)), ("compared", _e(when))]
+    items = "".join(f'<tr><td class="name">{k}</td><td class="name">{v}</td></tr>'
+                    for k, v in facts)
+    return (f'<section id="sources"><h2>What was compared</h2><table><tr><th></th>'
+            f"<th>model</th><th>version</th><th>fingerprint</th><th>where it ran</th></tr>"
+            f"{rows}</table><table>{items}</table><p>A fingerprint names a model version by its "
+            "content (weights, signatures, export settings), whichever server or folder it ran "
+            "from; verdicts are kept by the two fingerprints and each image's content hash.</p>"
+            "</section>")
 
 
-def _overview(session: ReviewSession, totals: Totals,
-              verdicts: Mapping[str, VerdictEntry]) -> str:
+def _verdict_counts(session: ReviewSession, verdicts: Verdicts) -> dict[Verdict, int]:
+    counts = {v: 0 for v in Verdict}
+    for r in session.results:
+        agreed = consensus(verdicts.get(r.key, ()))
+        if agreed is not None:
+            counts[agreed] += 1
+    return counts
+
+
+def _overview(session: ReviewSession, totals: Totals, verdicts: Verdicts) -> str:
     rows = [("images compared", str(totals.images)), ("images failed", str(totals.failed)),
             ("pixels where A and B agree", _num(totals.agreement, 1.0))]
     if session.cancelled:
@@ -245,12 +302,11 @@ def _overview(session: ReviewSession, totals: Totals,
             ("mIoU A / B", f"{_num(a.mean_iou)} / {_num(b.mean_iou)}"),
             ("mIoU B − A", f"{(b.mean_iou - a.mean_iou) * 100:+.2f} points"),
         ]
-    counts = {v: 0 for v in Verdict}
-    for r in session.results:
-        entry = verdicts.get(r.key)
-        if entry:
-            counts[entry.verdict] += 1
-    rows.append(("verdicts", ", ".join(f"{n} {v.value}" for v, n in counts.items())))
+    counts = _verdict_counts(session, verdicts)
+    reviewed = sum(counts.values())
+    rows.append(("verdicts (consensus per image)",
+                 ", ".join(f"{n} {v.value}" for v, n in counts.items())
+                 + f" · {totals.images - reviewed} not reviewed"))
     body = "".join(f'<tr><td class="name">{_e(k)}</td><td>{v}</td></tr>' for k, v in rows)
     return f'<section id="overview"><h2>Overall</h2><table>{body}</table></section>'
 
@@ -283,7 +339,7 @@ def _confusion(session: ReviewSession, totals: Totals) -> str:
     ids = [row.id for row in session.class_rows(totals)]
     figures = "".join(
         f"<figure>{_img(confusion_heatmap(s.confusion, ids), f'confusion matrix {name}')}"
-        f"<figcaption>{name}: {_e(info.description)}</figcaption></figure>"
+        f"<figcaption>{name}: {_e(info.name)}</figcaption></figure>"
         for name, s, info in (("A", totals.scores_a, session.a), ("B", totals.scores_b,
                                                                   session.b)))
     return ('<section id="confusion"><h2>Confusion matrices</h2><p>Rows: ground truth, columns: '
@@ -291,8 +347,12 @@ def _confusion(session: ReviewSession, totals: Totals) -> str:
             f"ground truth). Classes: {', '.join(map(str, ids))}.</p>{figures}</section>")
 
 
-def _worst(session: ReviewSession, verdicts: Mapping[str, VerdictEntry], sort: SortKey,
-           worst: int) -> str:
+def _verdict_text(entries: Sequence[VerdictEntry]) -> str:
+    return "; ".join(f"{e.reviewer}: {e.verdict.value}" + (f" — {e.note}" if e.note else "")
+                     for e in entries)
+
+
+def _worst(session: ReviewSession, verdicts: Verdicts, sort: SortKey, worst: int) -> str:
     figures = []
     for r in session.sorted(sort)[:worst]:
         try:
@@ -300,20 +360,42 @@ def _worst(session: ReviewSession, verdicts: Mapping[str, VerdictEntry], sort: S
         except ImageLoadError as exc:
             figures.append(f"<figure><figcaption>{_e(r.key)}: {_e(exc)}</figcaption></figure>")
             continue
-        names = ("image", f"A {session.a.description}", f"B {session.b.description}",
-                 "disagreement")
+        names = ("image", f"A {session.a.name}", f"B {session.b.name}", "disagreement")
         imgs = "".join(_img(p, f"{r.key}: {n}") for p, n in zip(panels, names, strict=True))
-        entry = verdicts.get(r.key)
         facts = [f"agreement {_num(r.agreement, 1.0)}"]
         if r.miou_a is not None:
             facts.append(f"mIoU A {_num(r.miou_a)} · B {_num(r.miou_b)}")
-        if entry:
-            facts.append(f"verdict: {entry.verdict.value}" + (f" — {entry.note}" if entry.note
-                                                                else ""))
+        entries = verdicts.get(r.key, ())
+        if entries:
+            facts.append(f"verdicts: {_verdict_text(entries)}")
         figures.append(f'<figure class="panels">{imgs}<figcaption><b>{_e(r.key)}</b> · '
                        f"{_e(' · '.join(facts))}</figcaption></figure>")
     return (f'<section id="worst"><h2>Worst images (by {sort.value})</h2><p>Image · A overlay · '
             f"B overlay · disagreement (magenta).</p>{''.join(figures)}</section>")
+
+
+def _all_images(session: ReviewSession, verdicts: Verdicts, sort: SortKey) -> str:
+    """Every image of metrics.csv, worst first (failed ones last), with every verdict."""
+    scored = any(r.scores_a is not None for r in session.results)
+    head = "<th>image</th><th>agreement</th>"
+    if scored:
+        head += "<th>mIoU A</th><th>mIoU B</th><th>Δ mIoU</th>"
+    head += "<th>verdict</th><th>reviewers</th>"
+    rows = []
+    for r in [*session.sorted(sort), *session.failures]:
+        entries = verdicts.get(r.key, ())
+        agreed = consensus(entries)
+        cells = f'<td class="name">{_e(r.key)}</td><td>{_num(r.agreement, 1.0)}</td>'
+        if scored:
+            cells += f"<td>{_num(r.miou_a)}</td><td>{_num(r.miou_b)}</td>{_delta(r.miou_delta)}"
+        verdict = (f'<span class="{agreed.value}">{agreed.value}</span>' if agreed
+                   else ("failed: " + _e(r.error) if r.error else "–"))
+        cells += (f'<td class="name">{verdict}</td>'
+                  f'<td class="name">{_e(_verdict_text(entries))}</td>')
+        rows.append(f"<tr>{cells}</tr>")
+    return (f'<section id="images"><h2>All images ({len(session.results)}, worst first by '
+            f"{sort.value})</h2><div class=\"scroll\"><table><tr>{head}</tr>{''.join(rows)}"
+            "</table></div></section>")
 
 
 def _failures(session: ReviewSession) -> str:

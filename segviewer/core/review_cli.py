@@ -2,7 +2,9 @@
 against ground truth, and write an HTML report and a CSV of per-image metrics.
 
 A thin wrapper over `segviewer.core.review.run_review` and `segviewer.core.report.write_report`.
-Verdicts recorded in the viewer for the same folder and pair of sources appear in the report.
+A side is a model (--a/--b) or a folder of label PNGs segviewer-predict wrote (--a-predictions/
+--b-predictions). Verdicts recorded in the viewer on the same images and model versions (by
+content, on any path to the models) come from the review store and appear in the report.
 Exit codes: 0 all images compared, 1 some images failed (each named on stderr), 2 usage or
 connection error, 130 interrupted (Ctrl-C).
 """
@@ -10,8 +12,11 @@ connection error, 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from segviewer import __version__
 from segviewer.core.cli_support import (
@@ -25,8 +30,9 @@ from segviewer.core.cli_support import (
     only_model,
     positive_int,
 )
-from segviewer.core.images import find_images
+from segviewer.core.images import ImageLoadError, find_images
 from segviewer.core.labels import PaletteError, get_palette
+from segviewer.core.prediction_source import PredictionFolder, PredictionFolderError
 from segviewer.core.report import default_sort, write_report
 from segviewer.core.review import (
     DEFAULT_IGNORE_LABEL,
@@ -34,11 +40,16 @@ from segviewer.core.review import (
     ReviewError,
     ReviewOptions,
     ReviewSession,
+    SessionVerdicts,
+    Side,
     SortKey,
     Source,
-    VerdictStore,
+    load_ground_truth,
+    match_ground_truth,
     run_review,
 )
+from segviewer.core.review_store import ReviewStore, default_store_path
+from segviewer.core.sampling import Sample, SampleError, SampleSpec, draw_sample
 from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
@@ -57,10 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "(and against ground truth); write report.html and metrics.csv.")
     p.add_argument("images", nargs="+", metavar="IMAGES",
                    help="image files, folders (searched recursively) or glob patterns")
-    p.add_argument("--a", required=True, metavar="SOURCE",
+    p.add_argument("--a", metavar="SOURCE",
                    help="model A: HOST:PORT (gRPC), http(s)://HOST:PORT (REST) or a SavedModel, "
                    "model or base folder (in-process)")
     p.add_argument("--b", metavar="SOURCE", help="model B, as --a (default: the same as --a)")
+    for side in ("a", "b"):
+        p.add_argument(f"--{side}-predictions", type=Path, metavar="DIR",
+                       help=f"instead of running model {side.upper()}: the label PNGs "
+                       "segviewer-predict wrote for these images")
     for side in ("a", "b"):
         p.add_argument(f"--{side}-model", metavar="NAME",
                        help=f"model {side.upper()}'s name (default: "
@@ -75,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-label", type=_label_id, default=DEFAULT_IGNORE_LABEL, metavar="ID",
                    help=f"ground-truth id left out of the scores (default {DEFAULT_IGNORE_LABEL})")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
-                   help="number of classes (default: from the models)")
+                   help="number of classes (default: from the models, or --palette's)")
+    p.add_argument("--palette", metavar="NAME|FILE",
+                   help="classes of prediction folders (default: model A's, else pascal)")
+    p.add_argument("--sample", type=positive_int, metavar="N",
+                   help="review a random sample of N images instead of all")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed of the sample (default: a new one, printed and in the report)")
+    p.add_argument("--min-per-class", type=positive_int, metavar="K",
+                   help="stratify the sample: at least K images containing each class present "
+                   "(read from --gt, else from the prediction folders)")
+    p.add_argument("--store", type=Path, metavar="FILE",
+                   help=f"the review store (SQLite) to read verdicts from (default: "
+                   f"{default_store_path()})")
+    p.add_argument("--reviewer", metavar="NAME",
+                   help="whose verdicts --import-verdicts records (default: your user name)")
+    p.add_argument("--import-verdicts", type=Path, metavar="FILE",
+                   help="import an old .segviewer-review.json into the store first")
+    p.add_argument("--export-verdicts", type=Path, metavar="FILE",
+                   help="write this review's verdicts to FILE.csv or FILE.json")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write report.html and metrics.csv here")
     p.add_argument("--sort", choices=[k.value for k in SortKey],
@@ -108,6 +141,70 @@ def _looks_remote(spec: str) -> bool:
     return bool(sep and host and port.isdigit())
 
 
+def _side(args: argparse.Namespace, side: str,
+          opened: dict[str, Backend]) -> Side:
+    """Source or prediction folder for `side` ("a" or "b"); backends opened go into `opened`
+    (one per distinct --a/--b: one connection, one TF)."""
+    folder = getattr(args, f"{side}_predictions")
+    spec = getattr(args, side) or (args.a if side == "b" and not args.b_predictions else None)
+    if folder is not None:
+        if getattr(args, side):
+            raise UsageError(f"give --{side} or --{side}-predictions, not both")
+        try:
+            return PredictionFolder(folder)
+        except PredictionFolderError as exc:
+            raise UsageError(f"--{side}-predictions: {exc}") from None
+    if spec is None:
+        raise UsageError(f"model {side.upper()} is missing — give --{side} SOURCE or "
+                         f"--{side}-predictions DIR")
+    name = args.a_model if side == "a" else (args.b_model or args.a_model)
+    if spec not in opened:
+        opened[spec] = _open(f"--{side}", spec, name, args.timeout)
+    backend = opened[spec]
+    return Source(backend, _ref(f"--{side}", backend, name, getattr(args, f"{side}_version")))
+
+
+def _classes_of(args: argparse.Namespace, a: Side, b: Side, palette, images):
+    """(how, image -> classes present) for a stratified sample: ground truth, else the
+    predictions of a prediction folder."""
+    if args.gt is not None:
+        gt = match_ground_truth(images, args.gt)
+
+        def from_gt(image: Path) -> set[int]:
+            path = gt.get(image)
+            if path is None:
+                return set()
+            labels = load_ground_truth(path, palette, args.ignore_label)
+            return {int(c) for c in np.unique(labels)} - {args.ignore_label}
+        return "ground truth", from_gt
+    folder = a if isinstance(a, PredictionFolder) else b
+    if not isinstance(folder, PredictionFolder):
+        raise UsageError("--min-per-class needs the classes in each image — give --gt or a "
+                         "prediction folder")
+
+    def from_predictions(image: Path) -> set[int]:
+        try:
+            return {int(c) for c in np.unique(folder.labels(image))}
+        except ImageLoadError:
+            return set()
+    return f"the predictions in {folder.folder}", from_predictions
+
+
+def _draw(args: argparse.Namespace, a: Side, b: Side, palette, images) -> Sample | None:
+    if args.sample is None:
+        if args.seed is not None or args.min_per_class:
+            raise UsageError("--seed and --min-per-class choose a sample: give --sample N too")
+        return None
+    seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
+    how, classes_of = (_classes_of(args, a, b, palette, images) if args.min_per_class
+                       else ("", None))
+    try:
+        return draw_sample(images, SampleSpec(args.sample, seed, args.min_per_class or 0, how),
+                           classes_of)
+    except SampleError as exc:
+        raise UsageError(f"--sample: {exc}") from None
+
+
 def _ref(flag: str, backend: Backend, name: str | None, version: int | None) -> ModelRef:
     return ModelRef(name if name is not None else only_model(backend, f"{flag}-model"), version)
 
@@ -126,7 +223,8 @@ def _progress(done: int, total: int) -> None:
 
 def _summary(session: ReviewSession, sort: SortKey) -> list[str]:
     totals = session.totals()
-    lines = [f"A: {session.a.description}", f"B: {session.b.description}"]
+    lines = [f"{side}: {info.description}, fingerprint {info.fingerprint}"
+             for side, info in (("A", session.a), ("B", session.b))]
     agreement = f"{totals.agreement:.2f}%" if totals.agreement is not None else "–"
     lines.append(f"{totals.images} images compared, {totals.failed} failed; agreement "
                  f"{agreement}")
@@ -149,6 +247,12 @@ def _run(args: argparse.Namespace) -> int:
             palette = get_palette(args.gt_palette)
         except PaletteError as exc:
             raise UsageError(f"--gt-palette: {exc}") from None
+    classes = None
+    if args.palette:
+        try:
+            classes = get_palette(args.palette)
+        except PaletteError as exc:
+            raise UsageError(f"--palette: {exc}") from None
     if args.gt is not None and not args.gt.is_dir():
         raise UsageError(f"--gt '{args.gt}' is not a folder — pass the folder of ground-truth "
                          "label PNGs named like the images")
@@ -157,29 +261,29 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"no images found in {' '.join(args.images)}")
     if args.out is not None:
         make_out_dir(args.out)
+    store = ReviewStore(args.store)
 
-    b_spec = args.b or args.a
-    b_name = args.b_model or args.a_model
-    backend_a = _open("--a", args.a, args.a_model, args.timeout)
-    # One backend when both sides are on the same server or folder: one connection, one TF.
-    backend_b = backend_a if b_spec == args.a else _open("--b", b_spec, b_name, args.timeout)
+    opened: dict[str, Backend] = {}
     try:
-        ref_a = _ref("--a", backend_a, args.a_model, args.a_version)
-        ref_b = _ref("--b", backend_b, b_name, args.b_version)
-        if backend_b is backend_a and ref_a == ref_b:
-            raise UsageError(f"--a and --b are the same model ({ref_a} on "
-                             f"{backend_a.description}) — pick versions with --a-version and "
+        a = _side(args, "a", opened)
+        b = _side(args, "b", opened)
+        if isinstance(a, Source) and isinstance(b, Source) and a.backend is b.backend \
+                and a.ref == b.ref:
+            raise UsageError(f"--a and --b are the same model ({a.ref} on "
+                             f"{a.backend.description}) — pick versions with --a-version and "
                              "--b-version, or another --b")
-        in_process = all(Path(spec).exists() for spec in (args.a, b_spec))
+        sample = _draw(args, a, b, palette, images)
+        if sample is not None and not args.quiet:
+            print(f"sample: {sample.describe()}")
+        in_process = all(Path(spec).exists() for spec in opened)
         options = ReviewOptions(args.gt, palette, args.ignore_label, args.num_classes,
-                                args.workers or (1 if in_process else 4))
+                                args.workers or (1 if in_process and opened else 4), classes)
         show = None if args.quiet or not sys.stderr.isatty() else _progress
-        session = run_review(Source(backend_a, ref_a), Source(backend_b, ref_b), images,
-                             options, show, on_result=_report_failure)
+        session = run_review(a, b, sample.chosen if sample else images, options, show,
+                             on_result=_report_failure, sample=sample)
     finally:
-        backend_a.close()
-        if backend_b is not backend_a:
-            backend_b.close()
+        for backend in opened.values():
+            backend.close()
 
     if session.interrupted:
         print(f"{PROG}: interrupted — {len(session.results)} of {session.total} images compared, "
@@ -188,14 +292,20 @@ def _run(args: argparse.Namespace) -> int:
     sort = SortKey(args.sort) if args.sort else None
     if not args.quiet:
         print("\n".join(_summary(session, sort or default_sort(session))))
+    verdicts = SessionVerdicts(store, session, args.reviewer)
+    if args.import_verdicts is not None:
+        count = verdicts.import_legacy(args.import_verdicts)
+        if not args.quiet:
+            print(f"imported {count} verdicts from {args.import_verdicts} as "
+                  f"{verdicts.reviewer}")
+    if args.export_verdicts is not None:
+        count = verdicts.export(args.export_verdicts)
+        if not args.quiet:
+            print(f"verdicts: {count} written to {args.export_verdicts}")
     if args.out is not None:
         try:
-            verdicts = VerdictStore.for_session(session).verdicts
-        except ReviewError as exc:
-            print(f"{PROG}: warning: {exc} — the report has no verdicts", file=sys.stderr)
-            verdicts = {}
-        try:
-            html_path, csv_path = write_report(session, args.out, verdicts, sort, args.worst)
+            html_path, csv_path = write_report(session, args.out, verdicts.verdicts, sort,
+                                               args.worst)
         except OSError as exc:
             raise UsageError(f"cannot write the report to '{args.out}': "
                              f"{exc.strerror or exc}") from None

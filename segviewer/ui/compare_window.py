@@ -49,16 +49,18 @@ from segviewer.core.batch import palette_for
 from segviewer.core.images import load_image
 from segviewer.core.labels import Palette, colorize
 from segviewer.core.overlay import disagreement, disagreement_image
+from segviewer.core.prediction_source import PredictionFolder, PredictionFolderError
 from segviewer.core.report import default_sort, write_report
 from segviewer.core.review import (
     ImageResult,
     ReviewError,
     ReviewOptions,
     ReviewSession,
+    SessionVerdicts,
+    Side,
     SortKey,
     Source,
     SourceInfo,
-    VerdictStore,
     class_rows,
     run_review,
 )
@@ -67,7 +69,7 @@ from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.confusion_view import ConfusionView
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
 from segviewer.ui.legend import swatch_icon
-from segviewer.ui.review_panel import ReviewPanel
+from segviewer.ui.review_panel import ReviewPanel, open_verdicts
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 CLOSE_TIMEOUT_S = 60  # at most this long for images in flight when the window closes
@@ -85,7 +87,13 @@ SWIPE_STEP = 5  # percent of the width per [ or ] key
 
 
 # -- work done in worker threads (plain functions: no Qt widgets) ------------------------------
-def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
+def _source(backend: Backend | None, side: SourceChoice, name: str) -> Side:
+    if side.predictions:
+        try:
+            return PredictionFolder(side.predictions)
+        except PredictionFolderError as exc:
+            raise ValueError(f"model {name}: {exc}") from None
+    assert backend is not None  # a model side always has its backend
     model = side.model
     if model is None:
         models = backend.models()
@@ -103,8 +111,11 @@ def _compare(state: TaskState, choice: CompareChoice, current: Backend | None,
     backends opened here go into `owned` for the window to close (at once, on failure)."""
     opened: dict[object, Backend] = {}
     try:
-        backends = []
+        backends: list[Backend | None] = []
         for name, side in (("A", choice.a), ("B", choice.b)):
+            if side.predictions:
+                backends.append(None)
+                continue
             if side.spec is None:
                 if current is None:
                     raise ValueError(f"model {name}: the window has no connection — choose "
@@ -117,10 +128,13 @@ def _compare(state: TaskState, choice: CompareChoice, current: Backend | None,
             backends.append(opened[side.spec])
         a = _source(backends[0], choice.a, "A")
         b = _source(backends[1], choice.b, "B")
+        models = [s for s in (a, b) if isinstance(s, Source)]
+        palette = palette_for(models[0].backend.metadata(models[0].ref)) if models else None
         options = ReviewOptions(
             gt_dir=Path(choice.gt_dir) if choice.gt_dir else None,
-            gt_palette=palette_for(a.backend.metadata(a.ref)) if choice.gt_colored else None,
-            ignore_label=choice.ignore_label)
+            gt_palette=palette if choice.gt_colored else None,
+            ignore_label=choice.ignore_label,
+            workers=1 if models else 4)
         return run_review(a, b, paths, options, state.progress, cancel, on_result)
     except BaseException:
         for backend in opened.values():
@@ -208,7 +222,7 @@ class CompareWindow(QMainWindow):
         self._arrived: list[ImageResult] = []
         self._views_job: Job | None = None
         self.session: ReviewSession | None = None
-        self.store: VerdictStore | None = None
+        self.store: SessionVerdicts | None = None
         self.views: Views | None = None
         self._shown: dict[ImageCanvas, np.ndarray] = {}
         self.errors: list[str] = []
@@ -248,7 +262,7 @@ class CompareWindow(QMainWindow):
         layout.addWidget(self.summary)
         self.setCentralWidget(central)
 
-        self.review = ReviewPanel(self)
+        self.review = ReviewPanel(self, self.settings)
         self.review.current_changed.connect(self.show_key)
         self.review.error.connect(self.show_error)
         self.review.sort.currentIndexChanged.connect(
@@ -452,7 +466,7 @@ class CompareWindow(QMainWindow):
         self.caption_a.setToolTip(f"A: {session.a.description}")
         self.caption_b.setToolTip(f"B: {session.b.description}")
         try:
-            self.store = VerdictStore.for_session(session)
+            self.store = open_verdicts(session, self.settings)
         except ReviewError as exc:
             self.show_error(str(exc))
         try:
@@ -644,7 +658,11 @@ class CompareWindow(QMainWindow):
     def report_dialog(self) -> None:
         if self.session is None:
             return
-        start = str(self.settings.value("compare/report_dir", self.session.folder / "report"))
+        # An existing folder (a missing one leaves the dialog's Choose disabled), never the
+        # image folder unless the user picks it.
+        start = str(self.settings.value("compare/report_dir", "") or "")
+        if not start or not Path(start).is_dir():
+            start = str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Write the report into", start)
         if folder:
             self.settings.setValue("compare/report_dir", folder)
@@ -654,7 +672,8 @@ class CompareWindow(QMainWindow):
         """report.html and metrics.csv into `out_dir`, with the verdicts so far, in a worker."""
         if self.session is None:
             return None
-        verdicts = dict(self.store.verdicts) if self.store is not None else {}
+        store = self.review.store  # the panel may have switched store or reviewer
+        verdicts = store.verdicts if store is not None else {}
         job = self._io.start("report", _report, self.session, Path(out_dir), verdicts,
                              self.review.sort_key)
         job.finished.connect(self._reported)

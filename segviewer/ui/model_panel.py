@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTextBrowser, QWidget
 
+from segviewer.core.fingerprint import Fingerprint, from_metadata
 from segviewer.core.serving.base import ModelMetadata, ModelVersion, TensorSpec
 
 
@@ -75,11 +76,17 @@ def _shape(spec: TensorSpec) -> str:
     return "[" + ",".join("?" if d is None or d < 0 else str(d) for d in spec.shape) + "]"
 
 
-def metadata_html(backend: str, meta: ModelMetadata) -> str:
-    """The info panel's text: where the model runs, its signatures and its classes."""
+def metadata_html(backend: str, meta: ModelMetadata,
+                  fingerprint: Fingerprint | None = None) -> str:
+    """The info panel's text: where the model runs, what it is (its fingerprint, as verdicts
+    record it), its signatures and its classes."""
     version = "latest" if meta.version is None else f"v{meta.version}"
+    fp = fingerprint or from_metadata(meta)
+    weak = " — <i>signature only: this server exposes no content digest</i>" if fp.weak else ""
     parts = [f"<h3>{escape(meta.name)} {version}</h3>",
-             f"<p><b>Backend:</b> {escape(backend)}</p>"]
+             f"<p><b>Backend:</b> {escape(backend)}</p>",
+             f"<p><b>Fingerprint:</b> <code title='{escape(str(fp))}'>{escape(fp.kind)}:"
+             f"{escape(fp.digest[:16])}</code>{weak}</p>"]
     for sig in meta.signatures.values():
         parts.append(f"<p><b>Signature</b> <code>{escape(sig.name)}</code><br>")
         for direction, specs in (("in", sig.inputs), ("out", sig.outputs)):
@@ -113,5 +120,8 @@ class ModelInfo(QTextBrowser):
     def clear_info(self, message: str = "Not connected. Use File ▸ Connect… or --demo.") -> None:
         self.setHtml(f"<p><i>{escape(message)}</i></p>")
 
-    def set_metadata(self, backend: str, meta: ModelMetadata) -> None:
-        self.setHtml(metadata_html(backend, meta))
+    def set_metadata(self, backend: str, meta: ModelMetadata,
+                     fingerprint: Fingerprint | None = None) -> None:
+        """`fingerprint`: when the caller computed it with the model's local folder (see
+        core.fingerprint); else the one the metadata alone gives."""
+        self.setHtml(metadata_html(backend, meta, fingerprint))

@@ -1,35 +1,50 @@
 """The review queue: the compared images worst first, a verdict per image and an optional note.
 
-The panel shows and edits a core `VerdictStore`, which saves the verdict file on every change, so
-closing the window at any point loses nothing. Ordering is core's `sort_results`.
+The panel shows and edits core's `SessionVerdicts` (the review store as one reviewer sees it),
+which saves every change at once, so closing the window at any point loses nothing; every
+reviewer's verdict on an image is shown. The store file and the reviewer's name are chosen here
+(remembered in the settings); old `.segviewer-review.json` files are imported and verdicts
+exported from here too. Ordering is core's `sort_results`.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QGridLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from segviewer.core.review import (
+    LEGACY_VERDICTS_FILE,
     ImageResult,
     ReviewError,
+    ReviewSession,
+    SessionVerdicts,
     SortKey,
     Verdict,
-    VerdictStore,
     sort_results,
 )
+from segviewer.core.review_store import ReviewStore, consensus
 from segviewer.ui.legend import swatch_icon
+
+STORE_SETTING = "review/store"  # "" or unset: the default store in the user's data folder
+REVIEWER_SETTING = "review/reviewer"
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 SORT_LABELS = {
@@ -44,6 +59,14 @@ VERDICT_COLORS = {Verdict.PASS: (46, 125, 50), Verdict.FAIL: (198, 40, 40),
 _UNSEEN = (190, 190, 190)
 
 
+def open_verdicts(session: ReviewSession, settings: QSettings) -> SessionVerdicts:
+    """The session's verdicts in the store and as the reviewer the settings name (defaults:
+    the user's data folder, the user's login name). Raises ReviewError."""
+    path = str(settings.value(STORE_SETTING, "") or "")
+    reviewer = str(settings.value(REVIEWER_SETTING, "") or "")
+    return SessionVerdicts(ReviewStore(path or None), session, reviewer or None)
+
+
 def _pct(value: float | None, scale: float = 100.0, signed: bool = False) -> str:
     if value is None:
         return "–"
@@ -55,8 +78,10 @@ class ReviewPanel(QWidget):
     verdict_changed = Signal(str)  # key whose verdict was set, changed or cleared
     error = Signal(str)  # a verdict that could not be saved
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
         super().__init__(parent)
+        self.settings = settings or QSettings()
         self.sort = QComboBox(self)
         for key, label in SORT_LABELS.items():
             self.sort.addItem(label, key.value)
@@ -92,9 +117,26 @@ class ReviewPanel(QWidget):
         self.counts = QLabel(self)
         self.counts.setWordWrap(True)
 
+        self.store_button = QToolButton(self)
+        self.store_button.setText("Store ▾")
+        self.store_button.setToolTip("Where verdicts are kept, who you are, import and export")
+        self.store_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.store_button)
+        self.act_store = menu.addAction("Use Review Store File…", self.choose_store)
+        self.act_default_store = menu.addAction("Use the Default Store",
+                                                lambda: self.use_store(""))
+        self.act_reviewer = menu.addAction("Reviewer Name…", self.choose_reviewer)
+        menu.addSeparator()
+        self.act_import = menu.addAction(f"Import {LEGACY_VERDICTS_FILE}…", self.import_dialog)
+        self.act_export = menu.addAction("Export Verdicts (CSV/JSON)…", self.export_dialog)
+        menu.aboutToShow.connect(self._enable)
+        self.store_button.setMenu(menu)
+
         grid = QGridLayout()
         grid.addWidget(QLabel("Order:"), 0, 0)
         grid.addWidget(self.sort, 0, 1)
+        grid.addWidget(self.store_button, 0, 2)
+        grid.setColumnStretch(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(grid)
@@ -104,7 +146,7 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.counts)
 
         self.results: list[ImageResult] = []
-        self.store: VerdictStore | None = None
+        self.store: SessionVerdicts | None = None
         self._filling = False
         self._enable()
 
@@ -121,7 +163,7 @@ class ReviewPanel(QWidget):
         self.results = [r for r in results if r.ok]
         self._refill()
 
-    def set_store(self, store: VerdictStore | None) -> None:
+    def set_store(self, store: SessionVerdicts | None) -> None:
         self.store = store
         self._refill()
 
@@ -159,16 +201,25 @@ class ReviewPanel(QWidget):
             self.select(keep) if keep in self.keys() else self.queue.setCurrentRow(0)
         self._enable()
 
+    def verdict_text(self, key: str) -> str:
+        """Every reviewer's verdict on the image as the queue shows it ("you" for this one)."""
+        entries = self.store.all(key) if self.store is not None else []
+        if not entries:
+            return "not reviewed"
+        mine = self.store.reviewer if self.store is not None else ""
+        return "; ".join(
+            f"{'you' if e.reviewer == mine else e.reviewer}: {VERDICT_LABELS[e.verdict]}"
+            + (f" — {e.note}" if e.note else "") for e in entries)
+
     def _decorate(self, item: QListWidgetItem, result: ImageResult) -> None:
-        entry = self.store.get(result.key) if self.store is not None else None
+        entries = self.store.all(result.key) if self.store is not None else []
+        agreed = consensus(entries)
         numbers = f"agree {_pct(result.agreement, 1.0)}"
         if result.miou_a is not None:
             numbers += f" · ΔmIoU {_pct(result.miou_delta, signed=True)}"
-        verdict = VERDICT_LABELS[entry.verdict] if entry else "not reviewed"
-        note = f" — {entry.note}" if entry and entry.note else ""
-        item.setText(f"{result.key}\n{numbers}\n{verdict}{note}")
-        item.setIcon(swatch_icon(VERDICT_COLORS[entry.verdict] if entry else _UNSEEN, 12))
-        item.setForeground(QBrush(QColor(*VERDICT_COLORS[entry.verdict])) if entry else QBrush())
+        item.setText(f"{result.key}\n{numbers}\n{self.verdict_text(result.key)}")
+        item.setIcon(swatch_icon(VERDICT_COLORS[agreed] if agreed else _UNSEEN, 12))
+        item.setForeground(QBrush(QColor(*VERDICT_COLORS[agreed])) if agreed else QBrush())
         tip = f"{result.path}\nagreement of A and B: {_pct(result.agreement, 1.0)}"
         if result.miou_a is not None:
             tip += f"\nmIoU A {_pct(result.miou_a)}, B {_pct(result.miou_b)}"
@@ -188,6 +239,8 @@ class ReviewPanel(QWidget):
         for button in (*self.buttons.values(), self.clear_button):
             button.setEnabled(can)
         self.note.setEnabled(can)
+        for action in (self.act_import, self.act_export):
+            action.setEnabled(self.store is not None)
         if self.store is None:
             self.counts.setText(f"{len(self.results)} images compared; verdicts once the "
                                 "comparison is done" if self.results else "")
@@ -195,11 +248,14 @@ class ReviewPanel(QWidget):
         counts = self.store.counts()
         left = sum(1 for r in self.results if self.store.get(r.key) is None)
         parts = [f"{VERDICT_LABELS[v].lower()} {counts[v]}" for v in Verdict]
-        self.counts.setText(" · ".join(parts) + f" · {left} to review — saved to "
-                            f"{self.store.path}")
+        others = [r for r in self.store.reviewers if r != self.store.reviewer]
+        also = f" (also: {', '.join(others)})" if others else ""
+        self.counts.setText(" · ".join(parts) + f" · {left} left for you — reviewing as "
+                            f"{self.store.reviewer}{also}, saved to {self.store.path}")
 
     # -- verdicts ------------------------------------------------------------------------------
     def verdict(self, key: str) -> Verdict | None:
+        """This reviewer's verdict on the image."""
         entry = self.store.get(key) if self.store is not None else None
         return entry.verdict if entry else None
 
@@ -226,3 +282,79 @@ class ReviewPanel(QWidget):
         entry = self.store.get(key) if self.store is not None and key else None
         if entry is not None and entry.note != self.note.text().strip():
             self.set_verdict(entry.verdict)
+
+    # -- store, reviewer, import, export -------------------------------------------------------
+    def _reopen(self, store: ReviewStore | None, reviewer: str | None) -> None:
+        """The session's verdicts again, in another store or as another reviewer."""
+        if self.store is None:
+            return
+        try:
+            self.store = SessionVerdicts(store or self.store.store, self.store.session,
+                                         reviewer or self.store.reviewer)
+        except ReviewError as exc:
+            self.error.emit(str(exc))
+            return
+        self._refill()
+
+    def use_store(self, path: str) -> None:
+        """Keep verdicts in `path` ("": the default store) from now on."""
+        try:
+            store = ReviewStore(path or None)
+        except ReviewError as exc:
+            self.error.emit(str(exc))
+            return
+        self.settings.setValue(STORE_SETTING, path)
+        self._reopen(store, None)
+
+    def choose_store(self) -> None:
+        start = str(self.store.path) if self.store is not None else str(Path.home())
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Keep verdicts in (an existing store, or a new one)", start,
+            "Review store (*.sqlite3 *.sqlite *.db);;All files (*)",
+            options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.use_store(path)
+
+    def choose_reviewer(self) -> None:
+        current = self.store.reviewer if self.store is not None else ""
+        name, ok = QInputDialog.getText(self, "Reviewer", "Your name, recorded with each "
+                                        "verdict:", text=current)
+        if ok and name.strip():
+            self.set_reviewer(name.strip())
+
+    def set_reviewer(self, name: str) -> None:
+        self.settings.setValue(REVIEWER_SETTING, name)
+        self._reopen(None, name)
+
+    def import_dialog(self) -> None:
+        if self.store is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import verdicts", str(self.store.session.folder),
+            f"Old SegViewer verdicts ({LEGACY_VERDICTS_FILE} *.json)")
+        if path:
+            self.import_legacy(Path(path))
+
+    def import_legacy(self, path: Path) -> int:
+        """Import an old verdict file for this session's images, as this reviewer."""
+        if self.store is None:
+            return 0
+        try:
+            count = self.store.import_legacy(path)
+        except ReviewError as exc:
+            self.error.emit(str(exc))
+            return 0
+        self._refill()
+        return count
+
+    def export_dialog(self) -> None:
+        if self.store is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export verdicts",
+                                              str(Path.home() / "verdicts.csv"),
+                                              "CSV (*.csv);;JSON (*.json)")
+        if path:
+            try:
+                self.store.export(Path(path))
+            except ReviewError as exc:
+                self.error.emit(str(exc))

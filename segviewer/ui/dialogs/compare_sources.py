@@ -1,8 +1,9 @@
 """Choose what to compare: sources A and B, and optionally a ground-truth folder.
 
 Each source is the window's current connection at some version, another server (chosen with
-ConnectDialog), or a local SavedModel folder. The dialog only collects a `CompareChoice`; the
-compare window opens the backends in a worker.
+ConnectDialog), a local SavedModel folder, or a folder of label PNGs segviewer-predict wrote
+earlier (the model is then read from the PNGs' provenance; nothing runs). The dialog only collects a
+`CompareChoice`; the compare window opens the backends in a worker.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 
 NEWEST = "newest"
-CURRENT, OTHER, FOLDER = range(3)  # the kinds of source, in the combo's order
+CURRENT, OTHER, FOLDER, PREDICTIONS = range(4)  # the kinds of source, in the combo's order
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SourceChoice:
     spec: ConnectionSpec | None = None
     model: str | None = None
     version: int | None = None
+    predictions: str = ""  # a folder of label PNGs from segviewer-predict instead of a model
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class SourceBox(QGroupBox):
         self.kind = QComboBox(self)
         self.kind.addItems([f"Current connection: {current}" if current else
                             "Current connection (none)", "Another server…",
-                            "Local SavedModel folder"])
+                            "Local SavedModel folder", "Prediction folder (label PNGs)"])
         self.kind.model().item(CURRENT).setEnabled(current is not None)
 
         self.pages = QStackedWidget(self)
@@ -81,7 +83,13 @@ class SourceBox(QGroupBox):
         self.folder = PathField(("dir",), "SavedModel folder",
                                 placeholder="<models>/<name>/<version>/ or any level above")
         self.pages.addWidget(self.folder)
+        self.predictions = PathField(("dir",), "Prediction folder",
+                                     placeholder="the --out folder of a segviewer-predict run")
+        self.predictions.setToolTip("Label PNGs named like the images; the model and its "
+                                    "fingerprint are read from the PNGs")
+        self.pages.addWidget(self.predictions)
         self.kind.currentIndexChanged.connect(self.pages.setCurrentIndex)
+        self.kind.currentIndexChanged.connect(self._model_fields)
 
         self.model = QLineEdit(model or "", self)
         self.model.setPlaceholderText("the first model served")
@@ -97,6 +105,11 @@ class SourceBox(QGroupBox):
         form.addRow("Model:", self.model)
         form.addRow("Version:", self.version)
         self.kind.setCurrentIndex(CURRENT if current is not None else FOLDER)
+
+    def _model_fields(self, kind: int) -> None:
+        """A prediction folder names its model itself."""
+        for field in (self.model, self.version):
+            field.setEnabled(kind != PREDICTIONS)
 
     def choose_server(self) -> None:
         dialog = ConnectDialog(self, self._settings)
@@ -128,6 +141,11 @@ class SourceBox(QGroupBox):
             if self._other is None:
                 raise ValueError(f"{title}: choose a server (Choose server…)")
             return SourceChoice(self._other, model, version)
+        if kind == PREDICTIONS:
+            folder = self.predictions.text()
+            if not folder or not Path(folder).is_dir():
+                raise ValueError(f"{title}: choose an existing prediction folder (Browse…)")
+            return SourceChoice(predictions=folder)
         folder = self.folder.text()
         if not folder or not Path(folder).is_dir():
             raise ValueError(f"{title}: choose an existing SavedModel folder (Browse…)")
