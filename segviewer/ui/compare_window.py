@@ -459,7 +459,7 @@ class CompareWindow(QMainWindow):
         if self.session is not None:
             return  # a late signal after the session is in
         self._arrived.append(result)
-        self.review.set_results(self._arrived)
+        self.review.add_result(result)
 
     def _compared(self, session: ReviewSession) -> None:
         self.session = session

@@ -9,10 +9,11 @@ exported from here too. Ordering is core's `sort_results`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -92,7 +93,10 @@ class ReviewPanel(QWidget):
         self.queue.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.queue.setAlternatingRowColors(True)
         self.queue.setSpacing(1)
-        self.queue.setWordWrap(True)
+        # Three lines per row, long ones cut (the tooltip has it all): rows of one height lay
+        # out at once, thousands of them included.
+        self.queue.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.queue.setUniformItemSizes(True)
         self.queue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.queue.currentItemChanged.connect(self._current_changed)
 
@@ -148,6 +152,13 @@ class ReviewPanel(QWidget):
         self.results: list[ImageResult] = []
         self.store: SessionVerdicts | None = None
         self._filling = False
+        # Results stream in one by one (thousands from prediction folders): the queue is
+        # rebuilt at most every few refill-times, not once per result.
+        self._refill_timer = QTimer(self)
+        self._refill_timer.setSingleShot(True)
+        self._refill_timer.timeout.connect(self._refill)
+        self._refill_seconds = 0.0
+        self._icons: dict[tuple[int, int, int], QIcon] = {}
         self._enable()
 
     # -- content -------------------------------------------------------------------------------
@@ -159,9 +170,19 @@ class ReviewPanel(QWidget):
         self.sort.setCurrentIndex(self.sort.findData(SortKey(key).value))
 
     def set_results(self, results: list[ImageResult]) -> None:
-        """The compared images (as they arrive, then all of them); failed ones are left out."""
+        """All the compared images at once; failed ones are left out."""
         self.results = [r for r in results if r.ok]
         self._refill()
+
+    def add_result(self, result: ImageResult) -> None:
+        """One more compared image, as results stream in: the queue follows within a moment."""
+        if not result.ok:
+            return
+        self.results.append(result)
+        if not self.queue.count():
+            self._refill()
+        elif not self._refill_timer.isActive():
+            self._refill_timer.start(max(300, round(5000 * self._refill_seconds)))
 
     def set_store(self, store: SessionVerdicts | None) -> None:
         self.store = store
@@ -188,6 +209,8 @@ class ReviewPanel(QWidget):
                                          max(0, self.queue.currentRow() + delta)))
 
     def _refill(self) -> None:
+        self._refill_timer.stop()
+        started = time.perf_counter()
         keep = self.current_key
         self._filling = True
         self.queue.clear()
@@ -200,6 +223,7 @@ class ReviewPanel(QWidget):
         if self.queue.count():
             self.select(keep) if keep in self.keys() else self.queue.setCurrentRow(0)
         self._enable()
+        self._refill_seconds = time.perf_counter() - started
 
     def verdict_text(self, key: str) -> str:
         """Every reviewer's verdict on the image as the queue shows it ("you" for this one)."""
@@ -218,12 +242,17 @@ class ReviewPanel(QWidget):
         if result.miou_a is not None:
             numbers += f" · ΔmIoU {_pct(result.miou_delta, signed=True)}"
         item.setText(f"{result.key}\n{numbers}\n{self.verdict_text(result.key)}")
-        item.setIcon(swatch_icon(VERDICT_COLORS[agreed] if agreed else _UNSEEN, 12))
+        item.setIcon(self._icon(VERDICT_COLORS[agreed] if agreed else _UNSEEN))
         item.setForeground(QBrush(QColor(*VERDICT_COLORS[agreed])) if agreed else QBrush())
         tip = f"{result.path}\nagreement of A and B: {_pct(result.agreement, 1.0)}"
         if result.miou_a is not None:
             tip += f"\nmIoU A {_pct(result.miou_a)}, B {_pct(result.miou_b)}"
-        item.setToolTip(tip)
+        item.setToolTip(f"{tip}\n{self.verdict_text(result.key)}")
+
+    def _icon(self, color: tuple[int, int, int]) -> QIcon:
+        if color not in self._icons:  # one per colour: thousands of rows share four
+            self._icons[color] = swatch_icon(color, 12)
+        return self._icons[color]
 
     def _current_changed(self, current: QListWidgetItem | None, _previous) -> None:
         if current is None or self._filling:

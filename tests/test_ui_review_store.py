@@ -1,0 +1,88 @@
+"""The compare window and the review store: a verdict made in the GUI with the models in-process
+shows when the same versions are compared over gRPC (the stand-in server) and when they are read
+from prediction folders, with every reviewer's verdict; and nothing goes into the image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QFileDialog
+from test_prediction_review import write_predictions
+from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
+
+from segviewer.core.review import Verdict
+from segviewer.ui.compare_window import CompareWindow
+from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
+from segviewer.ui.dialogs.connect import ConnectionSpec
+from segviewer.ui.review_panel import REVIEWER_SETTING
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return build_review_models(tmp_path_factory.mktemp("ui_store_models"))
+
+
+def open_compare(qtbot, choice: CompareChoice, paths: list[Path]) -> CompareWindow:
+    window = CompareWindow(choice, paths)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.session is not None and window.idle, timeout=WAIT_MS)
+    assert not window.errors, window.errors
+    return window
+
+
+def test_a_gui_verdict_shows_over_grpc_and_from_prediction_folders(qtbot, models, tmp_path,
+                                                                   start_tf_serving, monkeypatch):
+    images_dir, gt = write_review_set(tmp_path / "set")
+    paths = sorted(images_dir.glob("*.png"))
+    before = sorted(p.name for p in images_dir.iterdir())
+    QSettings().setValue(REVIEWER_SETTING, "ann")
+    local = ConnectionSpec("local", str(models / "seg"))
+    window = open_compare(qtbot, CompareChoice(SourceChoice(local, version=1),
+                                               SourceChoice(local, version=2), str(gt)), paths)
+    window.review.select("right.png")
+    window.review.note.setText("sky on the road")
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    fingerprints = (window.session.a.fingerprint, window.session.b.fingerprint)
+
+    # Write Report starts in a folder that exists, and not the image folder.
+    starts = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda _parent, _title, start: starts.append(start) or "")
+    window.report_dialog()
+    assert Path(starts[0]).is_dir() and Path(starts[0]) != images_dir
+    window.close()
+
+    server = start_tf_serving(models, versions={"seg": [1, 2]})
+    grpc = ConnectionSpec("grpc", server.grpc_address, models=("seg",))
+    QSettings().setValue(REVIEWER_SETTING, "bob")
+    remote = open_compare(qtbot, CompareChoice(SourceChoice(grpc, "seg", 1),
+                                               SourceChoice(grpc, "seg", 2)), paths)
+    assert (remote.session.a.fingerprint, remote.session.b.fingerprint) == fingerprints
+    assert remote.review.verdict("right.png") is None  # bob has not judged it
+    remote.review.select("right.png")
+    assert "ann: Fail — sky on the road" in remote.review.queue.currentItem().text()
+    qtbot.keyClick(remote, Qt.Key.Key_1)
+    assert remote.review.verdict_text("right.png") == \
+        "ann: Fail — sky on the road; you: Pass"
+    remote.close()
+
+    arrays = review_images()
+    pred_a = write_predictions(tmp_path / "pa", arrays, rule_a, 1, str(fingerprints[0]))
+    pred_b = write_predictions(tmp_path / "pb", arrays, rule_b, 2, str(fingerprints[1]))
+    offline = open_compare(qtbot, CompareChoice(SourceChoice(predictions=str(pred_a)),
+                                                SourceChoice(predictions=str(pred_b)), str(gt)),
+                           paths)
+    assert offline.session.a.backend.startswith("predictions ")
+    assert [(e.reviewer, e.verdict) for e in offline.review.store.all("right.png")] == [
+        ("ann", Verdict.FAIL), ("bob", Verdict.PASS)]
+    assert offline.review.keys()[0] == "right.png"  # worst first, as with the models
+    result = offline.session.result("right.png")
+    assert np.array_equal(result.labels_b, rule_b(arrays["right"]))
+    offline.close()
+    assert sorted(p.name for p in images_dir.iterdir()) == before
