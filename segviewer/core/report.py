@@ -208,7 +208,7 @@ border-bottom:1px solid #ddd;padding-bottom:3px}
 table{border-collapse:collapse;margin:8px 0}
 th,td{border:1px solid #d4d4d4;padding:3px 8px;text-align:right;vertical-align:top}
 th{background:#f3f4f6;font-weight:600}
-th:first-child,td.name{text-align:left}
+th:first-child,td.name,th.name{text-align:left}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f3f4f6;padding:1px 4px;
 border-radius:3px;word-break:break-all}
 .weak{color:#b45309}
@@ -273,7 +273,8 @@ def _sources(session: ReviewSession, verdicts: Verdicts) -> str:
     items = "".join(f'<tr><td class="name">{k}</td><td class="name">{v}</td></tr>'
                     for k, v in facts)
     return (f'<section id="sources"><h2>What was compared</h2><table><tr><th></th>'
-            f"<th>model</th><th>version</th><th>fingerprint</th><th>where it ran</th></tr>"
+            f'<th class="name">model</th><th>version</th><th class="name">fingerprint</th>'
+            f'<th class="name">where it ran</th></tr>'
             f"{rows}</table><table>{items}</table><p>A fingerprint names a model version by its "
             "content (weights, signatures, export settings), whichever server or folder it ran "
             "from; verdicts are kept by the two fingerprints and each image's content hash.</p>"
@@ -313,7 +314,8 @@ def _overview(session: ReviewSession, totals: Totals, verdicts: Verdicts) -> str
 
 def _classes(session: ReviewSession, totals: Totals) -> str:
     scored = totals.scores_a is not None
-    head = "<th>id</th><th>class</th><th>share A</th><th>share B</th><th>Δ share</th>"
+    head = ('<th>id</th><th class="name">class</th><th>share A</th><th>share B</th>'
+            "<th>Δ share</th>")
     if scored:
         head += "<th>IoU A</th><th>IoU B</th><th>Δ IoU</th>"
     rows = []
@@ -380,7 +382,7 @@ def _all_images(session: ReviewSession, verdicts: Verdicts, sort: SortKey) -> st
     head = "<th>image</th><th>agreement</th>"
     if scored:
         head += "<th>mIoU A</th><th>mIoU B</th><th>Δ mIoU</th>"
-    head += "<th>verdict</th><th>reviewers</th>"
+    head += '<th class="name">verdict</th><th class="name">each reviewer</th>'
     rows = []
     for r in [*session.sorted(sort), *session.failures]:
         entries = verdicts.get(r.key, ())
