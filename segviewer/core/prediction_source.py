@@ -48,7 +48,11 @@ def read_provenance(path: Path) -> Provenance | None:
     for a file that is not a PNG or whose record is not valid."""
     try:
         with Image.open(path) as img:
-            raw = (getattr(img, "text", None) or {}).get(PROVENANCE_KEY)
+            # Chunks before the pixels are read with the header; `text` decodes the whole
+            # image to find any after them, so it is only the fallback.
+            raw = img.info.get(PROVENANCE_KEY)
+            if raw is None:
+                raw = (getattr(img, "text", None) or {}).get(PROVENANCE_KEY)
     except FileNotFoundError:
         raise ImageLoadError(f"cannot read '{path}': file not found") from None
     except (UnidentifiedImageError, OSError) as exc:

@@ -227,6 +227,7 @@ class CompareWindow(QMainWindow):
         self._shown: dict[ImageCanvas, np.ndarray] = {}
         self.errors: list[str] = []
         self.report_paths: tuple[Path, Path] | None = None
+        self._progress_shown = 0.0
         self.mode = CompareMode.SIDE
         self.showing_b = False
 
@@ -452,6 +453,10 @@ class CompareWindow(QMainWindow):
         return job
 
     def _progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if 0 < done < total and now - self._progress_shown < 0.1:
+            return  # thousands of quick results: the bar is redrawn ten times a second
+        self._progress_shown = now
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 

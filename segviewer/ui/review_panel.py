@@ -159,6 +159,7 @@ class ReviewPanel(QWidget):
         self._refill_timer.timeout.connect(self._refill)
         self._refill_seconds = 0.0
         self._icons: dict[tuple[int, int, int], QIcon] = {}
+        self._emitted: str | None = None  # the key current_changed last announced
         self._enable()
 
     # -- content -------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class ReviewPanel(QWidget):
         if not self.queue.count():
             self._refill()
         elif not self._refill_timer.isActive():
-            self._refill_timer.start(max(300, round(5000 * self._refill_seconds)))
+            self._refill_timer.start(max(1000, round(20_000 * self._refill_seconds)))
 
     def set_store(self, store: SessionVerdicts | None) -> None:
         self.store = store
@@ -261,7 +262,9 @@ class ReviewPanel(QWidget):
         entry = self.store.get(key) if self.store is not None else None
         self.note.setText(entry.note if entry else "")
         self._enable()
-        self.current_changed.emit(key)
+        if key != self._emitted:  # not the same image re-selected as the queue was rebuilt
+            self._emitted = key
+            self.current_changed.emit(key)
 
     def _enable(self) -> None:
         can = self.store is not None and self.current_key is not None
