@@ -176,3 +176,25 @@ def test_samples_are_reproducible_and_meet_the_minimum():
         draw_sample(images, SampleSpec(3, seed=1, min_per_class=3), classes.__getitem__)
     with pytest.raises(SampleError, match="give ground truth"):
         draw_sample(images, SampleSpec(3, seed=1, min_per_class=1))
+
+
+def test_cli_store_reviewer_import_and_export(predicted, tmp_path, capsys):
+    images, _, pred_a, pred_b, ran = predicted
+    store_path = tmp_path / "team.sqlite3"
+    legacy = tmp_path / "old.json"
+    legacy.write_text(json.dumps({"format": 1, "reviews": {"p": {
+        "a": "seg v1 (in-process /old/place)", "b": "seg v2 (in-process /old/place)",
+        "verdicts": {"left.png": {"verdict": "needs-look", "note": "check edge"}}}}}))
+    base = [str(images[0].parent), "--a-predictions", str(pred_a), "--b-predictions",
+            str(pred_b), "--store", str(store_path), "--quiet"]
+    assert review_main([*base, "--reviewer", "carol", "--import-verdicts", str(legacy),
+                        "--export-verdicts", str(tmp_path / "v.csv")]) == 0
+    with (tmp_path / "v.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["image"], r["reviewer"], r["verdict"], r["note"]) for r in rows] == [
+        ("left.png", "carol", "needs-look", "check edge")]
+    assert rows[0]["model_a"] == str(ran.a.fingerprint)
+    assert review_main([*base, "--export-verdicts", str(tmp_path / "v.json")]) == 0
+    assert json.loads((tmp_path / "v.json").read_text())["verdicts"][0]["reviewer"] == "carol"
+    assert review_main([*base, "--export-verdicts", str(tmp_path / "v.txt")]) == 2
+    assert ".csv or .json" in capsys.readouterr().err

@@ -86,3 +86,48 @@ def test_a_gui_verdict_shows_over_grpc_and_from_prediction_folders(qtbot, models
     assert np.array_equal(result.labels_b, rule_b(arrays["right"]))
     offline.close()
     assert sorted(p.name for p in images_dir.iterdir()) == before
+
+
+def test_store_menu_switches_store_and_reviewer_and_imports(qtbot, models, tmp_path):
+    images_dir, _ = write_review_set(tmp_path / "set")
+    paths = sorted(images_dir.glob("*.png"))
+    local = ConnectionSpec("local", str(models / "seg"))
+    window = open_compare(qtbot, CompareChoice(SourceChoice(local, version=1),
+                                               SourceChoice(local, version=2)), paths)
+    panel = window.review
+    panel.select("left.png")
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    shared = tmp_path / "shared" / "team.sqlite3"
+    shared.parent.mkdir()
+    panel.use_store(str(shared))
+    assert panel.store.path == shared and panel.verdict("left.png") is None  # a new store
+    assert QSettings().value("review/store") == str(shared)
+    panel.set_reviewer("dora")
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert [(e.reviewer, e.verdict) for e in panel.store.all("left.png")] == [
+        ("dora", Verdict.FAIL)]
+    assert "reviewing as dora" in panel.counts.text() and str(shared) in panel.counts.text()
+    legacy = tmp_path / "old.json"
+    legacy.write_text('{"reviews": {"x": {"a": "seg v1 (here)", "b": "seg v2 (there)", '
+                      '"verdicts": {"same.png": {"verdict": "pass"}}}}}')
+    assert panel.import_legacy(legacy) == 1
+    assert "you: Pass" in panel.verdict_text("same.png")
+    panel.use_store("")  # back to the default store: the first verdict is there
+    assert panel.store.path != shared
+    assert [e.verdict for e in panel.store.all("left.png")] == [Verdict.PASS]
+    window.close()
+
+
+def test_model_tab_shows_the_fingerprint(qtbot, models):
+    from segviewer.core.fingerprint import fingerprint
+    from segviewer.core.serving.base import ModelRef
+    from segviewer.core.serving.local_backend import LocalBackend
+    from segviewer.ui.model_panel import ModelInfo
+
+    backend = LocalBackend(models)
+    meta = backend.metadata(ModelRef("seg", 1))
+    info = ModelInfo()
+    qtbot.addWidget(info)
+    info.set_metadata(backend.description, meta)
+    fp = fingerprint(backend, ModelRef("seg", 1))
+    assert f"Fingerprint: content:{fp.digest[:16]}" in info.toPlainText()
