@@ -107,9 +107,11 @@ def test_store_menu_switches_store_and_reviewer_and_imports(qtbot, models, tmp_p
     assert [(e.reviewer, e.verdict) for e in panel.store.all("left.png")] == [
         ("dora", Verdict.FAIL)]
     assert "reviewing as dora" in panel.counts.text() and str(shared) in panel.counts.text()
-    legacy = tmp_path / "old.json"
+    legacy = images_dir / ".segviewer-review.json"
     legacy.write_text('{"reviews": {"x": {"a": "seg v1 (here)", "b": "seg v2 (there)", '
                       '"verdicts": {"same.png": {"verdict": "pass"}}}}}')
+    panel.set_store(panel.store)
+    assert "left verdicts in .segviewer-review.json: Store ▾ › Import" in panel.counts.text()
     assert panel.import_legacy(legacy) == 1
     assert "you: Pass" in panel.verdict_text("same.png")
     panel.use_store("")  # back to the default store: the first verdict is there
@@ -131,3 +133,20 @@ def test_model_tab_shows_the_fingerprint(qtbot, models):
     info.set_metadata(backend.description, meta)
     fp = fingerprint(backend, ModelRef("seg", 1))
     assert f"Fingerprint: content:{fp.digest[:16]}" in info.toPlainText()
+
+
+def test_sources_dialog_takes_prediction_folders(qtbot, tmp_path):
+    from segviewer.ui.dialogs.compare_sources import PREDICTIONS, CompareSourcesDialog
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    dialog = CompareSourcesDialog(None, settings, "in-process models", "seg", [1, 2])
+    qtbot.addWidget(dialog)
+    dialog.box_a.kind.setCurrentIndex(PREDICTIONS)
+    assert not dialog.box_a.model.isEnabled() and not dialog.box_a.version.isEnabled()
+    with pytest.raises(ValueError, match=r"Model A.*prediction folder"):
+        dialog.choice()
+    (tmp_path / "labels_v1").mkdir()
+    dialog.box_a.predictions.setText(str(tmp_path / "labels_v1"))
+    choice = dialog.choice()
+    assert choice.a == SourceChoice(predictions=str(tmp_path / "labels_v1"))
+    assert choice.b == SourceChoice(None, "seg")

@@ -160,6 +160,7 @@ class ReviewPanel(QWidget):
         self._refill_seconds = 0.0
         self._icons: dict[tuple[int, int, int], QIcon] = {}
         self._emitted: str | None = None  # the key current_changed last announced
+        self._legacy: Path | None = None  # an old verdict file in the image folder
         self._enable()
 
     # -- content -------------------------------------------------------------------------------
@@ -187,6 +188,8 @@ class ReviewPanel(QWidget):
 
     def set_store(self, store: SessionVerdicts | None) -> None:
         self.store = store
+        legacy = store.session.folder / LEGACY_VERDICTS_FILE if store is not None else None
+        self._legacy = legacy if legacy is not None and legacy.is_file() else None
         self._refill()
 
     def keys(self) -> list[str]:
@@ -282,8 +285,10 @@ class ReviewPanel(QWidget):
         parts = [f"{VERDICT_LABELS[v].lower()} {counts[v]}" for v in Verdict]
         others = [r for r in self.store.reviewers if r != self.store.reviewer]
         also = f" (also: {', '.join(others)})" if others else ""
+        old = (f" An older SegViewer left verdicts in {self._legacy.name}: Store ▾ › Import."
+               if self._legacy is not None else "")
         self.counts.setText(" · ".join(parts) + f" · {left} left for you — reviewing as "
-                            f"{self.store.reviewer}{also}, saved to {self.store.path}")
+                            f"{self.store.reviewer}{also}, saved to {self.store.path}.{old}")
 
     # -- verdicts ------------------------------------------------------------------------------
     def verdict(self, key: str) -> Verdict | None:
