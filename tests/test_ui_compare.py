@@ -346,8 +346,9 @@ def test_demo_pascal_v1_against_v2_from_the_main_window(qtbot, tmp_path):
     for key, (a, b, _) in direct.items():
         assert float(rows[key]["agreement_pct"]) == pytest.approx(100 * np.mean(a == b),
                                                                   abs=1e-4)
-    assert (rows["chelsea.png"]["verdict"], rows["chelsea.png"]["note"]) == ("needs-look",
-                                                                            "cat edge")
+    me = window.review.store.reviewer
+    assert (rows["chelsea.png"]["verdict"], rows["chelsea.png"]["notes"]) == ("needs-look",
+                                                                             f"{me}: cat edge")
     assert rows["astronaut.png"]["verdict"] == "pass"
     main.close()  # closes the compare window first: it uses the main window's backend
     assert not window.isVisible()
