@@ -150,3 +150,36 @@ def test_sources_dialog_takes_prediction_folders(qtbot, tmp_path):
     choice = dialog.choice()
     assert choice.a == SourceChoice(predictions=str(tmp_path / "labels_v1"))
     assert choice.b == SourceChoice(None, "seg")
+
+
+def test_a_spot_check_from_the_dialog_runs_and_is_reported(qtbot, models, tmp_path):
+    from segviewer.core.sampling import SampleSpec
+    from segviewer.ui.dialogs.compare_sources import CompareSourcesDialog
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    dialog = CompareSourcesDialog(None, settings, "in-process models", "seg", [1, 2])
+    qtbot.addWidget(dialog)
+    assert dialog.choice().sample is None and not dialog.seed.isEnabled()
+    dialog.sample.setChecked(True)
+    dialog.sample_size.setValue(2)
+    dialog.seed.setValue(5)
+    dialog.per_class.setValue(1)
+    assert dialog.choice().sample == SampleSpec(2, 5, 1)
+
+    images_dir, gt = write_review_set(tmp_path / "set")
+    paths = sorted(images_dir.glob("*.png"))
+    local = ConnectionSpec("local", str(models / "seg"))
+    choice = CompareChoice(SourceChoice(local, version=1), SourceChoice(local, version=2),
+                           str(gt), sample=SampleSpec(2, 5, 1))
+    window = open_compare(qtbot, choice, paths)
+    sample = window.session.sample
+    assert sample is not None and len(window.session.results) == 2
+    assert sample.describe() == ("2 of 3 images, seed 5, at least 1 per class present "
+                                 "(stratified by ground truth)")
+    again = open_compare(qtbot, choice, paths)
+    assert [r.key for r in again.session.results] == [r.key for r in window.session.results]
+    window.write_report(tmp_path / "report")
+    qtbot.waitUntil(lambda: window.report_paths is not None, timeout=WAIT_MS)
+    assert "sample: 2 of 3 images, seed 5" in window.report_paths[0].read_text(encoding="utf-8")
+    window.close()
+    again.close()

@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -57,7 +57,7 @@ from segviewer.core.review_store import (
     default_reviewer,
     file_sha256,
 )
-from segviewer.core.sampling import Sample
+from segviewer.core.sampling import Sample, SampleError, SampleSpec, draw_sample
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
 
 LEGACY_VERDICTS_FILE = ".segviewer-review.json"  # what older versions wrote; imported on request
@@ -380,6 +380,39 @@ def num_classes_of(meta: ModelMetadata) -> int | None:
     if meta.classes:
         return max(c.id for c in meta.classes) + 1
     return None
+
+
+def draw_review_sample(images: Sequence[Path], spec: SampleSpec, a: Side, b: Side,
+                       options: ReviewOptions) -> Sample:
+    """The spot-check sample `spec` of `images`. A stratified one reads the classes in each
+    image from the ground truth, else from a prediction folder's labels (raises SampleError
+    when there is neither)."""
+    images = [Path(p) for p in images]
+    if not spec.min_per_class:
+        return draw_sample(images, spec)
+    if options.gt_dir is not None:
+        gt = match_ground_truth(images, options.gt_dir)
+
+        def classes_of(image: Path) -> set[int]:
+            path = gt.get(image)
+            if path is None:
+                return set()
+            labels = load_ground_truth(path, options.gt_palette, options.ignore_label)
+            return {int(c) for c in np.unique(labels)} - {options.ignore_label}
+        how = "ground truth"
+    else:
+        folder = a if isinstance(a, PredictionFolder) else b
+        if not isinstance(folder, PredictionFolder):
+            raise SampleError("a sample with a minimum per class needs the classes in each "
+                              "image — give ground truth or a prediction folder")
+
+        def classes_of(image: Path) -> set[int]:
+            try:
+                return {int(c) for c in np.unique(folder.labels(image))}
+            except ImageLoadError:
+                return set()
+        how = f"the predictions in {folder.folder}"
+    return draw_sample(images, replace(spec, classes_from=how), classes_of)
 
 
 def run_review(

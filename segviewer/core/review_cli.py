@@ -16,8 +16,6 @@ import secrets
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from segviewer import __version__
 from segviewer.core.cli_support import (
     EXIT_FAILED,
@@ -30,7 +28,7 @@ from segviewer.core.cli_support import (
     only_model,
     positive_int,
 )
-from segviewer.core.images import ImageLoadError, find_images
+from segviewer.core.images import find_images
 from segviewer.core.labels import PaletteError, get_palette
 from segviewer.core.prediction_source import PredictionFolder, PredictionFolderError
 from segviewer.core.report import default_sort, write_report
@@ -44,12 +42,11 @@ from segviewer.core.review import (
     Side,
     SortKey,
     Source,
-    load_ground_truth,
-    match_ground_truth,
+    draw_review_sample,
     run_review,
 )
 from segviewer.core.review_store import ReviewStore, default_store_path
-from segviewer.core.sampling import Sample, SampleError, SampleSpec, draw_sample
+from segviewer.core.sampling import Sample, SampleError, SampleSpec
 from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
@@ -164,43 +161,16 @@ def _side(args: argparse.Namespace, side: str,
     return Source(backend, _ref(f"--{side}", backend, name, getattr(args, f"{side}_version")))
 
 
-def _classes_of(args: argparse.Namespace, a: Side, b: Side, palette, images):
-    """(how, image -> classes present) for a stratified sample: ground truth, else the
-    predictions of a prediction folder."""
-    if args.gt is not None:
-        gt = match_ground_truth(images, args.gt)
-
-        def from_gt(image: Path) -> set[int]:
-            path = gt.get(image)
-            if path is None:
-                return set()
-            labels = load_ground_truth(path, palette, args.ignore_label)
-            return {int(c) for c in np.unique(labels)} - {args.ignore_label}
-        return "ground truth", from_gt
-    folder = a if isinstance(a, PredictionFolder) else b
-    if not isinstance(folder, PredictionFolder):
-        raise UsageError("--min-per-class needs the classes in each image — give --gt or a "
-                         "prediction folder")
-
-    def from_predictions(image: Path) -> set[int]:
-        try:
-            return {int(c) for c in np.unique(folder.labels(image))}
-        except ImageLoadError:
-            return set()
-    return f"the predictions in {folder.folder}", from_predictions
-
-
-def _draw(args: argparse.Namespace, a: Side, b: Side, palette, images) -> Sample | None:
+def _draw(args: argparse.Namespace, a: Side, b: Side, images: list[Path],
+          options: ReviewOptions) -> Sample | None:
     if args.sample is None:
         if args.seed is not None or args.min_per_class:
             raise UsageError("--seed and --min-per-class choose a sample: give --sample N too")
         return None
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
-    how, classes_of = (_classes_of(args, a, b, palette, images) if args.min_per_class
-                       else ("", None))
     try:
-        return draw_sample(images, SampleSpec(args.sample, seed, args.min_per_class or 0, how),
-                           classes_of)
+        return draw_review_sample(images, SampleSpec(args.sample, seed, args.min_per_class or 0),
+                                  a, b, options)
     except SampleError as exc:
         raise UsageError(f"--sample: {exc}") from None
 
@@ -272,12 +242,12 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--a and --b are the same model ({a.ref} on "
                              f"{a.backend.description}) — pick versions with --a-version and "
                              "--b-version, or another --b")
-        sample = _draw(args, a, b, palette, images)
-        if sample is not None and not args.quiet:
-            print(f"sample: {sample.describe()}")
         in_process = all(Path(spec).exists() for spec in opened)
         options = ReviewOptions(args.gt, palette, args.ignore_label, args.num_classes,
                                 args.workers or (1 if in_process and opened else 4), classes)
+        sample = _draw(args, a, b, images, options)
+        if sample is not None and not args.quiet:
+            print(f"sample: {sample.describe()}")
         show = None if args.quiet or not sys.stderr.isatty() else _progress
         session = run_review(a, b, sample.chosen if sample else images, options, show,
                              on_result=_report_failure, sample=sample)

@@ -62,6 +62,7 @@ from segviewer.core.review import (
     Source,
     SourceInfo,
     class_rows,
+    draw_review_sample,
     run_review,
 )
 from segviewer.core.serving.base import Backend, ModelRef
@@ -135,7 +136,10 @@ def _compare(state: TaskState, choice: CompareChoice, current: Backend | None,
             gt_palette=palette if choice.gt_colored else None,
             ignore_label=choice.ignore_label,
             workers=1 if models else 4)
-        return run_review(a, b, paths, options, state.progress, cancel, on_result)
+        sample = draw_review_sample(paths, choice.sample, a, b, options) if choice.sample \
+            else None
+        return run_review(a, b, sample.chosen if sample else paths, options, state.progress,
+                          cancel, on_result, sample)
     except BaseException:
         for backend in opened.values():
             backend.close()

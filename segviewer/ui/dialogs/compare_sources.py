@@ -8,6 +8,7 @@ earlier (the model is then read from the PNGs' provenance; nothing runs). The di
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.core.review import DEFAULT_IGNORE_LABEL
+from segviewer.core.sampling import SampleSpec
 from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 
@@ -54,6 +56,7 @@ class CompareChoice:
     gt_dir: str = ""  # "" : no ground truth
     gt_colored: bool = False  # ground truth drawn in A's palette colours, not ids
     ignore_label: int = DEFAULT_IGNORE_LABEL
+    sample: SampleSpec | None = None  # a spot check instead of every image
 
 
 class SourceBox(QGroupBox):
@@ -185,6 +188,33 @@ class CompareSourcesDialog(QDialog):
         form.addRow("", self.gt_colored)
         form.addRow("Ignore label:", self.ignore)
 
+        spot = QGroupBox("Spot check (optional)", self)
+        spot.setToolTip("Review a seeded sample instead of every image; the report states the "
+                        "sample and its seed, and the same seed gives the same images")
+        self.sample = QCheckBox("Review a sample of", spot)
+        self.sample.setChecked(settings.value("compare/sample", "false") == "true")
+        self.sample_size = QSpinBox(spot)
+        self.sample_size.setRange(1, 1_000_000)
+        self.sample_size.setValue(int(settings.value("compare/sample_size", 50)))
+        self.sample_size.setSuffix(" images")
+        self.seed = QSpinBox(spot)
+        self.seed.setRange(0, 999_999)
+        self.seed.setValue(secrets.randbelow(1_000_000))  # a new sample unless one is typed
+        self.per_class = QSpinBox(spot)
+        self.per_class.setRange(0, 10_000)
+        self.per_class.setValue(int(settings.value("compare/sample_per_class", 0)))
+        self.per_class.setSpecialValueText("no minimum (random)")
+        self.per_class.setToolTip("Stratified: at least this many images containing each class "
+                                  "present (read from the ground truth, else a prediction "
+                                  "folder)")
+        row = QFormLayout(spot)
+        row.addRow(self.sample, self.sample_size)
+        row.addRow("Seed:", self.seed)
+        row.addRow("At least per class:", self.per_class)
+        for field in (self.sample_size, self.seed, self.per_class):
+            field.setEnabled(self.sample.isChecked())
+            self.sample.toggled.connect(field.setEnabled)
+
         self.status = StatusLabel(self)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
@@ -192,7 +222,7 @@ class CompareSourcesDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        for widget in (self.box_a, self.box_b, gt, self.status):
+        for widget in (self.box_a, self.box_b, gt, spot, self.status):
             layout.addWidget(widget)
         layout.addStretch(1)
         layout.addWidget(buttons)
@@ -207,7 +237,9 @@ class CompareSourcesDialog(QDialog):
         if gt and not Path(gt).is_dir():
             raise ValueError(f"ground-truth folder '{gt}' does not exist — choose a folder or "
                              "clear the field")
-        return CompareChoice(a, b, gt, self.gt_colored.isChecked(), self.ignore.value())
+        sample = (SampleSpec(self.sample_size.value(), self.seed.value(), self.per_class.value())
+                  if self.sample.isChecked() else None)
+        return CompareChoice(a, b, gt, self.gt_colored.isChecked(), self.ignore.value(), sample)
 
     def accept(self) -> None:
         try:
@@ -219,4 +251,7 @@ class CompareSourcesDialog(QDialog):
         s.setValue("compare/gt_dir", choice.gt_dir)
         s.setValue("compare/gt_colored", "true" if choice.gt_colored else "false")
         s.setValue("compare/ignore_label", choice.ignore_label)
+        s.setValue("compare/sample", "true" if choice.sample else "false")
+        s.setValue("compare/sample_size", self.sample_size.value())
+        s.setValue("compare/sample_per_class", self.per_class.value())
         super().accept()
