@@ -79,7 +79,8 @@ def test_prediction_folders_score_as_running_the_models(predicted, tmp_path):
     palette = palette_from_classes([ClassInfo(c["id"], c["name"], tuple(c["color"]))
                                     for c in CLASSES], "seg")
     read = run_review(folder_a, PredictionFolder(pred_b), images,
-                      ReviewOptions(gt_dir=gt, num_classes=4, palette=palette))
+                      ReviewOptions(gt_dir=gt, palette=palette))
+    assert read.num_classes is None  # the folders do not say: scored over the ids found
     assert (read.a.fingerprint, read.b.fingerprint) == (ran.a.fingerprint, ran.b.fingerprint)
     assert (read.a.name, read.b.name) == ("seg v1", "seg v2")
     assert read.a.backend == f"predictions {pred_a.resolve()}"
@@ -87,7 +88,11 @@ def test_prediction_folders_score_as_running_the_models(predicted, tmp_path):
         assert (mine.key, mine.sha256, mine.agreement) == (theirs.key, theirs.sha256,
                                                            theirs.agreement)
         assert mine.miou_delta == theirs.miou_delta
-    assert read.totals().scores_b.mean_iou == ran.totals().scores_b.mean_iou
+    for side in ("scores_a", "scores_b"):
+        mine, theirs = getattr(read.totals(), side), getattr(ran.totals(), side)
+        assert (mine.mean_iou, mine.pixel_accuracy) == (theirs.mean_iou, theirs.pixel_accuracy)
+    assert [(r.id, r.iou_a, r.iou_b) for r in read.class_rows()] == [
+        (r.id, r.iou_a, r.iou_b) for r in ran.class_rows()]
     # A verdict made while running the models is the verdict on the predictions.
     store = ReviewStore(tmp_path / "s.sqlite3")
     SessionVerdicts(store, ran, "ann").set("right.png", Verdict.FAIL)

@@ -262,9 +262,10 @@ def _sources(session: ReviewSession, verdicts: Verdicts) -> str:
         f'<td class="name">{_e(info.backend)}</td></tr>'
         for name, info in (("A", session.a), ("B", session.b)))
     when = session.created.strftime("%Y-%m-%d %H:%M UTC")
+    classes = (f"{session.num_classes} classes" if session.num_classes
+               else "classes: the ids in the label maps")
     gt = (f"ground truth {_e(session.options.gt_dir)} (ignore label "
-          f"{session.options.ignore_label}, {session.num_classes} classes)"
-          if session.has_gt else "no ground truth")
+          f"{session.options.ignore_label}, {classes})" if session.has_gt else "no ground truth")
     sample = (f"sample: {_e(session.sample.describe())}" if session.sample is not None
               else f"all {session.total} images (no sample)")
     reviewers = ", ".join(_reviewers(verdicts)) or "none yet"

@@ -251,8 +251,8 @@ class ReviewSession:
                   if r.scores_a is not None and r.scores_b is not None]
         scores_a = scores_b = None
         if scored:
-            scores_a = scores(sum(a.confusion for a, _ in scored))
-            scores_b = scores(sum(b.confusion for _, b in scored))
+            scores_a = scores(_sum_confusions([a.confusion for a, _ in scored]))
+            scores_b = scores(_sum_confusions([b.confusion for _, b in scored]))
         return Totals(len(ok), len(self.results) - len(ok), agreement,
                       _sum_counts(r.counts_a for r in ok), _sum_counts(r.counts_b for r in ok),
                       len(scored), scores_a, scores_b)
@@ -442,9 +442,10 @@ def run_review(
     if num_classes is None:
         known = [n for n in map(num_classes_of, metas) if n]
         num_classes = max(known) if known else None
-    if num_classes is None and options.gt_dir is not None and len(metas) < 2:
-        num_classes = len(palette)  # prediction folders: the classes their palette names
-    if options.gt_dir is not None and num_classes is None:
+    # Prediction folders do not say how many classes there are: each image is then scored over
+    # the ids it holds, and the totals pad the smaller matrices (absent classes score nothing).
+    found_classes = num_classes is None and not metas
+    if options.gt_dir is not None and num_classes is None and not found_classes:
         raise ReviewError("the models do not say how many classes they have — give the number "
                           "(--num-classes) to score them against ground truth")
     session = ReviewSession(info_a, info_b, folder, palette, options, num_classes, [],
@@ -456,7 +457,7 @@ def run_review(
         result = ImageResult(path, image_key(path, folder), gt_path=gt_paths.get(path))
         try:
             result.sha256 = file_sha256(path)
-            _compare(result, a, b, options, num_classes)
+            _compare(result, a, b, options, num_classes, found_classes)
         except OSError as exc:
             result.error = _one_line(f"cannot read '{path}': {exc.strerror or exc}")
         except (ImageLoadError, BackendError) as exc:
@@ -521,7 +522,7 @@ def _labels(side: str, source: Side, path: Path, image: Callable[[], np.ndarray]
 
 
 def _compare(result: ImageResult, a: Side, b: Side, options: ReviewOptions,
-             num_classes: int | None) -> None:
+             num_classes: int | None, found_classes: bool = False) -> None:
     decoded: list[np.ndarray] = []
 
     def image() -> np.ndarray:  # decoded once, and only when a model must run
@@ -541,9 +542,13 @@ def _compare(result: ImageResult, a: Side, b: Side, options: ReviewOptions,
     result.pixels = mask.size
     result.agree_pixels = mask.size - int(np.count_nonzero(mask))
     result.counts_a, result.counts_b = class_counts(labels_a), class_counts(labels_b)
-    if result.gt_path is None or num_classes is None:
+    if result.gt_path is None or (num_classes is None and not found_classes):
         return
     gt = load_ground_truth(result.gt_path, options.gt_palette, options.ignore_label)
+    if num_classes is None:
+        held = gt[gt != options.ignore_label]
+        num_classes = 1 + max(int(held.max(initial=0)), int(labels_a.max(initial=0)),
+                              int(labels_b.max(initial=0)))
     if gt.shape != labels_a.shape:
         raise ImageLoadError(f"ground truth '{result.gt_path}' is {gt.shape[1]}x{gt.shape[0]} but "
                              f"'{result.path}' is {labels_a.shape[1]}x{labels_a.shape[0]} — "
@@ -559,6 +564,15 @@ def _named(side: str, source: Source, call: Callable[[], _T]) -> _T:
         return call()
     except BackendError as exc:
         raise BackendError(f"model {side} ({source.ref}): {exc}", exc.code) from None
+
+
+def _sum_confusions(matrices: Sequence[np.ndarray]) -> np.ndarray:
+    """The sum of confusion matrices, the smaller ones padded with zeros (classes they lack)."""
+    size = max(m.shape[0] for m in matrices)
+    total = np.zeros((size, size), np.int64)
+    for m in matrices:
+        total[:m.shape[0], :m.shape[1]] += m
+    return total
 
 
 def _sum_counts(many: Iterable[dict[int, int]]) -> dict[int, int]:

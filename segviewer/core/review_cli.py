@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-label", type=_label_id, default=DEFAULT_IGNORE_LABEL, metavar="ID",
                    help=f"ground-truth id left out of the scores (default {DEFAULT_IGNORE_LABEL})")
     p.add_argument("--num-classes", type=positive_int, metavar="N",
-                   help="number of classes (default: from the models, or --palette's)")
+                   help="number of classes (default: from the models; for prediction "
+                   "folders, the ids found)")
     p.add_argument("--palette", metavar="NAME|FILE",
                    help="classes of prediction folders (default: model A's, else pascal)")
     p.add_argument("--sample", type=positive_int, metavar="N",
