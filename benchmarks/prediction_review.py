@@ -74,7 +74,7 @@ def make_set(root: Path, count: int, fingerprints: tuple[str, str]) -> tuple[lis
 def review_folders(images, gt, pred_a, pred_b, workers: int) -> float:
     start = time.perf_counter()
     session = run_review(PredictionFolder(pred_a), PredictionFolder(pred_b), images,
-                         ReviewOptions(gt_dir=gt, num_classes=CLASSES, workers=workers))
+                         ReviewOptions(gt_dir=gt, workers=workers))
     worst = session.sorted(SortKey.MIOU_DROP)
     seconds = time.perf_counter() - start
     assert len(worst) == len(images) and not session.failures, session.failures[:1]
