@@ -174,13 +174,13 @@ def test_a_server_that_goes_away_stops_the_run(serving_models, start_tf_serving,
         if p.done == 3:
             server.stop()
 
-    backend = GrpcBackend(server.grpc_address, models=["tiny"], retries=0)
+    backend = GrpcBackend(server.grpc_address, models=["tiny"], retry_for=0)
     try:
         summary = run_batch(backend, ModelRef("tiny"), inputs, tmp_path / "out",
                             BatchOptions(workers=2), progress)
     finally:
         backend.close()
-    assert summary.ok >= 3 and summary.failed >= 8
+    assert summary.ok >= 3 and summary.failed >= 1
     assert "cannot reach" in summary.lost_connection
     assert summary.cancelled and summary.not_run > 0
     assert summary.to_json()["lost_connection"] == summary.lost_connection

@@ -95,14 +95,21 @@ def test_typed_fields_written_by_protobuf(field: str, values: list, dtype) -> No
     _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
 
 
-def test_fewer_values_than_elements_repeat_the_last_like_tensorflow() -> None:
+def test_fewer_values_than_elements_are_refused_before_allocating() -> None:
+    """tf.make_ndarray repeats the last value; a few bytes could then declare gigabytes."""
     proto = tensor_pb2.TensorProto(dtype=tf.int64.as_datatype_enum)
-    for size in (2, 3):
+    for size in (1, 100000, 100000):
         proto.tensor_shape.dim.add(size=size)
-    proto.int64_val.extend([4, 9])
-    _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
+    proto.int64_val.extend([4])
+    with pytest.raises(codec.DecodeError, match="declares 10000000000 values, 1 present"):
+        codec.decode_tensor(proto.SerializeToString())
     proto.ClearField("int64_val")
-    _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
+    with pytest.raises(codec.DecodeError, match="0 present"):
+        codec.decode_tensor(proto.SerializeToString())
+    content = tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum, tensor_content=b"\0" * 4)
+    content.tensor_shape.dim.add(size=3)
+    with pytest.raises(codec.DecodeError, match="declares 3 values, 1 present"):
+        codec.decode_tensor(content.SerializeToString())
 
 
 def test_unpacked_repeated_fields_are_read() -> None:

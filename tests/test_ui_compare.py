@@ -25,10 +25,10 @@ from test_review import (
 
 from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
 from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.canvas import array_from_qimage
 from segviewer.ui.compare_window import CompareMode, CompareWindow
 from segviewer.ui.dialogs.compare_sources import CompareChoice, CompareSourcesDialog, SourceChoice
-from segviewer.ui.dialogs.connect import ConnectionSpec
 
 WAIT_MS = 120_000  # the first SavedModel load imports TensorFlow
 MAGENTA = (255, 0, 255)

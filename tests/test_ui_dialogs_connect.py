@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec, parse_headers
+from segviewer.core.serving.connection import ConnectionSpec
+from segviewer.ui.dialogs.connect import ConnectDialog, parse_headers
 
 
 @pytest.fixture(scope="module")

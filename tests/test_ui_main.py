@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QApplication
 from test_local_backend import CLASSES, save_toy_model, toy_labels
 
 from segviewer.core.images import load_label_png
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.canvas import ViewMode, array_from_qimage
-from segviewer.ui.dialogs.connect import ConnectionSpec
 from segviewer.ui.file_list import Status
 from segviewer.ui.main_window import MainWindow
 

@@ -4,8 +4,10 @@ Used by `segviewer-predict` and the GUI's batch export. Requests run concurrentl
 pool; results come back in the caller's thread (progress callbacks included), so a GUI worker can
 forward them as signals. A failing input is recorded with its reason and the run goes on. Every
 file is written atomically, and a cancelled run (the `cancel` event, or Ctrl-C in the thread that
-called `run_batch`) lets the requests in flight finish and starts no new ones. A run whose server
-goes away stops the same way after a few "unavailable" answers in a row.
+called `run_batch`) starts no new requests; the ones in flight finish, or end as "not run" when
+the backend was interrupted. A run whose server goes away stops the same way: at the first
+"unavailable" (the backend has already retried for its --retry-for window) or after a few missed
+deadlines in a row (a wedged server).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from segviewer.core.overlay import blend, class_counts
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
 
 OVERLAY_SUFFIX = "_overlay"
-# Consecutive "server unavailable" failures (at least this many, and two rounds of workers) after
-# which a run stops instead of failing every remaining input the same way.
+# Consecutive missed deadlines (at least this many, and two rounds of workers) after which a run
+# stops instead of failing every remaining input the same way.
 UNAVAILABLE_LIMIT = 8
 
 
@@ -231,6 +233,8 @@ def run_batch(
                 colors, _ = colorize(labels, palette)
                 save_rgb_png(targets[1], blend(image, colors, options.opacity))
         except BackendError as exc:
+            if exc.code == "CANCELLED":  # the call was cut short by Ctrl-C or cancel
+                return _Result(index, "not_run")
             return _Result(index, "failed", reason=str(exc), code=exc.code)
         except ImageLoadError as exc:
             return _Result(index, "failed", reason=str(exc))
@@ -238,15 +242,16 @@ def run_batch(
             return _Result(index, "failed", reason=f"{type(exc).__name__}: {exc}")
         return _Result(index, "ok", time.perf_counter() - began, class_counts(labels))
 
-    unavailable = 0  # consecutive UNAVAILABLE failures
+    unavailable = 0  # consecutive missed deadlines
     unavailable_limit = max(UNAVAILABLE_LIMIT, 2 * options.workers)
 
     def record(result: _Result) -> None:
         nonlocal unavailable
         path = inputs[result.index]
         failure = None
-        unavailable = unavailable + 1 if result.code == "UNAVAILABLE" else 0
-        if unavailable >= unavailable_limit and not stop.is_set():
+        unavailable = unavailable + 1 if result.code == "DEADLINE_EXCEEDED" else 0
+        lost = result.code == "UNAVAILABLE" or unavailable >= unavailable_limit
+        if lost and not stop.is_set():
             summary.lost_connection = result.reason
             stop.set()
         if result.status == "ok":

@@ -37,8 +37,8 @@ from segviewer.core.cli_support import (
 )
 from segviewer.core.images import atomic_write_bytes, find_images
 from segviewer.core.labels import Palette, PaletteError, get_palette
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.connection import ConnectionSpec, add_connection_flags
 from segviewer.core.serving.discovery import plan_prediction
 
 PROG = "segviewer-predict"
@@ -51,15 +51,8 @@ def _opacity(text: str) -> float:
     return value
 
 
-def _header(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
-    return key.strip().lower(), value  # gRPC metadata keys must be lower case
-
-
 class _ModelVersionOrAppVersion(argparse.Action):
-    """`--version N` picks the model version (DESIGN.md); a bare `--version` prints the program's.
+    """`--version N` picks the model version; a bare `--version` prints the program's.
 
     An action, not a post-parse check, so that the bare form works without the required INPUT and
     --out, as argparse's own version action does."""
@@ -84,11 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", metavar="HOST:PORT", help="TF Serving gRPC address")
-    where.add_argument("--rest", metavar="URL", help="TF Serving REST URL, e.g. http://host:8501")
-    where.add_argument("--saved-model", metavar="DIR",
-                       help="run in-process: a SavedModel, model folder or base folder")
+    add_connection_flags(p, required=True)
     p.add_argument("--model", metavar="NAME", help="model name (default: the only model)")
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--version", nargs="?", action=_ModelVersionOrAppVersion, metavar="N",
@@ -106,13 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent requests (default: 4 remote, 1 in-process)")
     p.add_argument("--resume", action="store_true",
                    help="skip inputs whose outputs already exist and are complete PNGs")
-    p.add_argument("--tls", action="store_true", help="use TLS for gRPC")
-    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) to trust")
-    p.add_argument("--cert-file", metavar="PEM", help="client certificate (mutual TLS)")
-    p.add_argument("--key-file", metavar="PEM", help="client key (mutual TLS)")
-    p.add_argument("--header", type=_header, action="append", default=[], metavar="K=V",
-                   help="gRPC metadata sent with every call (repeatable)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
     p.add_argument("--summary", type=Path, metavar="FILE", help="write a JSON run summary")
     p.add_argument("--quiet", action="store_true", help="no progress; errors only")
     return p
@@ -180,22 +162,11 @@ def _clock(seconds: float) -> str:
 
 
 def _open(args: argparse.Namespace) -> Backend:
-    spec = args.server or args.rest or args.saved_model
-    if args.server and "://" in args.server and not args.server.startswith(("grpc://", "grpcs://")):
-        raise UsageError(f"--server takes HOST:PORT (gRPC), got '{args.server}' — use --rest for "
-                         "a REST URL")
-    if args.rest and not args.rest.startswith(("http://", "https://")):
-        raise UsageError(f"--rest takes an http(s):// URL, got '{args.rest}'")
     if args.saved_model and not Path(args.saved_model).exists():
         raise UsageError(f"--saved-model '{args.saved_model}' does not exist — pass the folder "
                          "that holds saved_model.pb, or its model or base folder")
-    if args.saved_model:
-        spec = str(Path(args.saved_model))  # a folder named like host:port stays a folder
-    elif args.server and "://" not in args.server:
-        spec = f"grpc://{args.server}"
-    return open_backend(spec, models=[args.model] if args.model else [], tls=args.tls,
-                        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
-                        headers=args.header, timeout=args.timeout)
+    spec = ConnectionSpec.from_args(args, (args.model,) if args.model else ())
+    return spec.open()
 
 
 def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
@@ -204,14 +175,17 @@ def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
 
 
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter) -> Iterator[None]:
-    """While the run lasts, Ctrl-C sets `cancel` instead of raising: no new requests start, the
-    ones in flight finish their (atomic) writes, and the summary still gets written."""
+def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter,
+                    backend: Backend) -> Iterator[None]:
+    """While the run lasts (metadata included), Ctrl-C sets `cancel` and interrupts the backend
+    instead of raising: no new requests start, the calls in flight are cancelled (files written
+    so far are complete), and the summary still gets written."""
 
     def stop(signum: int, frame: object) -> None:
         if not cancel.is_set():
-            printer.note("stopping: finishing the requests in flight")
+            printer.note("stopping: cancelling the requests in flight")
         cancel.set()
+        backend.interrupt()
 
     if threading.current_thread() is not threading.main_thread():  # signals go to main only
         yield
@@ -250,26 +224,32 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
 
     backend = _open(args)
+    printer = ProgressPrinter(sys.stderr, args.quiet)
+    cancel = threading.Event()
     try:
-        ref = _model_ref(backend, args)
-        # Check model, version and signature before touching any input: a wrong address or name
-        # is one clear error, not one failure per file.
-        meta = backend.metadata(ref)
-        plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
-        if ref.version is None and ref.label is None and meta.version is not None:
-            # One run, one version: a newer one appearing mid-run must not mix the outputs.
-            ref = ModelRef(ref.name, meta.version)
-        if palette is None and args.overlay:
-            palette = palette_for(meta)
-        local = args.saved_model is not None
-        options = BatchOptions(args.signature, args.input_name, args.output_name, args.overlay,
-                               args.opacity, palette, args.workers or (1 if local else 4),
-                               args.resume)
-        printer = ProgressPrinter(sys.stderr, args.quiet)
-        cancel = threading.Event()
-        with _ctrl_c_cancels(cancel, printer):
+        with _ctrl_c_cancels(cancel, printer, backend):
+            ref = _model_ref(backend, args)
+            # Check model, version and signature before touching any input: a wrong address or
+            # name is one clear error, not one failure per file.
+            meta = backend.metadata(ref)
+            plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
+            if ref.version is None and ref.label is None and meta.version is not None:
+                # One run, one version: a newer one appearing mid-run must not mix the outputs.
+                ref = ModelRef(ref.name, meta.version)
+            if palette is None and args.overlay:
+                palette = palette_for(meta)
+            local = args.saved_model is not None
+            options = BatchOptions(args.signature, args.input_name, args.output_name,
+                                   args.overlay, args.opacity, palette,
+                                   args.workers or (1 if local else 4), args.resume)
             summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
         printer.finish()
+    except BackendError as exc:
+        if exc.code != "CANCELLED":
+            raise
+        printer.finish()
+        print(f"{PROG}: interrupted before any input ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         backend.close()
 

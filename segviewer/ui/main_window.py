@@ -59,9 +59,9 @@ from segviewer.ui.model_panel import ModelInfo, ModelSelector
 from segviewer.ui.workers import Job, JobRunner
 
 if TYPE_CHECKING:
+    from segviewer.core.serving.connection import ConnectionSpec
     from segviewer.ui.compare_window import CompareWindow
     from segviewer.ui.dialogs.compare_sources import CompareChoice
-    from segviewer.ui.dialogs.connect import ConnectionSpec
 
 APP_NAME = "SegViewer"
 OPACITY_STEP = 10
@@ -633,8 +633,8 @@ class MainWindow(QMainWindow):
 
     def open_demo(self, images: bool = True) -> None:
         """The bundled PASCAL model, version 1, at 50 % opacity (and the demo photos)."""
+        from segviewer.core.serving.connection import ConnectionSpec
         from segviewer.paths import demo_dir, demo_models_dir
-        from segviewer.ui.dialogs.connect import ConnectionSpec
 
         self.opacity_slider.setValue(50)
         self.set_mode(ViewMode.OVERLAY)
@@ -903,7 +903,7 @@ class MainWindow(QMainWindow):
         return window
 
     def _open_exported(self, saved_model_dir: str) -> None:
-        from segviewer.ui.dialogs.connect import ConnectionSpec
+        from segviewer.core.serving.connection import ConnectionSpec
 
         self.connect_to(ConnectionSpec("local", saved_model_dir))
 

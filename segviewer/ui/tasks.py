@@ -19,7 +19,7 @@ from segviewer.ui.cache import CacheKey, compact_labels
 from segviewer.ui.workers import TaskState
 
 if TYPE_CHECKING:
-    from segviewer.ui.dialogs.connect import ConnectionSpec
+    from segviewer.core.serving.connection import ConnectionSpec
     from segviewer.ui.legend import LegendRow
 
 THUMB_SIZE = 112  # pixels on the long side; the list shows them at half size (sharp on HiDPI)

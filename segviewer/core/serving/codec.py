@@ -4,8 +4,9 @@ Why by hand: protobuf's Python objects turn a packed `int64_val` of a 1080p labe
 million Python ints (~100 ms with tf.make_ndarray). The wire format is simple enough that we read
 and write the few messages on the hot path directly: packed fixed-width fields are a
 `np.frombuffer`, packed varints are decoded and encoded vectorised (one byte per value when values
-are < 128, which is the common case for label maps). Decoding follows tf.make_ndarray exactly,
-including its "fewer values than elements: repeat the last one" rule.
+are < 128, which is the common case for label maps). Decoding follows tf.make_ndarray, except
+that every element must be present: its "fewer values than elements: repeat the last one" rule
+would let a few bytes declare gigabytes, and TF Serving always writes every value.
 """
 
 from __future__ import annotations
@@ -262,23 +263,31 @@ def decode_tensor(data: bytes | memoryview) -> np.ndarray:
     if dtype_number not in DTYPES:
         raise DecodeError(f"unsupported tensor dtype number {dtype_number}")
     dtype = DTYPES[dtype_number]
-    count = int(np.prod(shape, dtype=np.int64))
+    if any(size < 0 for size in shape):
+        raise DecodeError(f"negative dimension in shape {list(shape)}")
+    count = 1
+    for size in shape:  # Python ints: a huge declared shape must not overflow to a small count
+        count *= size
+    # Every element must be present: the declared count is checked against the bytes before any
+    # array of that size exists (a [1,100000,100000] shape with one value must not allocate).
     if dtype_number == DT_STRING:
         values = [bytes(v) for _, v in chunks.get(_F_STRING, [])]  # type: ignore[arg-type]
-        if len(values) < count:
-            values += [values[-1] if values else b""] * (count - len(values))
+        if len(values) != count:
+            raise DecodeError(f"shape {list(shape)} declares {count} strings, "
+                              f"{len(values)} present")
         out = np.empty(count, dtype=object)
-        out[:] = values[:count] if count else []
+        out[:] = values
         return out.reshape(shape)
     if content is not None:
+        if len(content) != count * dtype.itemsize:
+            raise DecodeError(f"shape {list(shape)} declares {count} values, "
+                              f"{len(content) // max(1, dtype.itemsize)} present")
         # A copy: writable, and it does not keep the whole response buffer alive.
         return np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     field, layout = _TYPED[dtype_number]
     values = _typed_values(chunks.get(field, []), layout, dtype, dtype_number)
-    if values.size == 0:
-        return np.zeros(shape, dtype)
     if values.size != count:
-        values = np.pad(values, (0, count - values.size), "edge")
+        raise DecodeError(f"shape {list(shape)} declares {count} values, {values.size} present")
     return values.reshape(shape)
 
 

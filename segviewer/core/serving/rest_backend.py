@@ -9,11 +9,13 @@ TF Serving has no "list models" call: `models()` returns the names this backend 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from segviewer.core.serving import protos
+from segviewer.core.serving import tls as tls_files
 from segviewer.core.serving.base import (
     METADATA_OUTPUT,
     METADATA_SIGNATURE,
@@ -32,12 +35,24 @@ from segviewer.core.serving.base import (
     ModelVersion,
     Prediction,
 )
+from segviewer.core.serving.calls import (
+    DEFAULT_MAX_MESSAGE_MB,
+    DEFAULT_RETRY_FOR,
+    DEFAULT_TIMEOUT,
+    CallPolicy,
+    Interrupt,
+    cancelled,
+    with_retries,
+)
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.discovery import (
+    class_count,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
     to_prediction,
 )
+from segviewer.core.serving.metadata_cache import MetadataCache
 
 _CODES = {
     400: "INVALID_ARGUMENT",
@@ -126,11 +141,26 @@ def _from_json(value: Any) -> np.ndarray:
     return out
 
 
+def open_spec(spec: ConnectionSpec) -> RestBackend:
+    return RestBackend(spec.target, spec.models, tls=spec.tls, ca_file=spec.ca_file,
+                       cert_file=spec.cert_file, key_file=spec.key_file, headers=spec.headers,
+                       timeout=spec.timeout, retry_for=spec.retry_for,
+                       max_message_mb=spec.max_message_mb)
+
+
+# What a malformed JSON answer raises while we take it apart: each becomes one BackendError.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+              RecursionError, json_format.ParseError)
+_CHUNK = 1 << 20
+
+
 class RestBackend:
     """A TF Serving reached over REST at `url` (e.g. "http://localhost:8501").
 
     models: the model names to offer. ca_file: CA bundle to verify an https server (default: the
-    system's). headers: extra HTTP headers, e.g. [("Authorization", "Bearer x")]. timeout: seconds.
+    system's); cert_file/key_file: client certificate. tls: insist on https (an http:// URL is
+    refused). headers: extra HTTP headers, e.g. [("Authorization", "Bearer x")].
+    timeout, retry_for, max_message_mb: see `calls.CallPolicy`.
     """
 
     def __init__(
@@ -138,36 +168,47 @@ class RestBackend:
         url: str,
         models: Sequence[str] = (),
         *,
+        tls: bool = False,
         ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
         headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_for: float = DEFAULT_RETRY_FOR,
+        max_message_mb: float = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise BackendError(f"bad REST URL '{url}' — use http://HOST:8501 or https://...",
                                "INVALID_ARGUMENT")
-        self.url = url
+        ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
         self._https = parsed.scheme == "https"
+        if not self._https and (tls or ca or cert or key):
+            raise BackendError(f"TLS options with the plain-text URL '{url}' — use an https:// "
+                               "URL", "INVALID_ARGUMENT")
+        if bool(cert) != bool(key):
+            raise BackendError("a client certificate needs both --cert-file and --key-file",
+                               "INVALID_ARGUMENT")
+        self.url = url
         self._host = parsed.hostname
-        self._port = parsed.port or (443 if self._https else 80)
+        try:
+            self._port = parsed.port or (443 if self._https else 80)
+        except ValueError as exc:
+            raise BackendError(f"bad REST URL '{url}': {exc}", "INVALID_ARGUMENT") from None
+        self._netloc = f"{self._host}:{self._port}"
         self._prefix = parsed.path.rstrip("/")
         self._models = list(models)
         self._headers = {"Content-Type": "application/json", **dict(headers)}
+        self.policy = CallPolicy(timeout, retry_for, max_message_mb)
         self.timeout = timeout
-        self._context: ssl.SSLContext | None = None
-        if self._https:
-            try:
-                self._context = ssl.create_default_context(
-                    cafile=str(ca_file) if ca_file is not None else None
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise BackendError(f"cannot read the CA file '{ca_file}': {exc}",
-                                   "INVALID_ARGUMENT") from exc
+        self._context = tls_files.client_context(ca, cert, key) if self._https else None
         self.description = f"REST {parsed.scheme}://{parsed.netloc}"
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
-        self._metadata: dict[ModelRef, ModelMetadata] = {}
+        self._interrupt = Interrupt()
+        self._interrupt.on_set(self._shut_connections)
+        self._metadata = MetadataCache(self._fetch_metadata)
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -193,49 +234,104 @@ class RestBackend:
             with self._lock:
                 self._connections.discard(conn)
 
+    def _shut_connections(self) -> None:
+        """Wake every thread blocked on a socket (Ctrl-C): its call then ends as CANCELLED."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
-        """One HTTP call; `body` is JSON-encoded unless it is bytes already."""
+        """One HTTP call (retried while the server is unavailable); `body` is JSON-encoded
+        unless it is bytes already. Returns the parsed JSON answer."""
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        netloc = f"{self._host}:{self._port}"
-        # Two tries: the first may meet a keep-alive connection the server has since closed.
-        for attempt in range(2):
-            try:
-                conn = self._connection()
-                conn.request(method, self._prefix + path, body=data, headers=self._headers)
-                response = conn.getresponse()
-                payload = response.read()
-                break
-            except TimeoutError as exc:
-                self._drop_connection()
-                raise BackendError(f"{what}: no answer from {netloc} within {self.timeout:g} s "
-                                   "— raise the timeout or check the server",
-                                   "DEADLINE_EXCEEDED") from exc
-            except ssl.SSLError as exc:
-                self._drop_connection()
-                raise BackendError(f"TLS with {netloc} failed: {exc.reason or exc} — check the "
-                                   "CA file and the URL's host name", "UNAVAILABLE") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop_connection()
-                if attempt == 0 and not isinstance(exc, ConnectionRefusedError | socket.gaierror):
-                    continue
-                raise BackendError(f"cannot reach {netloc} — is TF Serving running? ({exc})",
-                                   "UNAVAILABLE") from exc
+        if data is not None and len(data) > self.policy.max_bytes:
+            raise BackendError(f"{what}: the request is {len(data) / 2**20:.0f} MB, above "
+                               f"--max-message-mb {self.policy.max_message_mb:g}",
+                               "INVALID_ARGUMENT")
+        status, reason, payload = with_retries(
+            lambda: self._exchange(method, self._prefix + path, data, what), self.policy,
+            self._interrupt, what)
         try:
             answer = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             answer = None
-        if response.status != 200:
+        if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
-            message = str(error or f"HTTP {response.status} {response.reason}").splitlines()[0]
-            code = _code(response.status, message)
+            message = str(error or f"HTTP {status} {reason}").splitlines()[0]
+            code = _code(status, message)
             advice = f" — {_ADVICE[code]}" if code in _ADVICE else ""
             raise BackendError(f"{what}: {message}{advice}", code)
         if answer is None:
-            raise BackendError(f"{what}: the server's answer is not JSON", "INTERNAL")
+            raise BackendError(f"{what}: bad answer from {self._netloc}: not JSON", "INTERNAL")
         return answer
 
-    @staticmethod
-    def _path(ref: ModelRef) -> str:
+    def _exchange(self, method: str, path: str, data: bytes | None,
+                  what: str) -> tuple[int, str, bytes]:
+        """One attempt, within `timeout` as a whole, reading at most max_message_mb."""
+        deadline = time.monotonic() + self.timeout
+
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            return remaining
+
+        try:
+            conn = self._connection()
+            conn.timeout = left()
+            if conn.sock is not None:
+                conn.sock.settimeout(left())
+            conn.request(method, path, body=data, headers=self._headers)
+            conn.sock.settimeout(left())
+            response = conn.getresponse()
+            size = response.getheader("Content-Length")
+            if size is not None and size.isdigit() and int(size) > self.policy.max_bytes:
+                raise _TooLarge
+            chunks, total = [], 0
+            while True:
+                conn.sock.settimeout(left())
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > self.policy.max_bytes:
+                    raise _TooLarge
+                chunks.append(chunk)
+            if response.will_close:
+                self._drop_connection()
+            return response.status, response.reason, b"".join(chunks)
+        except _TooLarge:
+            self._drop_connection()
+            raise BackendError(f"{what}: the answer from {self._netloc} is over "
+                               f"{self.policy.max_message_mb:g} MB — raise --max-message-mb if "
+                               "the server is trusted", "RESOURCE_EXHAUSTED") from None
+        except TimeoutError:
+            self._drop_connection()
+            raise BackendError(f"{what}: no answer from {self._netloc} within "
+                               f"{self.timeout:g} s — raise --timeout or check the server",
+                               "DEADLINE_EXCEEDED") from None
+        except ssl.SSLCertVerificationError as exc:
+            self._drop_connection()
+            raise tls_files.failure(self._netloc, exc.verify_message or str(exc.reason)) from None
+        except ssl.SSLError as exc:
+            self._drop_connection()
+            raise tls_files.failure(self._netloc, str(exc.reason or exc)) from None
+        except socket.gaierror as exc:
+            self._drop_connection()
+            raise BackendError(f"cannot reach {self._netloc}: unknown host ({exc.strerror})",
+                               "UNAVAILABLE", retry=False) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            if self._interrupt.is_set():
+                raise cancelled(what) from None
+            raise BackendError(f"cannot reach {self._netloc} — is TF Serving running? "
+                               f"({exc or type(exc).__name__})", "UNAVAILABLE") from None
+
+    def _path(self, ref: ModelRef) -> str:
         path = f"/v1/models/{urllib.parse.quote(ref.name, safe='')}"
         if ref.version is not None:
             path += f"/versions/{ref.version}"
@@ -243,56 +339,73 @@ class RestBackend:
             path += f"/labels/{urllib.parse.quote(ref.label, safe='')}"
         return path
 
+    def _malformed(self, what: str, exc: BaseException) -> BackendError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, RecursionError):
+            detail = "JSON nested too deeply"
+        return BackendError(f"{what}: bad answer from {self._netloc}: {detail[:200]}",
+                            "INTERNAL")
+
     # --- Backend -----------------------------------------------------------------------------
 
     def models(self) -> list[str]:
         return list(self._models)
 
     def versions(self, model: str) -> list[ModelVersion]:
-        answer = self._request("GET", self._path(ModelRef(model)), f"model '{model}'")
-        found = [
-            ModelVersion(int(s["version"]), s.get("state", "UNKNOWN"),
-                         error=s.get("status", {}).get("error_message", ""))
-            for s in answer.get("model_version_status", [])
-        ]
+        what = f"model '{model}'"
+        answer = self._request("GET", self._path(ModelRef(model)), what)
+        try:
+            found = [
+                ModelVersion(int(s["version"]), str(s.get("state", "UNKNOWN")),
+                             error=str((s.get("status") or {}).get("error_message", "")))
+                for s in answer.get("model_version_status", [])
+            ]
+        except _MALFORMED as exc:
+            raise self._malformed(what, exc) from None
         return sorted(found, key=lambda v: v.version)
 
     def metadata(self, ref: ModelRef) -> ModelMetadata:
-        with self._lock:
-            cached = self._metadata.get(ref)
-        if cached is not None:
-            return cached
+        return self._metadata.get(ref)
+
+    def _fetch_metadata(self, ref: ModelRef) -> ModelMetadata:
         answer = self._request("GET", self._path(ref) + "/metadata", str(ref))
         try:
             raw = answer["metadata"]["signature_def"]
             sigmap = json_format.ParseDict(raw, protos.SignatureDefMap(),
                                            ignore_unknown_fields=True)
-            version_text = answer.get("model_spec", {}).get("version")
-        except (KeyError, TypeError, json_format.ParseError) as exc:
-            raise BackendError(f"{ref}: unexpected metadata from the server ({exc})",
-                               "INTERNAL") from exc
-        signatures = protos.signatures(sigmap)
-        version = int(version_text) if version_text else ref.version
+            spec = answer.get("model_spec", {})
+            if not isinstance(spec, dict):
+                raise TypeError("'model_spec' is not an object")
+            text = spec.get("version")
+            version = int(text) if text not in (None, "") else ref.version
+            if version is not None and version < 0:
+                raise ValueError(f"version {version}")
+            signatures = protos.signatures(sigmap)
+        except _MALFORMED as exc:
+            raise self._malformed(f"{ref} metadata", exc) from None
         classes, settings = None, {}
         if METADATA_SIGNATURE in signatures:
             pinned = ModelRef(ref.name, version) if version is not None else ref
             body = {"signature_name": METADATA_SIGNATURE, "inputs": {}}
-            outputs = self._outputs(self._request("POST", self._path(pinned) + ":predict",
-                                                  str(ref), body), METADATA_OUTPUT)
-            value = outputs.get(METADATA_OUTPUT)
-            if value is not None and value.size:
+            answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
+            try:
+                value = self._outputs(answer, METADATA_OUTPUT).get(METADATA_OUTPUT)
+            except _MALFORMED as exc:
+                raise self._malformed(f"{ref} metadata", exc) from None
+            if value is not None and value.dtype == object and value.size:
                 classes, settings = parse_metadata_json(value.reshape(-1)[0])
-        meta = ModelMetadata(ref.name, version, signatures, classes, settings)
-        with self._lock:
-            self._metadata[ref] = meta
-        return meta
+        return ModelMetadata(ref.name, version, signatures, classes, settings)
 
     @staticmethod
-    def _outputs(answer: dict, only: str) -> dict[str, np.ndarray]:
+    def _outputs(answer: Any, only: str) -> dict[str, np.ndarray]:
         """The outputs of a predict answer, in either format. Row-format outputs keep their
         batch dimension; a bare value (one output) is named `only`."""
+        if not isinstance(answer, dict):
+            raise TypeError("not a JSON object")
         if "predictions" in answer:
             rows = answer["predictions"]
+            if not isinstance(rows, list):
+                raise TypeError("'predictions' is not a list")
             if rows and isinstance(rows[0], dict):
                 return {k: _from_json([row[k] for row in rows]) for k in rows[0]}
             return {only: _from_json(rows)}
@@ -301,8 +414,7 @@ class RestBackend:
             if isinstance(outputs, dict) and "b64" not in outputs:
                 return {k: _from_json(v) for k, v in outputs.items()}
             return {only: _from_json(outputs)}
-        raise BackendError("the server's answer has neither 'predictions' nor 'outputs'",
-                           "INTERNAL")
+        raise KeyError("neither 'predictions' nor 'outputs'")
 
     def predict(
         self,
@@ -313,7 +425,24 @@ class RestBackend:
         output_name: str | None = None,
         want_probabilities: bool = False,
     ) -> Prediction:
-        meta = self.metadata(ref)
+        for attempt in range(2):
+            meta = self.metadata(ref)
+            # Pinned to the version the metadata describes, so the answer is from the model the
+            # plan was made for and the Prediction names it; when that version is gone, the
+            # server moved: read its metadata again, once.
+            pinned = ModelRef(ref.name, meta.version) if meta.version is not None else ref
+            try:
+                return self._predict(image, ref, pinned, meta, signature, input_name,
+                                     output_name, want_probabilities)
+            except BackendError as exc:
+                if exc.code != "NOT_FOUND" or pinned == ref or attempt:
+                    raise
+                self._metadata.forget(ref)
+        raise AssertionError("unreachable")
+
+    def _predict(self, image: np.ndarray, ref: ModelRef, pinned: ModelRef, meta: ModelMetadata,
+                 signature: str | None, input_name: str | None, output_name: str | None,
+                 want_probabilities: bool) -> Prediction:
         plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
         if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
             raise BackendError(
@@ -321,22 +450,38 @@ class RestBackend:
                 "sends binary outputs named '*_bytes' — use gRPC or another signature",
                 "FAILED_PRECONDITION")
         sent = prepare_input(image, plan)
+        # Four characters a value ("255,"): refuse before building a body over the limit.
+        estimate = 4 * sent.size if sent.dtype != object else 2 * len(sent.reshape(-1)[0])
+        if estimate > self.policy.max_bytes:
+            raise BackendError(f"{ref}: the image makes a REST request of about "
+                               f"{estimate / 2**20:.0f} MB, above --max-message-mb "
+                               f"{self.policy.max_message_mb:g} — use gRPC or raise the limit",
+                               "INVALID_ARGUMENT")
         head = json.dumps({"signature_name": plan.signature})[:-1].encode()
         if plan.batched:
             body = head + b', "instances": ' + _json_value(sent) + b"}"
         else:
             name = json.dumps(plan.input.name).encode()
             body = head + b', "inputs": {' + name + b": " + _json_value(sent) + b"}}"
-        answer = self._request("POST", self._path(ref) + ":predict", str(ref), body)
-        outputs = self._outputs(answer, plan.output.name)
-        if plan.output.name not in outputs:
-            raise BackendError(f"{ref}: the server's answer lacks output '{plan.output.name}'",
-                               "INTERNAL")
+        answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
+        try:
+            outputs = self._outputs(answer, plan.output.name)
+        except _MALFORMED as exc:
+            raise self._malformed(str(ref), exc) from None
         return to_prediction(outputs, plan, image.shape[:2], ref, meta.version,
-                             want_probabilities)
+                             want_probabilities, source=self._netloc,
+                             num_classes=class_count(meta))
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
 
     def close(self) -> None:
+        self._interrupt.set()
         with self._lock:
             connections, self._connections = self._connections, set()
         for conn in connections:
             conn.close()
+
+
+class _TooLarge(Exception):
+    pass

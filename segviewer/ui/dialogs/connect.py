@@ -1,7 +1,7 @@
 """Connect to a model: a SavedModel run in-process, or TF Serving over gRPC or REST.
 
-The dialog only collects a `ConnectionSpec`; `ConnectionSpec.open()` hands it to core's
-`open_backend`, which owns the mapping to a Backend. "Test connection" opens the backend in a
+The dialog only collects a `ConnectionSpec` (core's: `segviewer.core.serving.connection`), which
+owns the mapping to a Backend. "Test connection" opens the backend in a
 worker and lists the versions of each model, so a wrong port or model name shows up here, inline,
 instead of as a failure on the first image.
 """
@@ -9,8 +9,6 @@ instead of as a failure on the first image.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -29,70 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segviewer.core.serving import open_backend
-from segviewer.core.serving.base import Backend
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 KINDS = ("local", "grpc", "rest")
 RECENT_KEY = "connect/recent"
 MAX_RECENT = 10
-
-
-@dataclass(frozen=True)
-class ConnectionSpec:
-    """Where the models are: kind "local" (target: a SavedModel folder), "grpc" (target:
-    "host:port") or "rest" (target: a base URL such as http://localhost:8501)."""
-
-    kind: str
-    target: str
-    models: tuple[str, ...] = ()
-    tls: bool = False
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    timeout: float = 30.0
-
-    def open(self) -> Backend:
-        """Make the Backend (may block: call it off the GUI thread). Raises BackendError."""
-        # An explicit grpc:// so that a host:port is never mistaken for a folder of that name.
-        grpc = self.kind == "grpc" and "://" not in self.target
-        address = f"grpc://{self.target}" if grpc else self.target
-        return open_backend(
-            address,
-            models=self.models,
-            tls=self.tls,
-            ca_file=self.ca_file or None,
-            cert_file=self.cert_file or None,
-            key_file=self.key_file or None,
-            headers=self.headers,
-            timeout=self.timeout,
-        )
-
-    def describe(self) -> str:
-        """One line for menus and the status bar, e.g. "gRPC localhost:8500 (deeplab)"."""
-        kind = {"local": "in-process", "grpc": "gRPC", "rest": "REST"}[self.kind]
-        tls = " TLS" if self.tls and self.kind == "grpc" else ""
-        models = f" ({', '.join(self.models)})" if self.models else ""
-        return f"{kind}{tls} {self.target}{models}"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ConnectionSpec:
-        return cls(
-            kind=str(data["kind"]),
-            target=str(data["target"]),
-            models=tuple(str(m) for m in data.get("models", ())),
-            tls=bool(data.get("tls", False)),
-            ca_file=str(data.get("ca_file", "")),
-            cert_file=str(data.get("cert_file", "")),
-            key_file=str(data.get("key_file", "")),
-            headers=tuple((str(k), str(v)) for k, v in data.get("headers", ())),
-            timeout=float(data.get("timeout", 30.0)),
-        )
 
 
 def parse_headers(text: str) -> tuple[tuple[str, str], ...]:
@@ -317,7 +258,7 @@ class ConnectDialog(QDialog):
             "rest",
             url.rstrip("/"),
             models=self._model_names(self.rest_models),
-            ca_file=self.rest_ca.text(),
+            ca_file=self.rest_ca.text() if url.startswith("https://") else "",
             timeout=self.rest_timeout.value(),
         )
 
