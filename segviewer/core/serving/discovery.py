@@ -256,7 +256,10 @@ def _check_dtype(array: np.ndarray, spec: TensorSpec) -> None:
     else:
         ok = kind in "OSa"
     if not ok:
-        shown = "big integers" if kind == "O" and spec.dtype != "string" else str(array.dtype)
+        shown = str(array.dtype)
+        if kind == "O":
+            first = array.reshape(-1)[0] if array.size else None
+            shown = "strings" if isinstance(first, bytes | str) else "big integers"
         raise AnswerError(f"output '{spec.name}' holds {shown}, the signature declares "
                           f"{spec.dtype}")
 

@@ -255,10 +255,13 @@ class RestBackend:
         status, reason, payload = with_retries(
             lambda: self._exchange(method, self._prefix + path, data, what), self.policy,
             self._interrupt, what)
+        not_json = "not JSON"
         try:
             answer = json.loads(payload)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError) as exc:
             answer = None
+            if isinstance(exc, RecursionError):
+                not_json = "JSON nested too deeply"
         if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
             message = str(error or f"HTTP {status} {reason}").splitlines()[0]
@@ -266,7 +269,7 @@ class RestBackend:
             advice = f" — {_ADVICE[code]}" if code in _ADVICE else ""
             raise BackendError(f"{what}: {message}{advice}", code)
         if answer is None:
-            raise BackendError(f"{what}: bad answer from {self._netloc}: not JSON", "INTERNAL")
+            raise BackendError(f"{what}: bad answer from {self._netloc}: {not_json}", "INTERNAL")
         return answer
 
     def _exchange(self, method: str, path: str, data: bytes | None,
@@ -316,7 +319,8 @@ class RestBackend:
                                "DEADLINE_EXCEEDED") from None
         except ssl.SSLCertVerificationError as exc:
             self._drop_connection()
-            raise tls_files.failure(self._netloc, exc.verify_message or str(exc.reason)) from None
+            reason = f"{exc.reason}: {exc.verify_message}" if exc.verify_message else str(exc)
+            raise tls_files.failure(self._netloc, reason) from None
         except ssl.SSLError as exc:
             self._drop_connection()
             raise tls_files.failure(self._netloc, str(exc.reason or exc)) from None
@@ -377,9 +381,9 @@ class RestBackend:
             if not isinstance(spec, dict):
                 raise TypeError("'model_spec' is not an object")
             text = spec.get("version")
+            if text not in (None, "") and not str(text).isdigit():
+                raise ValueError(f"model_spec.version {text!r} is not a version number")
             version = int(text) if text not in (None, "") else ref.version
-            if version is not None and version < 0:
-                raise ValueError(f"version {version}")
             signatures = protos.signatures(sigmap)
         except _MALFORMED as exc:
             raise self._malformed(f"{ref} metadata", exc) from None
