@@ -179,5 +179,27 @@ def test_accept_returns_the_spec_and_remembers_it(qtbot, settings):
     assert second.recent.itemText(1) == spec.describe()
 
 
+def test_rest_takes_client_certificates_and_headers_over_https_only(qtbot, settings):
+    dialog = ConnectDialog(None, settings)
+    qtbot.addWidget(dialog)
+    dialog.tabs.setCurrentIndex(2)
+    dialog.rest_url.setText("http://models.example.org:8501")
+    dialog.rest_models.setText("deeplab")
+    dialog.rest_cert.setText("/etc/client.pem")
+    dialog.rest_key.setText("/etc/client.key")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert "https://" in dialog.status.text()
+    dialog.rest_url.setText("https://models.example.org")
+    dialog.rest_headers.setPlainText("Authorization: Bearer abc")
+    spec = dialog.connection()
+    assert (spec.cert_file, spec.key_file, spec.headers) == (
+        "/etc/client.pem", "/etc/client.key", (("authorization", "Bearer abc"),))
+    again = ConnectDialog(None, settings)
+    qtbot.addWidget(again)
+    again.set_connection(spec)
+    assert again.connection() == spec
+
+
 def test_parse_headers_keeps_colons_in_values():
     assert parse_headers("Key: a:b\n") == (("key", "a:b"),)

@@ -182,8 +182,9 @@ def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter,
     so far are complete), and the summary still gets written."""
 
     def stop(signum: int, frame: object) -> None:
-        if not cancel.is_set():
-            printer.note("stopping: cancelling the requests in flight")
+        if cancel.is_set():  # a second Ctrl-C: e.g. an in-process model that cannot be cancelled
+            raise KeyboardInterrupt
+        printer.note("stopping: cancelling the requests in flight")
         cancel.set()
         backend.interrupt()
 

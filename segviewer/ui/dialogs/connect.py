@@ -205,10 +205,23 @@ class ConnectDialog(QDialog):
         self.rest_models.setToolTip("The model name(s) the server serves, comma-separated")
         self.rest_ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
         self.rest_ca.setToolTip("PEM CA file to verify an https:// server (optional)")
+        self.rest_cert = PathField(
+            ("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)"
+        )
+        self.rest_cert.setToolTip("PEM client certificate for mutual TLS, https:// only (optional)")
+        self.rest_key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
+        self.rest_key.setToolTip("PEM private key of the client certificate (optional)")
+        self.rest_headers = QPlainTextEdit(tab)
+        self.rest_headers.setPlaceholderText("authorization: Bearer TOKEN")
+        self.rest_headers.setToolTip("HTTP headers sent with every call, one 'Key: value' per line")
+        self.rest_headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
         self.rest_timeout = self._timeout_box(tab)
         form.addRow("URL:", self.rest_url)
         form.addRow("Model name(s):", self.rest_models)
         form.addRow("CA file:", self.rest_ca)
+        form.addRow("Client certificate:", self.rest_cert)
+        form.addRow("Client key:", self.rest_key)
+        form.addRow("Auth headers:", self.rest_headers)
         form.addRow("Timeout:", self.rest_timeout)
         return tab
 
@@ -254,11 +267,18 @@ class ConnectDialog(QDialog):
         url = self.rest_url.text().strip()
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"REST URL {url!r} must start with http:// or https://.")
+        files = (self.rest_ca.text(), self.rest_cert.text(), self.rest_key.text())
+        if url.startswith("http://") and any(files):
+            raise ValueError("A CA file or client certificate needs an https:// URL "
+                             "(http:// is plain text).")
         return ConnectionSpec(
             "rest",
             url.rstrip("/"),
             models=self._model_names(self.rest_models),
-            ca_file=self.rest_ca.text() if url.startswith("https://") else "",
+            ca_file=files[0],
+            cert_file=files[1],
+            key_file=files[2],
+            headers=parse_headers(self.rest_headers.toPlainText()),
             timeout=self.rest_timeout.value(),
         )
 
@@ -291,6 +311,9 @@ class ConnectDialog(QDialog):
             self.rest_url.setText(spec.target)
             self.rest_models.setText(", ".join(spec.models))
             self.rest_ca.setText(spec.ca_file)
+            self.rest_cert.setText(spec.cert_file)
+            self.rest_key.setText(spec.key_file)
+            self.rest_headers.setPlainText("\n".join(f"{k}: {v}" for k, v in spec.headers))
             self.rest_timeout.setValue(spec.timeout)
         self.status.clear_status()
 
