@@ -279,7 +279,8 @@ def test_dead_server_shows_an_error_and_the_window_keeps_working(loaded, qtbot):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    spec = ConnectionSpec("grpc", f"127.0.0.1:{port}", models=("toy",), timeout=3.0)
+    spec = ConnectionSpec("grpc", f"127.0.0.1:{port}", models=("toy",), timeout=3.0,
+                          retry_for=0.5)
     job = loaded.connect_to(spec)
     with qtbot.waitSignal(job.failed, timeout=WAIT_MS) as failed:
         pass

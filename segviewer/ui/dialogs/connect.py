@@ -9,6 +9,7 @@ instead of as a failure on the first image.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -67,8 +68,9 @@ def remember(settings: QSettings, spec: ConnectionSpec) -> None:
 
 
 def probe(state: TaskState, spec: ConnectionSpec) -> str:
-    """Open the backend and list each model's versions: the "Test connection" summary line."""
-    backend = spec.open()
+    """Open the backend and list each model's versions: the "Test connection" summary line.
+    A test asks whether the server answers now, so an unavailable one is not waited for."""
+    backend = replace(spec, retry_for=0.0).open()
     try:
         parts = []
         for name in backend.models():
