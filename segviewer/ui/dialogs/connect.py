@@ -167,31 +167,13 @@ class ConnectDialog(QDialog):
         )
         self.grpc_tls = QCheckBox("Use TLS", tab)
         self.grpc_tls.setToolTip("Connect with TLS (a secure channel)")
-        self.grpc_ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
-        self.grpc_ca.setToolTip(
-            "PEM file of the CA that signed the server's certificate (optional)"
-        )
-        self.grpc_cert = PathField(
-            ("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)"
-        )
-        self.grpc_cert.setToolTip("PEM client certificate for mutual TLS (optional)")
-        self.grpc_key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
-        self.grpc_key.setToolTip("PEM private key of the client certificate (optional)")
-        self.grpc_tls.toggled.connect(self._tls_toggled)
-        self.grpc_headers = QPlainTextEdit(tab)
-        self.grpc_headers.setPlaceholderText("authorization: Bearer TOKEN")
-        self.grpc_headers.setToolTip("Metadata sent with every call, one 'Key: value' per line")
-        self.grpc_headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
-        self.grpc_timeout = self._timeout_box(tab)
         form.addRow("Host:", self.grpc_host)
         form.addRow("Port:", self.grpc_port)
         form.addRow("Model name(s):", self.grpc_models)
         form.addRow("", self.grpc_tls)
-        form.addRow("CA file:", self.grpc_ca)
-        form.addRow("Client certificate:", self.grpc_cert)
-        form.addRow("Client key:", self.grpc_key)
-        form.addRow("Auth headers:", self.grpc_headers)
-        form.addRow("Timeout:", self.grpc_timeout)
+        (self.grpc_ca, self.grpc_cert, self.grpc_key, self.grpc_headers,
+         self.grpc_timeout) = self._remote_rows(tab, form)
+        self.grpc_tls.toggled.connect(self._tls_toggled)
         self._tls_toggled(False)
         return tab
 
@@ -205,37 +187,39 @@ class ConnectDialog(QDialog):
         self.rest_models = QLineEdit(tab)
         self.rest_models.setPlaceholderText("deeplab")
         self.rest_models.setToolTip("The model name(s) the server serves, comma-separated")
-        self.rest_ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
-        self.rest_ca.setToolTip("PEM CA file to verify an https:// server (optional)")
-        self.rest_cert = PathField(
-            ("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)"
-        )
-        self.rest_cert.setToolTip("PEM client certificate for mutual TLS, https:// only (optional)")
-        self.rest_key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
-        self.rest_key.setToolTip("PEM private key of the client certificate (optional)")
-        self.rest_headers = QPlainTextEdit(tab)
-        self.rest_headers.setPlaceholderText("authorization: Bearer TOKEN")
-        self.rest_headers.setToolTip("HTTP headers sent with every call, one 'Key: value' per line")
-        self.rest_headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
-        self.rest_timeout = self._timeout_box(tab)
         form.addRow("URL:", self.rest_url)
         form.addRow("Model name(s):", self.rest_models)
-        form.addRow("CA file:", self.rest_ca)
-        form.addRow("Client certificate:", self.rest_cert)
-        form.addRow("Client key:", self.rest_key)
-        form.addRow("Auth headers:", self.rest_headers)
-        form.addRow("Timeout:", self.rest_timeout)
+        (self.rest_ca, self.rest_cert, self.rest_key, self.rest_headers,
+         self.rest_timeout) = self._remote_rows(tab, form)
+        self.rest_ca.setToolTip("PEM CA file to verify an https:// server (optional)")
         return tab
 
-    @staticmethod
-    def _timeout_box(parent: QWidget) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(parent)
-        box.setRange(1, 3600)
-        box.setDecimals(0)
-        box.setValue(30)
-        box.setSuffix(" s")
-        box.setToolTip("How long to wait for each call before giving up")
-        return box
+    def _remote_rows(
+        self, tab: QWidget, form: QFormLayout
+    ) -> tuple[PathField, PathField, PathField, QPlainTextEdit, QDoubleSpinBox]:
+        """CA file, client certificate and key, auth headers and timeout: the rows both remote
+        tabs end with."""
+        ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
+        ca.setToolTip("PEM file of the CA that signed the server's certificate (optional)")
+        cert = PathField(("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)")
+        cert.setToolTip("PEM client certificate for mutual TLS (optional)")
+        key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
+        key.setToolTip("PEM private key of the client certificate (optional)")
+        headers = QPlainTextEdit(tab)
+        headers.setPlaceholderText("authorization: Bearer TOKEN")
+        headers.setToolTip("Sent with every call, one 'Key: value' per line")
+        headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        timeout = QDoubleSpinBox(tab)
+        timeout.setRange(1, 3600)
+        timeout.setDecimals(0)
+        timeout.setValue(30)
+        timeout.setSuffix(" s")
+        timeout.setToolTip("How long each call may take as a whole before it fails")
+        for label, field in (("CA file:", ca), ("Client certificate:", cert),
+                             ("Client key:", key), ("Auth headers:", headers),
+                             ("Timeout:", timeout)):
+            form.addRow(label, field)
+        return ca, cert, key, headers, timeout
 
     def _tls_toggled(self, on: bool) -> None:
         for field in (self.grpc_ca, self.grpc_cert, self.grpc_key):
