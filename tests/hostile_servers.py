@@ -111,10 +111,11 @@ class HostileGrpc(_Behaviour):
         self._server = server
 
     def stop(self) -> None:
+        """Die: stop listening and cancel every call in flight."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop(grace=None).wait()
         self.release.set()
-        if self._server is not None:
-            self._server.stop(grace=None).wait()
-            self._server = None
 
     def _spec(self, signature: str = "") -> Any:
         spec = protos.ModelSpec(name=MODEL, signature_name=signature)
@@ -218,14 +219,15 @@ class HostileRest(_Behaviour):
         self._server = server
 
     def stop(self) -> None:
-        self.release.set()
-        if self._server is not None:
-            self._server.shutdown()
+        """Die: stop listening and cut every connection, calls in flight included."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
             for connection in list(self._connections):
                 with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
-            self._server.server_close()
-            self._server = None
+            server.server_close()
+        self.release.set()  # hung handlers end, on cut connections
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:

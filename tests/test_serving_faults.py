@@ -268,6 +268,28 @@ def test_ctrl_c_during_metadata_exits_at_once(grpc_server, rest_server, tmp_path
 
 
 @pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_ctrl_c_mid_run_cancels_the_calls_in_flight(grpc_server, rest_server, tmp_path,
+                                                    kind) -> None:
+    _images(tmp_path / "in", 10)
+    server = grpc_server if kind == "grpc" else rest_server
+    server.hang_predict.set()
+    where = ["--server", grpc_server.address] if kind == "grpc" else ["--rest", rest_server.url]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segviewer.core.cli", str(tmp_path / "in"), "--out",
+         str(tmp_path / "out"), *where, "--model", "tiny", "--workers", "2"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        while server.predicts < 2 and process.poll() is None:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)  # the server would hang for 60 s
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "0 failed" in err and "10 not run" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
 def test_interrupt_cancels_requests_in_flight(grpc_server, rest_server, tmp_path, kind) -> None:
     paths = _images(tmp_path / "in", 6)
     server = grpc_server if kind == "grpc" else rest_server
@@ -314,6 +336,34 @@ def test_a_restart_within_retry_for_loses_nothing(grpc_server, rest_server, tmp_
     backend.close()
     assert stopped.is_set()
     assert summary.ok == 12 and summary.failed == 0, summary.failures
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_a_server_dying_with_calls_in_flight_loses_nothing(grpc_server, rest_server, tmp_path,
+                                                           kind) -> None:
+    paths = _images(tmp_path / "in", 6, size=(12, 16))
+    server = grpc_server if kind == "grpc" else rest_server
+    backend = (GrpcBackend(grpc_server.address, ["tiny"], retry_for=30) if kind == "grpc"
+               else RestBackend(rest_server.url, ["tiny"], retry_for=30))
+    backend.metadata(REF)
+    server.hang_predict.set()
+
+    def die_and_come_back() -> None:
+        while server.predicts < 2:
+            time.sleep(0.01)
+        server.stop()  # the two calls in flight are cut
+        server.hang_predict.clear()
+        server.release.clear()
+        time.sleep(2)
+        server.start()
+
+    restart = threading.Thread(target=die_and_come_back, daemon=True)
+    restart.start()
+    summary = run_batch(backend, REF, paths, tmp_path / "out", BatchOptions(workers=2))
+    backend.close()
+    restart.join()
+    assert server.predicts > 6  # the two cut calls were sent again
+    assert summary.ok == 6 and summary.failed == 0, summary.failures
 
 
 def test_refused_connections_are_retried_then_named(rest_server) -> None:

@@ -233,8 +233,8 @@ def run_batch(
                 colors, _ = colorize(labels, palette)
                 save_rgb_png(targets[1], blend(image, colors, options.opacity))
         except BackendError as exc:
-            if exc.code == "CANCELLED":  # the call was cut short by Ctrl-C or cancel
-                return _Result(index, "not_run")
+            if exc.code == "CANCELLED" and (cancel.is_set() or stop.is_set()):
+                return _Result(index, "not_run")  # cut short by Ctrl-C or cancel
             return _Result(index, "failed", reason=str(exc), code=exc.code)
         except ImageLoadError as exc:
             return _Result(index, "failed", reason=str(exc))

@@ -245,8 +245,8 @@ def _run(args: argparse.Namespace) -> int:
                                    args.workers or (1 if local else 4), args.resume)
             summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
         printer.finish()
-    except BackendError as exc:
-        if exc.code != "CANCELLED":
+    except BackendError:
+        if not cancel.is_set():
             raise
         printer.finish()
         print(f"{PROG}: interrupted before any input ran", file=sys.stderr)
