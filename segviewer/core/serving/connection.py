@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from segviewer.core.serving.calls import (
     DEFAULT_MAX_MESSAGE_MB,
     DEFAULT_RETRY_FOR,
     DEFAULT_TIMEOUT,
-    CallPolicy,
 )
 
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$")
@@ -106,20 +105,9 @@ class ConnectionSpec:
             if "://" in server and not server.startswith(("grpc://", "grpcs://")):
                 raise BackendError(f"--server takes HOST:PORT (gRPC), got '{server}' — use "
                                    "--rest for a REST URL", "INVALID_ARGUMENT")
-            spec = cls.parse(server if "://" in server else f"grpc://{server}", **options)
-            return spec
+            return cls.parse(server if "://" in server else f"grpc://{server}", **options)
         raise BackendError("no model given: add --server, --rest or --saved-model",
                            "INVALID_ARGUMENT")
-
-    @property
-    def policy(self) -> CallPolicy:
-        return CallPolicy(self.timeout, self.retry_for, self.max_message_mb)
-
-    @property
-    def secure(self) -> bool:
-        if self.kind == "rest":
-            return self.target.startswith("https://")
-        return self.tls or any((self.ca_file, self.cert_file, self.key_file))
 
     def check(self) -> None:
         """Refuse incoherent settings before anything is sent, naming the flag to fix."""
@@ -153,9 +141,6 @@ class ConnectionSpec:
         self.check()
         module, _, function = KINDS[self.kind].opener.partition(":")
         return getattr(importlib.import_module(module), function)(self)
-
-    def with_models(self, models: tuple[str, ...]) -> ConnectionSpec:
-        return replace(self, models=tuple(models))
 
     def describe(self) -> str:
         """One line for menus and the status bar, e.g. "gRPC localhost:8500 (deeplab)"."""

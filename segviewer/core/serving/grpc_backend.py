@@ -114,7 +114,7 @@ class GrpcBackend:
             ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
-        secure = tls or any((ca, cert, key))
+        self._secure = secure = tls or any((ca, cert, key))
         if secure:
             if bool(cert) != bool(key):
                 raise BackendError("a client certificate needs both --cert-file and --key-file",
@@ -180,7 +180,7 @@ class GrpcBackend:
         if code == grpc.StatusCode.CANCELLED and self._interrupt.is_set():
             return cancelled(what)
         if code == grpc.StatusCode.UNAVAILABLE:
-            reason = tls_files.handshake_reason(detail) if "TLS" in self.description else None
+            reason = tls_files.handshake_reason(detail) if self._secure else None
             if reason is not None:
                 return tls_files.failure(self.address, reason)
             message = f"cannot reach {self.address} — is TF Serving running? ({detail})"

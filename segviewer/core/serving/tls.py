@@ -4,6 +4,7 @@ the same on gRPC and REST."""
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 
@@ -54,14 +55,10 @@ def failure(address: str, reason: str) -> BackendError:
 
 
 def handshake_reason(details: str) -> str | None:
-    """The TLS failure inside a gRPC UNAVAILABLE detail text, e.g. CERTIFICATE_VERIFY_FAILED."""
-    lowered = details.lower()
-    if "ssl" not in lowered and "tls" not in lowered and "handshake" not in lowered:
+    """The TLS failure inside a gRPC UNAVAILABLE detail text, e.g. "CERTIFICATE_VERIFY_FAILED:
+    self signed certificate"; None when the text is about something else."""
+    if "handshake failed" not in details.lower():
         return None
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "TLSV1_ALERT",
-                   "SSLV3_ALERT", "Handshake failed", "handshake failed"):
-        if marker in details:
-            start = details.index(marker)
-            return details[start:].split(" ", 1)[0].rstrip(".,;") if marker.isupper() \
-                else "handshake failed"
-    return "handshake failed"
+    # "...OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: self signed certificate: OK"
+    found = re.search(r"([A-Z][A-Z0-9_]{5,}(?:: [^:]+)?)(?::\s*OK)?\s*$", details)
+    return found.group(1).strip() if found else "handshake failed"
