@@ -335,12 +335,13 @@ def needed_outputs(plan: Plan, want_probabilities: bool) -> list[str]:
 
 
 def class_count(meta: ModelMetadata) -> int | None:
-    """How many class ids the model may answer, when it says: its stored classes, else the
-    exporter's num_classes setting; None when unknown."""
-    if meta.classes:
-        return max(c.id for c in meta.classes) + 1
+    """How many class ids the model may answer, when it says: past its highest stored class id
+    and its exporter's num_classes setting, whichever is larger; None when it says neither."""
     count = meta.settings.get("num_classes")
-    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+    known = [count] if isinstance(count, int) and not isinstance(count, bool) and count > 0 else []
+    if meta.classes:
+        known.append(max(c.id for c in meta.classes) + 1)
+    return max(known) if known else None
 
 
 def to_prediction(

@@ -184,6 +184,8 @@ class GrpcBackend:
             if reason is not None:
                 return tls_files.failure(self.address, reason)
             message = f"cannot reach {self.address} — is TF Serving running? ({detail})"
+            if not self._secure and "Socket closed" in detail:
+                message += " — if the server uses TLS, add --tls"
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             message = (f"{what}: no answer from {self.address} within {self.timeout:g} s — "
                        "raise --timeout or check the server")
