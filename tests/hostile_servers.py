@@ -231,11 +231,11 @@ class HostileRest(_Behaviour):
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # the client may be gone: a cut or cancelled call
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
             handler.wfile.write(body)
 
     def _get(self, handler: BaseHTTPRequestHandler) -> None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from segviewer.core.serving import tls as tls_files
 from segviewer.core.serving.base import Backend, BackendError
 from segviewer.core.serving.calls import (
     DEFAULT_MAX_MESSAGE_MB,
@@ -125,16 +126,8 @@ class ConnectionSpec:
         if self.max_message_mb <= 0:
             raise BackendError(f"--max-message-mb must be more than 0, got "
                                f"{self.max_message_mb:g}", "INVALID_ARGUMENT")
-        if self.kind == "rest" and self.target.startswith("http://"):
-            tls_flags = [flag for flag, on in (("--tls", self.tls), ("--ca-file", self.ca_file),
-                                               ("--cert-file", self.cert_file),
-                                               ("--key-file", self.key_file)) if on]
-            if tls_flags:
-                raise BackendError(f"{', '.join(tls_flags)} with the plain-text URL "
-                                   f"'{self.target}' — use an https:// URL", "INVALID_ARGUMENT")
-        if bool(self.cert_file) != bool(self.key_file):
-            raise BackendError("a client certificate needs both --cert-file and --key-file",
-                               "INVALID_ARGUMENT")
+        tls_files.check_flags(self.target if self.kind == "rest" else None, self.tls,
+                              self.ca_file, self.cert_file, self.key_file)
 
     def open(self) -> Backend:
         """Make the Backend (may block: call it off the GUI thread). Raises BackendError."""

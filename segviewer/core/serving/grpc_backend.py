@@ -116,9 +116,6 @@ class GrpcBackend:
         ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
         self._secure = secure = tls or any((ca, cert, key))
         if secure:
-            if bool(cert) != bool(key):
-                raise BackendError("a client certificate needs both --cert-file and --key-file",
-                                   "INVALID_ARGUMENT")
             tls_files.client_context(ca, cert, key)  # names a missing or garbage file now
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=tls_files.read_file(ca, "--ca-file"),

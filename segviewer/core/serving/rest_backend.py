@@ -183,12 +183,7 @@ class RestBackend:
                                "INVALID_ARGUMENT")
         ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
         self._https = parsed.scheme == "https"
-        if not self._https and (tls or ca or cert or key):
-            raise BackendError(f"TLS options with the plain-text URL '{url}' — use an https:// "
-                               "URL", "INVALID_ARGUMENT")
-        if bool(cert) != bool(key):
-            raise BackendError("a client certificate needs both --cert-file and --key-file",
-                               "INVALID_ARGUMENT")
+        tls_files.check_flags(url if "://" in url else f"http://{url}", tls, ca, cert, key)
         self.url = url
         self._host = parsed.hostname
         try:

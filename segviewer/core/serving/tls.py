@@ -21,9 +21,24 @@ def read_file(path: str, flag: str) -> bytes | None:
                            "INVALID_ARGUMENT") from exc
 
 
+def check_flags(url: str | None, tls: bool, ca_file: str, cert_file: str, key_file: str) -> None:
+    """Refuse incoherent TLS settings, naming the flags: a certificate without its key, or TLS
+    asked of a plain-text http:// URL (`url`: the REST URL, None for gRPC)."""
+    if url is not None and url.startswith("http://"):
+        given = [flag for flag, on in (("--tls", tls), ("--ca-file", ca_file),
+                                       ("--cert-file", cert_file), ("--key-file", key_file)) if on]
+        if given:
+            raise BackendError(f"{', '.join(given)} with the plain-text URL '{url}' — use an "
+                               "https:// URL", "INVALID_ARGUMENT")
+    if bool(cert_file) != bool(key_file):
+        raise BackendError("a client certificate needs both --cert-file and --key-file",
+                           "INVALID_ARGUMENT")
+
+
 def client_context(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ssl.SSLContext:
     """A verifying client context: the CA file's certificates (else the system's) and the client
     certificate. Raises BackendError naming the file that does not load."""
+    check_flags(None, True, ca_file, cert_file, key_file)
     for path, flag in ((ca_file, "--ca-file"), (cert_file, "--cert-file"),
                        (key_file, "--key-file")):
         read_file(path, flag)  # a missing or unreadable file, named
