@@ -71,6 +71,7 @@ class _Behaviour:
         self.version = 1
         self.hang_predict = threading.Event()  # set: Predict waits until `release` is set
         self.hang_metadata = threading.Event()
+        self.hang_status = threading.Event()
         self.release = threading.Event()
         self.metadata_called = threading.Event()
         self.predicts = 0
@@ -147,6 +148,7 @@ class HostileGrpc(_Behaviour):
         return response
 
     def _status(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.wait_if(self.hang_status)
         response = protos.GetModelStatusResponse()
         response.model_version_status.add(version=self.version, state=30)  # AVAILABLE
         return response

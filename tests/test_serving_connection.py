@@ -116,3 +116,12 @@ def test_the_metadata_cache_refetches_when_an_answer_says_the_version_moved() ->
     assert cache.get(ref).version == 1 and len(fetched) == 1
     cache.answered(ref, 2)
     assert cache.get(ref).version == 2 and len(fetched) == 2
+
+
+def test_segviewer_review_takes_the_same_tls_rules(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    code = review_cli.main([str(tmp_path / "a.png"), "--a", "http://127.0.0.1:1", "--tls"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--a: --tls with the plain-text URL" in err

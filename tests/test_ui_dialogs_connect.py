@@ -4,6 +4,7 @@ dead gRPC port, and the stand-in TF Serving server; recent servers round-trip th
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,36 @@ def test_cancel_while_testing_closes_at_once(qtbot, dialog):
     with qtbot.waitSignal(dialog.rejected, timeout=5_000):
         dialog.buttons.button(dialog.buttons.StandardButton.Cancel).click()
     assert not dialog.isVisible()
+
+
+def test_a_cancelled_test_cancels_its_call_in_flight():
+    from hostile_servers import HostileGrpc
+
+    from segviewer.core.serving.base import BackendError
+    from segviewer.ui.dialogs.connect import probe
+    from segviewer.ui.workers import TaskState
+
+    server = HostileGrpc()
+    server.hang_status.set()  # answers only when the test ends
+    state = TaskState(lambda done, total: None)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            probe(state, ConnectionSpec("grpc", server.address, ("tiny",)))
+        except BackendError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        worker.join(0.5)
+        state.cancel()
+        worker.join(10)  # the call would wait 30 s for its deadline
+        assert not worker.is_alive()
+        assert outcome and outcome[0].code == "CANCELLED"
+    finally:
+        server.stop()
 
 
 def test_incomplete_fields_are_named_without_a_worker(qtbot, dialog):

@@ -9,6 +9,7 @@ instead of as a failure on the first image.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 from PySide6.QtCore import QSettings
@@ -69,8 +70,18 @@ def remember(settings: QSettings, spec: ConnectionSpec) -> None:
 
 def probe(state: TaskState, spec: ConnectionSpec) -> str:
     """Open the backend and list each model's versions: the "Test connection" summary line.
-    A test asks whether the server answers now, so an unavailable one is not waited for."""
+    A test asks whether the server answers now, so an unavailable one is not waited for; a
+    cancelled test cancels its call in flight."""
     backend = replace(spec, retry_for=0.0).open()
+    finished = threading.Event()
+
+    def cancel_when_asked() -> None:
+        while not finished.wait(0.1):
+            if state.cancelled():
+                backend.interrupt()
+                return
+
+    threading.Thread(target=cancel_when_asked, daemon=True, name="probe-cancel").start()
     try:
         parts = []
         for name in backend.models():
@@ -82,6 +93,7 @@ def probe(state: TaskState, spec: ConnectionSpec) -> str:
             return "Connected, but no models were found there."
         return "Connected: " + "; ".join(parts)
     finally:
+        finished.set()
         backend.close()
 
 
@@ -330,7 +342,7 @@ class ConnectDialog(QDialog):
             self.test_button.setEnabled(True)
 
     def _cancel_test(self) -> None:
-        """Forget a running test: its result is dropped (a blocked call ends at its timeout)."""
+        """Forget a running test: its result is dropped and its call in flight cancelled."""
         if self._test_job is not None:
             self._test_job.cancel()
             self._test_job = None
