@@ -92,7 +92,7 @@ def test_connection_and_usage_errors_exit_2_with_one_line(serving_models, tmp_pa
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--server", dead,
-                                  "--model", "tiny"), dead)
+                                  "--model", "tiny", "--retry-for", "0.5"), dead, "--retry-for")
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
                                   serving_models, "--model", "nope"), "nope", "tiny")
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
