@@ -43,7 +43,7 @@ from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, Mo
 OVERLAY_SUFFIX = "_overlay"
 # Consecutive missed deadlines (at least this many, and two rounds of workers) after which a run
 # stops instead of failing every remaining input the same way.
-UNAVAILABLE_LIMIT = 8
+MISSED_DEADLINE_LIMIT = 8
 
 
 @dataclass
@@ -242,15 +242,15 @@ def run_batch(
             return _Result(index, "failed", reason=f"{type(exc).__name__}: {exc}")
         return _Result(index, "ok", time.perf_counter() - began, class_counts(labels))
 
-    unavailable = 0  # consecutive missed deadlines
-    unavailable_limit = max(UNAVAILABLE_LIMIT, 2 * options.workers)
+    missed = 0  # consecutive missed deadlines
+    missed_limit = max(MISSED_DEADLINE_LIMIT, 2 * options.workers)
 
     def record(result: _Result) -> None:
-        nonlocal unavailable
+        nonlocal missed
         path = inputs[result.index]
         failure = None
-        unavailable = unavailable + 1 if result.code == "DEADLINE_EXCEEDED" else 0
-        lost = result.code == "UNAVAILABLE" or unavailable >= unavailable_limit
+        missed = missed + 1 if result.code == "DEADLINE_EXCEEDED" else 0
+        lost = result.code == "UNAVAILABLE" or missed >= missed_limit
         if lost and not stop.is_set():
             summary.lost_connection = result.reason
             stop.set()
