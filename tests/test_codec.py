@@ -174,3 +174,30 @@ def test_1080p_label_map_round_trip() -> None:
     data = codec.encode_tensor(labels, typed=True)
     assert len(data) < labels.size * 2  # one or two bytes per value, not eight
     _same(codec.decode_tensor(data), labels)
+
+
+def test_mutated_answers_raise_decode_errors_only() -> None:
+    """Random damage to a PredictResponse gives a ValueError, never another exception (a varint
+    where a length belongs once allocated its value in bytes)."""
+    import contextlib
+    import random
+
+    head = b"\x12\x06\n\x04tiny"  # model_spec { name: "tiny" }
+    good = head + codec.encode_tensor_map(1, {
+        "labels": np.arange(12, dtype=np.int64).reshape(1, 3, 4),
+        "name": np.array(b"x", dtype=object), "scores": np.ones((2, 2), np.float32),
+        "half": np.ones(3, np.float16), "flags": np.ones(2, bool)}, typed=True)
+    rng = random.Random(5)
+    for _ in range(3000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.6:
+                data[at] = rng.randrange(256)
+            else:
+                data[at:at] = b"\xff" * rng.randint(1, 11)
+        with contextlib.suppress(ValueError):
+            codec.decode_predict_response(bytes(data))
+    varint_as_key = b"\x0a\x04" + b"\x08\xff\xff\x7f"  # map entry whose key is a varint
+    with pytest.raises(codec.DecodeError, match="wire type"):
+        codec.split_tensor_map(varint_as_key, 1)

@@ -183,3 +183,14 @@ def test_class_count_takes_the_larger_of_classes_and_settings():
     assert class_count(ModelMetadata("m", 1, {}, classes, {"num_classes": 21})) == 21
     assert class_count(ModelMetadata("m", 1, {}, None, {"num_classes": True})) is None
     assert class_count(ModelMetadata("m", 1, {})) is None
+
+
+def test_an_encoded_output_must_be_one_png():
+    plan = plan_prediction(EXPORTER, signature="encoded")
+    for value in (10**12, "text"):
+        bad = np.empty((), dtype=object)
+        bad[()] = value
+        with pytest.raises(AnswerError, match="is not one PNG image"):
+            to_labels(bad, plan, (2, 2))
+    with pytest.raises(AnswerError, match="is not a PNG image"):
+        to_labels(np.array(b"GIF89a", dtype=object), plan, (2, 2))

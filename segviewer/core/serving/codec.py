@@ -86,7 +86,7 @@ def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result, pos
+            return result & 0xFFFFFFFFFFFFFFFF, pos  # protobuf keeps the low 64 bits
         shift += 7
         if shift >= 70:
             raise DecodeError("varint too long")
@@ -123,6 +123,12 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
             pos += width
         else:
             raise DecodeError(f"unsupported wire type {wire}")
+
+
+def _want(field: int, wire: int, expected: int) -> None:
+    """A known field must come with its wire type: a varint read as a length would allocate."""
+    if wire != expected:
+        raise DecodeError(f"field {field} has wire type {wire}, expected {expected}")
 
 
 def decode_varints(payload: bytes | memoryview) -> np.ndarray:
@@ -234,11 +240,13 @@ def _tensor_parts(array: np.ndarray | bytes | str, typed: bool) -> list[Buffer]:
 
 def _shape(buf: memoryview) -> tuple[int, ...]:
     dims = []
-    for field, _, dim in _fields(buf):
+    for field, wire, dim in _fields(buf):
         if field == 2:
+            _want(field, wire, _LEN)
             size = 0
-            for f, _, v in _fields(dim):  # type: ignore[arg-type]
+            for f, w, v in _fields(dim):  # type: ignore[arg-type]
                 if f == 1:
+                    _want(f, w, _VARINT)
                     size = int(np.uint64(v).view(np.int64))  # type: ignore[arg-type]
             dims.append(size)
         elif field == 3:
@@ -253,10 +261,13 @@ def decode_tensor(data: bytes | memoryview) -> np.ndarray:
     chunks: dict[int, list[tuple[int, int | memoryview]]] = {}
     for field, wire, value in _fields(buf):
         if field == _F_DTYPE:
+            _want(field, wire, _VARINT)
             dtype_number = int(value)  # type: ignore[arg-type]
         elif field == _F_SHAPE:
+            _want(field, wire, _LEN)
             shape = _shape(value)  # type: ignore[arg-type]
         elif field == _F_CONTENT:
+            _want(field, wire, _LEN)
             content = value
         else:
             chunks.setdefault(field, []).append((wire, value))
@@ -271,7 +282,10 @@ def decode_tensor(data: bytes | memoryview) -> np.ndarray:
     # Every element must be present: the declared count is checked against the bytes before any
     # array of that size exists (a [1,100000,100000] shape with one value must not allocate).
     if dtype_number == DT_STRING:
-        values = [bytes(v) for _, v in chunks.get(_F_STRING, [])]  # type: ignore[arg-type]
+        strings = chunks.get(_F_STRING, [])
+        for wire, _ in strings:
+            _want(_F_STRING, wire, _LEN)
+        values = [bytes(v) for _, v in strings]  # type: ignore[arg-type]
         if len(values) != count:
             raise DecodeError(f"shape {list(shape)} declares {count} strings, "
                               f"{len(values)} present")
@@ -302,9 +316,11 @@ def _typed_values(
             else:
                 parts.append(np.frombuffer(value, layout))  # type: ignore[arg-type]
         elif layout == "varint":  # unpacked: one value per field
+            _want(0, wire, _VARINT)
             parts.append(np.array([value], np.uint64))
         else:
             width = int(layout[-1])
+            _want(0, wire, _FIXED32 if width == 4 else _FIXED64)
             parts.append(np.frombuffer(int(value).to_bytes(width, "little"), layout))  # type: ignore[arg-type]
     if not parts:
         return np.zeros(0, dtype)
@@ -348,7 +364,9 @@ def split_tensor_map(data: bytes | memoryview, field: int) -> tuple[dict[str, me
             others.append((number, wire, value))
             continue
         key, tensor = "", memoryview(b"")
-        for f, _, v in _fields(value):  # type: ignore[arg-type]
+        for f, w, v in _fields(value):  # type: ignore[arg-type]
+            if f in (1, 2):
+                _want(f, w, _LEN)
             if f == 1:
                 key = bytes(v).decode()  # type: ignore[arg-type]
             elif f == 2:

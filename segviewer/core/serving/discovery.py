@@ -277,9 +277,11 @@ def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int],
     array = np.asarray(output)
     _check_dtype(array, plan.output)
     if plan.output_kind == "encoded":
-        data = array.reshape(-1)[0] if array.size == 1 else b""
+        data = array.reshape(-1)[0] if array.size == 1 else None
+        if not isinstance(data, bytes):
+            raise AnswerError(f"output '{plan.output.name}' is not one PNG image")
         try:
-            png = Image.open(io.BytesIO(bytes(data)))
+            png = Image.open(io.BytesIO(data))
             if png.width * png.height > image_shape[0] * image_shape[1]:
                 raise AnswerError(f"output '{plan.output.name}' is a {png.width}x{png.height} "
                                   f"PNG for a {image_shape[1]}x{image_shape[0]} image")
