@@ -194,3 +194,9 @@ def test_an_encoded_output_must_be_one_png():
             to_labels(bad, plan, (2, 2))
     with pytest.raises(AnswerError, match="is not a PNG image"):
         to_labels(np.array(b"GIF89a", dtype=object), plan, (2, 2))
+
+
+def test_broken_stored_metadata_is_ignored_not_raised():
+    deep = '{"classes": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for text in (deep, '{"classes": [5, null]}', b"\xff\xfe", '{"classes": [{"id": 1}]}'):
+        assert parse_metadata_json(text) == (None, {})

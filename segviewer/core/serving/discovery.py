@@ -414,7 +414,8 @@ def parse_metadata_json(text: str | bytes) -> tuple[list[ClassInfo] | None, dict
         raw = settings.pop("classes", None)
         colors = settings.pop("colors", settings.pop("colours", None))
         classes = _classes(raw, colors) if raw is not None else None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        log.warning("ignoring the model's stored metadata: %s", exc)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        log.warning("ignoring the model's stored metadata: %s", reason)
         return None, {}
     return classes, settings
