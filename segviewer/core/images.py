@@ -17,7 +17,6 @@ CLI feed identical pixels whatever the file's format, mode or EXIF orientation:
 from __future__ import annotations
 
 import errno
-import glob
 import hashlib
 import io
 import os
@@ -40,7 +39,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif",
 )
 
-_GLOB_CHARS = frozenset("*?[")
 
 
 class ImageLoadError(Exception):
@@ -409,36 +407,9 @@ def find_images(inputs: Iterable[str | Path], recursive: bool = True) -> list[Pa
     Folders give their image files (by extension, case-insensitive; hidden files skipped), sorted,
     searched recursively unless `recursive` is False. Glob patterns give the matching image files,
     sorted. A file named explicitly is kept as given (even if it is missing or has an unknown
-    extension) so that the caller reports it by name when it fails to load.
+    extension) so that the caller reports it by name when it fails to load. The list form of
+    `inputs.walk_inputs`, for callers that hold every path anyway (the viewer, the review).
     """
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            candidates = _images_in(path, recursive)
-        elif not path.exists() and _GLOB_CHARS & set(str(item)):
-            matches = sorted(glob.glob(str(item), recursive=True))
-            candidates = [Path(m) for m in matches if _is_image_name(Path(m)) and Path(m).is_file()]
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            key = candidate.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(candidate)
-    return found
+    from segviewer.core.inputs import walk_inputs  # it builds on this module's extensions
 
-
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    walker = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(
-        p for p in walker
-        if _is_image_name(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
-    )
-
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    return [item.path for item in walk_inputs(inputs, recursive=recursive)]

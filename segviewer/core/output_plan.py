@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from segviewer.core.inputs import Input
+from segviewer.core.inputs import Input, walk_inputs
 
 OVERLAY_SUFFIX = "_overlay"
 
@@ -119,3 +119,12 @@ class OutputPlan:
                                     "different --out folders")
                 self._everywhere[key] = item.argument
         return outputs
+
+
+def check_plan(arguments: Iterable[str | Path], out: Path, overlay: bool) -> None:
+    """Place every input at once, raising PlanError on the first clash: for callers that hold the
+    whole list anyway (the GUI), so a clash is refused before anything is sent."""
+    arguments = list(arguments)
+    plan = OutputPlan(out, arguments, overlay)
+    for item in walk_inputs(arguments, out):
+        plan.place(item)
