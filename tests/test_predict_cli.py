@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from test_batch import write_mixed_folder
 
@@ -198,3 +199,62 @@ def test_progress_counts_while_the_total_is_unknown():
     printer(BatchProgress(8, 9, 8, 0, 0, 0.6, Path("8.png")))
     printer.finish()
     assert "7img" in terminal.getvalue() and "8/9" in terminal.getvalue()
+
+
+def test_outputs_that_would_replace_inputs_or_each_other_exit_2(serving_models, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / folder / "photo.png")
+    before = (tmp_path / "a" / "photo.png").read_bytes()
+    run = ["--saved-model", serving_models, "--model", "tiny"]
+    # Issue 13: `a b --out a` replaced a/photo.png with b's label map (exit 0).
+    assert_one_line_error(predict(tmp_path / "a", tmp_path / "b", "--out", tmp_path / "a", *run),
+                          str(tmp_path / "a"), "--out")
+    assert (tmp_path / "a" / "photo.png").read_bytes() == before
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / "a" / "photo_overlay.png")
+    result = predict(tmp_path / "a", "--out", tmp_path / "out", "--overlay", *run)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "a" / "photo.png") in error
+    assert str(tmp_path / "a" / "photo_overlay.png") in error
+    assert_one_line_error(predict(tmp_path / "a", "--out", tmp_path / "o", "--shard", "3/3",
+                                  *run), "--shard", "0 <= K < N")
+
+
+def test_shard_summaries_merge(serving_models, tmp_path):
+    write_mixed_folder(tmp_path / "in")
+    run = ["--saved-model", serving_models, "--model", "tiny", "--quiet"]
+    parts = []
+    for k in range(2):
+        parts.append(tmp_path / f"s{k}.json")
+        predict(tmp_path / "in", "--out", tmp_path / "out", "--shard", f"{k}/2", "--summary",
+                parts[-1], *run)
+    merged = tmp_path / "all.json"
+    result = predict("--merge-summaries", *parts, "--summary", merged)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(merged.read_text())
+    assert (data["total"], data["ok"], data["failed"], data["shards"]) == (5, 4, 1, 2)
+    assert data["model"] == "tiny" and data["version"] == 2
+    assert sum(c["percent"] for c in data["class_shares"]) == pytest.approx(100, abs=0.01)
+    assert_one_line_error(predict("--merge-summaries", tmp_path / "nope.json", "--summary",
+                                  merged), "nope.json")
+
+
+def test_a_read_only_out_stops_at_the_first_write_naming_the_folder(serving_models, tmp_path):
+    write_mixed_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (an immutable folder stands for a "
+                    "read-only mount)")
+    try:
+        result = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
+                         "--model", "tiny", "--workers", "1")
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"cannot write to '{out}'" in last and "not run" in last
+    assert sum("failed:" in line for line in result.stderr.splitlines()) <= 2

@@ -254,6 +254,7 @@ def run_batch(
         except ImageLoadError as exc:
             return _Result(job, "failed", reason=str(exc))
         except _OutputError as exc:
+            stop.set()  # now, not when recorded: the inputs queued behind this one stay unrun
             return _Result(job, "failed", reason=str(exc), code="OUTPUT")
         except (OSError, ValueError) as exc:  # a write that failed, or labels a PNG cannot hold
             return _Result(job, "failed", reason=f"{job.input.path}: {type(exc).__name__}: {exc}")

@@ -308,18 +308,20 @@ def _run(args: argparse.Namespace) -> int:
     if summary.removed_temps and not args.quiet:
         print(f"{PROG}: removed {summary.removed_temps} temporary files left by killed runs",
               file=sys.stderr)
+    not_run = (f"{summary.not_run} not run" if summary.listing_complete
+               else "the remaining inputs not run")
     if summary.plan_error:
         print(f"{PROG}: error: {summary.plan_error} ({counts})", file=sys.stderr)
         return EXIT_USAGE
     for reason, what in ((summary.output_error, "the output folder cannot be written"),
                          (summary.lost_connection, "the model is unreachable")):
         if reason:
-            print(f"{PROG}: error: stopped, {what} ({reason}); {counts}, {summary.not_run} not "
-                  "run — run again with --resume", file=sys.stderr)
+            print(f"{PROG}: error: stopped, {what} ({reason}); {counts}, {not_run} — run again "
+                  "with --resume", file=sys.stderr)
             return EXIT_USAGE
     if summary.interrupted or cancel.is_set():
-        print(f"{PROG}: interrupted — {counts}, {summary.not_run} not run; every file written "
-              "is complete (run again with --resume to continue)", file=sys.stderr)
+        print(f"{PROG}: interrupted — {counts}, {not_run}; every file written is complete "
+              "(run again with --resume to continue)", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet:
         print(f"{PROG}: {counts} in {summary.seconds:.1f} s → {args.out}", file=sys.stderr)
