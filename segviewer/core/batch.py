@@ -214,9 +214,9 @@ def run_batch(
             outputs = plan.place(item)  # before the shard: every shard refuses the same clashes
             if options.shard is not None and not options.shard.holds(item.rel):
                 continue
-            if outputs.label.parent != folder:  # outputs arrive folder by folder
-                folder = outputs.label.parent
-                summary.removed_temps += remove_stale_temps(folder)
+            if outputs.folder != folder:  # outputs arrive folder by folder
+                folder = outputs.folder
+                summary.removed_temps += remove_stale_temps(Path(folder))
             summary.total += 1
             yield _Job(item, outputs)
         summary.listing_complete = True

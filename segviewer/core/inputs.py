@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import glob
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from segviewer.core.images import IMAGE_EXTENSIONS
 
@@ -31,13 +30,25 @@ _GLOB_CHARS = frozenset("*?[")
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    path: Path  # as found (the argument joined with the relative path)
-    rel: PurePosixPath  # relative to the argument it came from; a file argument: its name
+    """Strings, not Paths: a walk makes millions of these, and pathlib costs microseconds each."""
+
+    name: str  # the file's path as found (the argument joined with `rel`)
+    rel: str  # posix path relative to the argument it came from; a file argument: its name
     argument: int  # index of that argument
+
+    @property
+    def path(self) -> Path:
+        return Path(self.name)
+
+
+_EXTENSIONS = frozenset(IMAGE_EXTENSIONS)
 
 
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """By extension, case-insensitive (`os.path.splitext`'s rule, without its cost per call)."""
+    name = name[name.rfind("/") + 1:]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in _EXTENSIONS
 
 
 def _key(path: str | Path) -> tuple[int, int] | None:
@@ -110,7 +121,7 @@ def walk_inputs(
         if argument.folder is None:
             for owner, path in listed:
                 if owner is argument:
-                    yield Input(path, PurePosixPath(path.name), argument.index)
+                    yield Input(str(path), path.name, argument.index)
             continue
         key = _key(argument.folder)
         if key in walked:
@@ -132,45 +143,52 @@ def _walk(
     recursive: bool,
     on_skipped: Callable[[Path], None] | None,
 ) -> Iterator[Input]:
-    root = argument.folder
-    assert root is not None
-    # A stack of (relative folder, sorted subfolder names still to visit): one listing per level.
-    stack: list[tuple[PurePosixPath, Iterator[str]]] = []
-    rel = PurePosixPath()
+    assert argument.folder is not None
+    root = os.path.join(str(argument.folder), "")  # with its trailing separator
+    # Depth first, one sorted listing per level: (relative folder, subfolder names still to
+    # visit). Entry types come from the listing itself (d_type): no stat per file.
+    stack: list[tuple[str, Iterator[str]]] = []
+    rel = ""
     while True:
-        folder = root / rel
+        files, subfolders = [], []
         try:
-            names = sorted(os.listdir(folder))
+            with os.scandir(root + rel) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_dir = False
+                    if not is_dir:
+                        if is_image_name(name):
+                            files.append(name)
+                    elif recursive:
+                        subfolders.append(name)
         except OSError:
-            names = []  # unreadable folder: nothing to list (a file in it would name the reason)
-        subfolders = []
-        for name in names:
-            if name.startswith("."):
-                continue
-            path = folder / name
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if key == out_key:
-                    if on_skipped is not None:
-                        on_skipped(path)
-                elif recursive and key not in other_roots:
-                    subfolders.append(name)
-                continue
-            if not is_image_name(name):
-                continue
+            pass  # an unreadable folder lists nothing (a file in it would name the reason)
+        files.sort()
+        for name in files:
+            path = root + rel + name
             if explicit and _key(path) in explicit:
                 continue
-            yield Input(path, rel / name, argument.index)
-        stack.append((rel, iter(subfolders)))
+            yield Input(path, rel + name, argument.index)
+        subfolders.sort()
+        kept = []
+        for name in subfolders:
+            key = _key(root + rel + name)  # one stat per folder, not per file
+            if key is not None and key == out_key:
+                if on_skipped is not None:
+                    on_skipped(Path(root + rel + name))
+            elif recursive and key not in other_roots:
+                kept.append(name)
+        stack.append((rel, iter(kept)))
         while stack:
             parent, pending = stack[-1]
             name = next(pending, None)
             if name is not None:
-                rel = parent / name
+                rel = f"{parent}{name}/"
                 break
             stack.pop()
         else:

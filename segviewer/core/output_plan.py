@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from segviewer.core.inputs import Input, walk_inputs
 
@@ -34,21 +34,45 @@ class PlanError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outputs:
-    label: Path
-    overlay: Path | None = None
+    """One input's outputs: `out` (with its trailing separator) and posix paths relative to it."""
+
+    out: str
+    label_rel: str
+    overlay_rel: str | None = None
+
+    @property
+    def label(self) -> Path:
+        return Path(self.out + self.label_rel)
+
+    @property
+    def overlay(self) -> Path | None:
+        return Path(self.out + self.overlay_rel) if self.overlay_rel is not None else None
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (self.label,) if self.overlay is None else (self.label, self.overlay)
+        overlay = self.overlay
+        return (self.label,) if overlay is None else (self.label, overlay)
+
+    @property
+    def folder(self) -> str:
+        return self.out + self.label_rel[:self.label_rel.rfind("/") + 1]
 
 
-def label_relpath(rel: PurePosixPath) -> PurePosixPath:
-    """The label map of the input at `rel` (relative to its argument), relative to --out."""
-    return rel.with_name(f"{rel.stem}.png")
+def _stem(rel: str) -> str:
+    """`rel` without its extension (`os.path.splitext`'s rule, without its cost per call)."""
+    slash = rel.rfind("/")
+    dot = rel.rfind(".")
+    return rel[:dot] if dot > slash + 1 else rel
 
 
-def overlay_relpath(rel: PurePosixPath) -> PurePosixPath:
-    return rel.with_name(f"{rel.stem}{OVERLAY_SUFFIX}.png")
+def label_relpath(rel: str) -> str:
+    """The label map of the input at `rel` (posix, relative to its argument), relative to --out:
+    `a/b/photo.jpg` -> `a/b/photo.png`."""
+    return _stem(rel) + ".png"
+
+
+def overlay_relpath(rel: str) -> str:
+    return _stem(rel) + OVERLAY_SUFFIX + ".png"
 
 
 def _real(path: str | Path) -> str:
@@ -66,59 +90,56 @@ class OutputPlan:
     `walk_inputs(arguments, out)` through `place`, in order."""
 
     def __init__(self, out: Path, arguments: Iterable[str | Path], overlay: bool) -> None:
-        self.out = Path(out)
         self.overlay = overlay
-        self._out_real = _real(out)
+        self._out = os.path.join(str(out), "")
+        out_real = os.path.join(_real(out), "")
         arguments = [str(a) for a in arguments]
         self._arguments = arguments
         explicit: dict[str, str] = {}  # real path of an explicit file under --out -> as given
         for text in arguments:
             real = _real(text)
             if os.path.isdir(text):
-                if _inside(real, self._out_real):
+                if _inside(real, out_real.rstrip(os.sep)):
                     raise PlanError(f"input folder '{text}' is inside --out '{out}': its images "
                                     "would be mixed with (or replaced by) the outputs — pick an "
                                     "--out outside the inputs")
-            elif os.path.lexists(text) and _inside(real, self._out_real):
-                explicit[real] = text
+            elif os.path.lexists(text) and _inside(real, out_real.rstrip(os.sep)):
+                explicit[real[len(out_real):]] = text  # keyed relative to --out
         self._explicit = explicit
-        self._group: tuple[int, PurePosixPath] | None = None
-        self._names: dict[str, Path] = {}  # output name in the current folder -> its input
-        # Several arguments can mirror onto the same names; one set of hashes catches that.
+        self._group: tuple[int, str] | None = None
+        self._names: dict[str, str] = {}  # output name in the current folder -> its input
+        # Several arguments can mirror onto the same names; one table of hashes catches that.
         self._everywhere: dict[int, int] | None = {} if len(arguments) > 1 else None
 
     def place(self, item: Input) -> Outputs:
-        rel_label = label_relpath(item.rel)
-        rel_overlay = overlay_relpath(item.rel) if self.overlay else None
-        outputs = Outputs(self.out / rel_label,
-                          self.out / rel_overlay if rel_overlay is not None else None)
+        stem = _stem(item.rel)
+        rels = [stem + ".png"] + ([stem + OVERLAY_SUFFIX + ".png"] if self.overlay else [])
         if self._explicit:
-            for path, rel in zip(outputs.paths, (rel_label, rel_overlay), strict=False):
-                found = self._explicit.get(os.path.join(self._out_real, *rel.parts))
+            for rel in rels:
+                found = self._explicit.get(rel)
                 if found is not None:
-                    raise PlanError(f"output '{path}' of '{item.path}' would replace the input "
-                                    f"'{found}' — pick another --out")
-        group = (item.argument, item.rel.parent)
-        if group != self._group:
-            self._group, self._names = group, {}
-        names = [rel_label.name] + ([rel_overlay.name] if rel_overlay is not None else [])
-        for name, path in zip(names, outputs.paths, strict=True):
-            other = self._names.get(name)
+                    raise PlanError(f"output '{self._out}{rel}' of '{item.name}' would replace "
+                                    f"the input '{found}' — pick another --out")
+        folder = stem[:stem.rfind("/") + 1]
+        if (item.argument, folder) != self._group:  # a folder's files arrive together
+            self._group, self._names = (item.argument, folder), {}
+        for rel in rels:
+            other = self._names.get(rel)
             if other is not None:
-                raise PlanError(f"'{item.path}' and '{other}' would both write '{path}' — rename "
-                                "one, or run them separately with different --out folders")
-        for name in names:
-            self._names[name] = item.path
+                raise PlanError(f"'{item.name}' and '{other}' would both write "
+                                f"'{self._out}{rel}' — rename one, or run them separately with "
+                                "different --out folders")
+        for rel in rels:
+            self._names[rel] = item.name
         if self._everywhere is not None:
-            for rel, path in zip((rel_label, rel_overlay), outputs.paths, strict=False):
-                key = hash(rel.as_posix())  # 64-bit: a false clash is ~1e-8 at a million outputs
-                argument = self._everywhere.get(key)
-                if argument is not None and argument != item.argument:
-                    raise PlanError(f"'{item.path}' and an input of '{self._arguments[argument]}'"
-                                    f" would both write '{path}' — run them separately with "
-                                    "different --out folders")
-                self._everywhere[key] = item.argument
-        return outputs
+            for rel in rels:
+                key = hash(rel)  # 64-bit: a false clash is ~1e-8 at a million outputs
+                argument = self._everywhere.setdefault(key, item.argument)
+                if argument != item.argument:
+                    raise PlanError(f"'{item.name}' and an input of '{self._arguments[argument]}'"
+                                    f" would both write '{self._out}{rel}' — run them separately "
+                                    "with different --out folders")
+        return Outputs(self._out, rels[0], rels[1] if self.overlay else None)
 
 
 def check_plan(arguments: Iterable[str | Path], out: Path, overlay: bool) -> None:

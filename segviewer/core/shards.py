@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 
 class ShardError(ValueError):
@@ -32,8 +31,9 @@ class Shard:
             raise ShardError(f"expected K/N with 0 <= K < N (e.g. 0/4), got '{text}'")
         return cls(index, count)
 
-    def holds(self, rel: PurePosixPath) -> bool:
-        digest = hashlib.blake2b(rel.as_posix().encode("utf-8", "surrogateescape"),
+    def holds(self, rel: str) -> bool:
+        """Whether the input at posix path `rel` (relative to its argument) is in this shard."""
+        digest = hashlib.blake2b(rel.encode("utf-8", "surrogateescape"),
                                  digest_size=8).digest()
         return int.from_bytes(digest, "big") % self.count == self.index
 
