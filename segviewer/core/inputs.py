@@ -35,6 +35,9 @@ class Input:
     name: str  # the file's path as found (the argument joined with `rel`)
     rel: str  # posix path relative to the argument it came from; a file argument: its name
     argument: int  # index of that argument
+    # From a folder walk: the sorted image names of its folder (one list shared by all of them),
+    # so the output plan can look up same-stem neighbours without keeping its own table.
+    siblings: list[str] | None = None
 
     @property
     def path(self) -> Path:
@@ -173,7 +176,7 @@ def _walk(
             path = root + rel + name
             if explicit and _key(path) in explicit:
                 continue
-            yield Input(path, rel + name, argument.index)
+            yield Input(path, rel + name, argument.index, files)
         subfolders.sort()
         kept = []
         for name in subfolders:

@@ -11,14 +11,17 @@ The checks run as the inputs stream in, in linear time and without listing every
 - an output that is one of the files named explicitly is refused (the only inputs that can lie
   under --out: folders never walk into it and globs skip it);
 - two outputs on one path (two stems in one folder, `x.png` against `x_overlay.png`'s label, two
-  arguments mirroring the same name) are refused, naming both inputs. Within one argument a
-  folder's files arrive together, so a table of that folder's names is enough; across several
-  arguments a set of path hashes is kept (about 60 bytes per output).
+  arguments mirroring the same name) are refused, naming both inputs, when the first of them is
+  placed. A walked folder's inputs carry its sorted listing, where same-stem neighbours are
+  found by bisection (no table of names, so a flat million-file folder costs nothing more); the
+  files of one file or glob argument arrive together and are checked against a table of their
+  names; across several arguments a table of path hashes is kept (about 60 bytes per output).
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +109,8 @@ class OutputPlan:
             elif os.path.lexists(text) and _inside(real, out_real.rstrip(os.sep)):
                 explicit[real[len(out_real):]] = text  # keyed relative to --out
         self._explicit = explicit
-        self._group: tuple[int, str] | None = None
-        self._names: dict[str, str] = {}  # output name in the current folder -> its input
+        self._group: int | None = None
+        self._names: dict[str, str] = {}  # output of the current file argument -> its input
         # Several arguments can mirror onto the same names; one table of hashes catches that.
         self._everywhere: dict[int, int] | None = {} if len(arguments) > 1 else None
 
@@ -120,17 +123,17 @@ class OutputPlan:
                 if found is not None:
                     raise PlanError(f"output '{self._out}{rel}' of '{item.name}' would replace "
                                     f"the input '{found}' — pick another --out")
-        folder = stem[:stem.rfind("/") + 1]
-        if (item.argument, folder) != self._group:  # a folder's files arrive together
-            self._group, self._names = (item.argument, folder), {}
-        for rel in rels:
-            other = self._names.get(rel)
-            if other is not None:
-                raise PlanError(f"'{item.name}' and '{other}' would both write "
-                                f"'{self._out}{rel}' — rename one, or run them separately with "
-                                "different --out folders")
-        for rel in rels:
-            self._names[rel] = item.name
+        if item.siblings is not None:
+            self._check_folder(item, stem)
+        else:
+            if item.argument != self._group:  # a file or glob argument's files arrive together
+                self._group, self._names = item.argument, {}
+            for rel in rels:
+                other = self._names.get(rel)
+                if other is not None:
+                    raise self._clash(item.name, other, rel)
+            for rel in rels:
+                self._names[rel] = item.name
         if self._everywhere is not None:
             for rel in rels:
                 key = hash(rel)  # 64-bit: a false clash is ~1e-8 at a million outputs
@@ -140,6 +143,32 @@ class OutputPlan:
                                     f" would both write '{self._out}{rel}' — run them separately "
                                     "with different --out folders")
         return Outputs(self._out, rels[0], rels[1] if self.overlay else None)
+
+    def _check_folder(self, item: Input, stem: str) -> None:
+        """Same-stem siblings (one label), and with overlays `s` against `s_overlay` (one's
+        overlay is the other's label), looked up in the folder's sorted listing."""
+        folder, base = stem[:stem.rfind("/") + 1], stem[stem.rfind("/") + 1:]
+        name = item.rel[len(folder):]
+        targets = [(base, base + ".png")]
+        if self.overlay:
+            targets.append((base + OVERLAY_SUFFIX, base + OVERLAY_SUFFIX + ".png"))
+            if base.endswith(OVERLAY_SUFFIX):
+                targets.append((base[:-len(OVERLAY_SUFFIX)], base + ".png"))
+        siblings = item.siblings
+        assert siblings is not None
+        for target, output in targets:
+            prefix = target + "."
+            at = bisect_left(siblings, prefix)
+            while at < len(siblings) and siblings[at].startswith(prefix):
+                other = siblings[at]
+                if other != name and _stem(other) == target:
+                    sibling = item.name[:len(item.name) - len(name)] + other
+                    raise self._clash(item.name, sibling, folder + output)
+                at += 1
+
+    def _clash(self, one: str, other: str, rel: str) -> PlanError:
+        return PlanError(f"'{one}' and '{other}' would both write '{self._out}{rel}' — rename "
+                         "one, or run them separately with different --out folders")
 
 
 def check_plan(arguments: Iterable[str | Path], out: Path, overlay: bool) -> None:
