@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,8 @@ class Input:
     name: str  # the file's path as found (the argument joined with `rel`)
     rel: str  # posix path relative to the argument it came from; a file argument: its name
     argument: int  # index of that argument
-    # From a folder walk: the sorted image names of its folder (one list shared by all of them),
-    # so the output plan can look up same-stem neighbours without keeping its own table.
+    # From a folder walk: the sorted names in its folder (one list shared by all its inputs), so
+    # the output plan can look up same-stem neighbours without keeping a table of its own.
     siblings: list[str] | None = None
 
     @property
@@ -149,44 +150,38 @@ def _walk(
     assert argument.folder is not None
     root = os.path.join(str(argument.folder), "")  # with its trailing separator
     # Depth first, one sorted listing per level: (relative folder, subfolder names still to
-    # visit). Entry types come from the listing itself (d_type): no stat per file.
+    # visit). A listing is os.listdir + sort (C speed: a million names in well under a second);
+    # each name is classified only when reached, image names by their extension alone (a folder
+    # named like an image is reported when it fails to load), others with one lstat.
     stack: list[tuple[str, Iterator[str]]] = []
     rel = ""
     while True:
-        files, subfolders = [], []
         try:
-            with os.scandir(root + rel) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                    except OSError:
-                        is_dir = False
-                    if not is_dir:
-                        if is_image_name(name):
-                            files.append(name)
-                    elif recursive:
-                        subfolders.append(name)
+            names = os.listdir(root + rel)
         except OSError:
-            pass  # an unreadable folder lists nothing (a file in it would name the reason)
-        files.sort()
-        for name in files:
-            path = root + rel + name
-            if explicit and _key(path) in explicit:
+            names = []  # an unreadable folder lists nothing (a file in it would name the reason)
+        names.sort()
+        subfolders = []
+        for name in names:
+            if name.startswith("."):
                 continue
-            yield Input(path, rel + name, argument.index, files)
-        subfolders.sort()
-        kept = []
-        for name in subfolders:
-            key = _key(root + rel + name)  # one stat per folder, not per file
-            if key is not None and key == out_key:
-                if on_skipped is not None:
-                    on_skipped(Path(root + rel + name))
-            elif recursive and key not in other_roots:
-                kept.append(name)
-        stack.append((rel, iter(kept)))
+            path = root + rel + name
+            if is_image_name(name):
+                if not explicit or _key(path) not in explicit:
+                    yield Input(path, rel + name, argument.index, names)
+            elif recursive:
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    key = (st.st_dev, st.st_ino)
+                    if key == out_key:
+                        if on_skipped is not None:
+                            on_skipped(Path(path))
+                    elif key not in other_roots:
+                        subfolders.append(name)
+        stack.append((rel, iter(subfolders)))
         while stack:
             parent, pending = stack[-1]
             name = next(pending, None)

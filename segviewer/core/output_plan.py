@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.inputs import Input, is_image_name, walk_inputs
 
 OVERLAY_SUFFIX = "_overlay"
 
@@ -161,7 +161,7 @@ class OutputPlan:
             at = bisect_left(siblings, prefix)
             while at < len(siblings) and siblings[at].startswith(prefix):
                 other = siblings[at]
-                if other != name and _stem(other) == target:
+                if other != name and _stem(other) == target and is_image_name(other):
                     sibling = item.name[:len(item.name) - len(name)] + other
                     raise self._clash(item.name, sibling, folder + output)
                 at += 1
