@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -40,7 +39,6 @@ from segviewer.core.cli_support import (
     positive_int,
 )
 from segviewer.core.images import atomic_write_bytes
-from segviewer.core.inputs import walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
 from segviewer.core.output_plan import OutputPlan, PlanError
 from segviewer.core.provenance import Provenance
@@ -242,20 +240,13 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def _check_inputs(args: argparse.Namespace) -> None:
-    """Refuse, before connecting, an --out that holds an input folder, and inputs that give
-    no image at all (the walk stops at the first image: a million-file folder costs nothing)."""
-    try:
-        OutputPlan(args.out, args.inputs, args.overlay)
-    except PlanError as exc:
-        raise UsageError(str(exc)) from None
-    skipped: list[Path] = []
-    if not any(True for _ in islice(walk_inputs(args.inputs, args.out.resolve(),
-                                                on_skipped=skipped.append), 1)):
-        if skipped:
-            raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
-                             "outside the inputs")
-        raise UsageError(f"no images found in {' '.join(args.inputs)}")
+def _no_inputs(args: argparse.Namespace, summary: BatchSummary) -> str:
+    """Why a run that listed nothing had nothing to do (the inputs are only walked once, by the
+    run itself: a million-file folder is not listed twice)."""
+    if summary.skipped_under_out:
+        return (f"all inputs are inside --out '{args.out}' — pick an output folder outside the "
+                "inputs")
+    return f"no images found in {' '.join(args.inputs)}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -268,7 +259,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.summary and args.summary.is_dir():
         raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
     make_out_dir(args.out)
-    _check_inputs(args)
+    try:  # an input folder inside --out: refused before connecting
+        OutputPlan(args.out, args.inputs, args.overlay)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
 
     backend = _open(args)
     try:
@@ -296,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         backend.close()
 
+    if summary.total == 0 and summary.listing_complete and not args.shard:
+        raise UsageError(_no_inputs(args, summary))
     if args.summary:
         _write_summary(args.summary, summary, palette or palette_for(meta), {
             "model": ref.name, "version": meta.version, "signature": plan.signature,
