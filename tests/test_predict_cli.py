@@ -225,6 +225,9 @@ def test_outputs_that_would_replace_inputs_or_each_other_exit_2(serving_models, 
     assert str(tmp_path / "a" / "photo_overlay.png") in error
     assert_one_line_error(predict(tmp_path / "a", "--out", tmp_path / "o", "--shard", "3/3",
                                   *run), "--shard", "0 <= K < N")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(predict(tmp_path / "empty", "--out", tmp_path / "o", *run),
+                          "no images found")
 
 
 def test_shard_summaries_merge(serving_models, tmp_path):

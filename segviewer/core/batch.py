@@ -167,10 +167,12 @@ def run_batch(
     cancel: threading.Event | None = None,
     provenance: Provenance | None = None,
     note: Callable[[str], None] | None = None,
+    walk: Iterable[Input] | None = None,
 ) -> BatchSummary:
     """Segment `inputs` (files, folders, glob patterns) with `ref` on `backend`, writing label maps
     (and overlays) under `out_dir`, each recording `provenance` (by default read from the model's
-    metadata). `note` hears one-line remarks (what was skipped under `out_dir`).
+    metadata). `note` hears one-line remarks (what was skipped under `out_dir`). `walk` is the
+    caller's own `walk_inputs(inputs, out_dir)` when it has already started it.
 
     Raises PlanError when the outputs would replace an input folder, and BackendError when the
     model's metadata is needed and fails; per-input failures and an output clash found while the
@@ -210,7 +212,9 @@ def run_batch(
 
     def jobs() -> Iterator[_Job]:
         folder = None
-        for item in walk_inputs(arguments, out_dir, on_skipped=skipped_under_out):
+        items = walk if walk is not None else walk_inputs(arguments, out_dir,
+                                                          on_skipped=skipped_under_out)
+        for item in items:
             outputs = plan.place(item)  # before the shard: every shard refuses the same clashes
             if options.shard is not None and not options.shard.holds(item.rel):
                 continue

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
@@ -39,6 +40,7 @@ from segviewer.core.cli_support import (
     positive_int,
 )
 from segviewer.core.images import atomic_write_bytes
+from segviewer.core.inputs import Input, walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
 from segviewer.core.output_plan import OutputPlan, PlanError
 from segviewer.core.provenance import Provenance
@@ -240,13 +242,23 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def _no_inputs(args: argparse.Namespace, summary: BatchSummary) -> str:
-    """Why a run that listed nothing had nothing to do (the inputs are only walked once, by the
-    run itself: a million-file folder is not listed twice)."""
-    if summary.skipped_under_out:
-        return (f"all inputs are inside --out '{args.out}' — pick an output folder outside the "
-                "inputs")
-    return f"no images found in {' '.join(args.inputs)}"
+def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
+    """The run's inputs, walked once: the first image is found before connecting (no images is
+    a usage error without loading a model), and the walk goes on from there in the run."""
+    skipped: list[Path] = []
+
+    def skip(path: Path) -> None:
+        skipped.append(path)
+        print(f"{PROG}: not reading '{path}': it is under --out '{args.out}'", file=sys.stderr)
+
+    walk = walk_inputs(args.inputs, args.out, on_skipped=skip)
+    first = next(walk, None)
+    if first is None:
+        if skipped:
+            raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
+                             "outside the inputs")
+        raise UsageError(f"no images found in {' '.join(args.inputs)}")
+    return chain([first], walk)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -263,6 +275,7 @@ def _run(args: argparse.Namespace) -> int:
         OutputPlan(args.out, args.inputs, args.overlay)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
+    walk = _start_walk(args)
 
     backend = _open(args)
     try:
@@ -285,13 +298,11 @@ def _run(args: argparse.Namespace) -> int:
         cancel = threading.Event()
         with _ctrl_c_cancels(cancel, printer):
             summary = run_batch(backend, ref, args.inputs, args.out, options, printer, cancel,
-                                provenance, printer.note)
+                                provenance, printer.note, walk)
         printer.finish()
     finally:
         backend.close()
 
-    if summary.total == 0 and summary.listing_complete and not args.shard:
-        raise UsageError(_no_inputs(args, summary))
     if args.summary:
         _write_summary(args.summary, summary, palette or palette_for(meta), {
             "model": ref.name, "version": meta.version, "signature": plan.signature,
