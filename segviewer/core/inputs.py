@@ -36,9 +36,9 @@ class Input:
     name: str  # the file's path as found (the argument joined with `rel`)
     rel: str  # posix path relative to the argument it came from; a file argument: its name
     argument: int  # index of that argument
-    # From a folder walk: the sorted names in its folder (one list shared by all its inputs), so
-    # the output plan can look up same-stem neighbours without keeping a table of its own.
-    siblings: list[str] | None = None
+    # From a folder walk: the sorted names in its folder, as bytes (one list shared by all its
+    # inputs), so the output plan can look up same-stem neighbours without a table of its own.
+    siblings: list[bytes] | None = None
 
     @property
     def path(self) -> Path:
@@ -157,14 +157,17 @@ def _walk(
     rel = ""
     while True:
         try:
-            names = os.listdir(root + rel)
+            # Bytes, not str: 16 bytes less per name held (a flat 200,000-file folder: 3 MB),
+            # and the same order (UTF-8 sorts as its code points).
+            names = os.listdir(os.fsencode(root + rel))
         except OSError:
             names = []  # an unreadable folder lists nothing (a file in it would name the reason)
         names.sort()
         subfolders = []
-        for name in names:
-            if name.startswith("."):
+        for raw in names:
+            if raw.startswith(b"."):
                 continue
+            name = os.fsdecode(raw)
             path = root + rel + name
             if is_image_name(name):
                 if not explicit or _key(path) not in explicit:

@@ -157,10 +157,10 @@ class OutputPlan:
         siblings = item.siblings
         assert siblings is not None
         for target, output in targets:
-            prefix = target + "."
+            prefix = os.fsencode(target + ".")
             at = bisect_left(siblings, prefix)
             while at < len(siblings) and siblings[at].startswith(prefix):
-                other = siblings[at]
+                other = os.fsdecode(siblings[at])
                 if other != name and _stem(other) == target and is_image_name(other):
                     sibling = item.name[:len(item.name) - len(name)] + other
                     raise self._clash(item.name, sibling, folder + output)
