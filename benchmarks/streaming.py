@@ -70,12 +70,16 @@ def peak_rss_mb() -> float:
 def child(folder: str, out: str, address: str, workers: int, first_only: bool) -> None:
     """One run in this process; prints FIRST when the first output is written, then JSON."""
     from segviewer.core.batch import BatchOptions, run_batch
+    from segviewer.core.provenance import Provenance
     from segviewer.core.serving.base import ModelRef
+    from segviewer.core.serving.discovery import plan_prediction
     from segviewer.core.serving.grpc_backend import GrpcBackend
 
     backend = GrpcBackend(address, models=["identity"], timeout=60)
     ref = ModelRef("identity")
-    backend.metadata(ref)
+    meta = backend.metadata(ref)  # as segviewer-predict does before the run
+    provenance = Provenance(ref.name, meta.version, plan_prediction(meta).signature,
+                            backend.description)
     cancel = threading.Event()
     first: list[float] = []
     start = time.perf_counter()
@@ -88,7 +92,7 @@ def child(folder: str, out: str, address: str, workers: int, first_only: bool) -
                 cancel.set()
 
     summary = run_batch(backend, ref, [folder], Path(out), BatchOptions(workers=workers),
-                        progress, cancel)
+                        progress, cancel, provenance)
     backend.close()
     print(json.dumps({"first_s": first[0] if first else None, "ok": summary.ok,
                       "failed": summary.failed, "seconds": summary.seconds,
