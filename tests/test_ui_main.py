@@ -124,8 +124,8 @@ def test_drop_folder_runs_every_image_and_marks_the_broken_one(loaded, images):
 
 def test_failed_image_shows_its_error_and_the_window_keeps_working(loaded, qtbot, images):
     loaded.file_list.step(2)  # the broken file
-    qtbot.waitUntil(lambda: loaded.image is None)
-    assert "c_broken.png" in loaded.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "c_broken.png" in loaded.statusBar().currentMessage())
+    assert loaded.image is None and not loaded.canvas.has_labels
     broken = images / "c_broken.png"
     iio.imwrite(broken, np.full((20, 30, 3), 200, np.uint8))  # the user fixes the file...
     qtbot.keyClick(loaded.canvas, Qt.Key.Key_F5)  # ...and reloads it
@@ -432,7 +432,7 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
         iio.imwrite(folder / f"img{i:02d}.png", rng.integers(0, 256, (300, 400, 3), np.uint8))
     connect_toy(window, qtbot, toy_base)
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window._process_job is not None and window.backend is not None,
+    qtbot.waitUntil(lambda: window.predictor.process.running and window.backend is not None,
                     timeout=WAIT_MS)
     qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
     wait_idle(window, qtbot)

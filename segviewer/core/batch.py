@@ -28,15 +28,10 @@ from segviewer.core.images import (
     save_label_png,
     save_rgb_png,
 )
-from segviewer.core.labels import (
-    Palette,
-    colorize,
-    default_palette_for,
-    get_palette,
-    palette_from_classes,
-)
+from segviewer.core.labels import Palette, colorize
 from segviewer.core.overlay import blend, class_counts
-from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.palettes import palette_for
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
 OVERLAY_SUFFIX = "_overlay"
 # Consecutive "server unavailable" failures (at least this many, and two rounds of workers) after
@@ -161,17 +156,6 @@ def output_names(inputs: list[Path]) -> list[Path]:
 
 def overlay_name(label_path: Path) -> Path:
     return label_path.with_name(f"{label_path.stem}{OVERLAY_SUFFIX}.png")
-
-
-def palette_for(meta: ModelMetadata) -> Palette:
-    """The model's own classes when it stores them, else the usual palette for its class count,
-    else PASCAL's colours (any id gets a colour)."""
-    if meta.classes:
-        return palette_from_classes(meta.classes, meta.name)
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return default_palette_for(count)
-    return get_palette("pascal")
 
 
 @dataclass

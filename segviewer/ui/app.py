@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--saved-model", metavar="DIR",
                        help="run a SavedModel (or a folder of versions) in this process")
     where.add_argument("--demo", action="store_true",
-                       help="the demo photos with the bundled PASCAL model (version 1)")
+                       help="the demo photos with the bundled PASCAL model (version 1 unless "
+                       "--version says otherwise)")
     parser.add_argument("--model", metavar="NAME", help="model name (default: the first served)")
     parser.add_argument("--version", nargs="?", const=SHOW_APP_VERSION, metavar="N",
                         help="model version (default: the newest); alone: print the app version")
@@ -74,6 +75,9 @@ def _check(args: argparse.Namespace) -> int | None:
             raise UsageError(f"--screenshot '{out}' must end in .png")
         if not out.resolve().parent.is_dir():
             raise UsageError(f"--screenshot: folder '{out.resolve().parent}' does not exist")
+    if args.demo:
+        for wanted in ([version] if version else []) + list(args.compare_versions or []):
+            _check_demo_version(wanted)
     if args.compare_versions and not (args.server or args.rest or args.saved_model
                                       or args.demo):
         raise UsageError("--compare-versions needs a model: add --server, --rest, "
@@ -83,6 +87,16 @@ def _check(args: argparse.Namespace) -> int | None:
         raise UsageError("--model/--version need a model: add --server, --rest, --saved-model "
                          "or --demo")
     return version
+
+
+def _check_demo_version(version: int) -> None:
+    from segviewer.paths import demo_models_dir
+
+    model = demo_models_dir() / "pascal"
+    versions = sorted(int(p.name) for p in model.iterdir() if p.is_dir() and p.name.isdigit())
+    if version not in versions:
+        raise UsageError(f"--version {version}: the demo model has versions "
+                         f"{', '.join(map(str, versions))} — pick one of them")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +140,7 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
     if args.compare_versions:
         window = _compare_window(args, spec)  # shown instead of the main window
     elif args.demo:
-        window.open_demo(images=not args.paths)
+        window.open_demo(images=not args.paths, version=version or 1)
     elif spec is not None:
         window.connect_to(spec, args.model, version)
     if args.paths and not args.compare_versions:

@@ -127,3 +127,53 @@ class JobRunner(QObject):
         futures = [f for f in self._running.values() if f is not None]
         _, pending = wait_for(futures, None if msecs < 0 else msecs / 1000)
         return not pending
+
+
+class CurrentTask(QObject):
+    """One current task of a kind for a window (Orange's `ConcurrentWidgetMixin` idea).
+
+    `start()` cancels the task before it, so only the newest task's `finished(result)`,
+    `failed(message)` and `partial(value)` ever reach the window; `done` follows them (also after a
+    cancel, once the task is no longer current) and `running` says whether one is in flight.
+    `partial` carries the `(done, total)` progress of the current task.
+    """
+
+    finished = Signal(object)
+    failed = Signal(str, str)  # (task name, message)
+    partial = Signal(int, int)
+    done = Signal()
+
+    def __init__(self, runner: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._job: Job | None = None
+
+    @property
+    def job(self) -> Job | None:
+        return self._job
+
+    @property
+    def running(self) -> bool:
+        return self._job is not None
+
+    def start(self, name: str, fn: Callable[..., Any], *args: Any) -> Job:
+        self.cancel()
+        self._job = job = self._runner.start(name, fn, *args)
+        job.finished.connect(lambda result: job is self._job and self.finished.emit(result))
+        job.failed.connect(lambda message: job is self._job and self.failed.emit(job.name,
+                                                                                 message))
+        job.progress.connect(lambda n, total: job is self._job and self.partial.emit(n, total))
+        job.done.connect(lambda: self._done(job))
+        return job
+
+    def cancel(self) -> Job | None:
+        """Cancel the current task (its result will never arrive); returns it, if any."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+        return job
+
+    def _done(self, job: Job) -> None:
+        if job is self._job and isValid(self):
+            self._job = None
+            self.done.emit()
