@@ -44,6 +44,8 @@ def test_version_alone_prints_the_app_version():
     (["no/such/photo.png"], "'no/such/photo.png' does not exist"),
     (["--screenshot", "out.jpg"], "must end in .png"),
     (["--model", "deeplab"], "need a model"),
+    (["--demo", "--version", "3"], "--version 3: the demo model has versions 1, 2"),
+    (["--demo", "--compare-versions", "1", "7"], "--compare-versions 7: the demo model has"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, message):
     result = segviewer_cmd(*args)
@@ -97,3 +99,13 @@ def test_demo_screenshot(tmp_path):
     assert result.returncode == 0, result.stderr
     height, width = iio.imread(out).shape[:2]
     assert f"saved {out} ({width}x{height})" in result.stdout
+
+
+@pytest.mark.skipif(not (demo_models_dir() / "pascal" / "2").is_dir(),
+                    reason="the demo SavedModels are exported by the exporter")
+def test_demo_shows_the_version_asked_for(tmp_path):
+    out = tmp_path / "demo_v2.png"
+    photo = DEMO / "images" / "chelsea.png"
+    result = segviewer_cmd(str(photo), "--demo", "--version", "2", "--screenshot", str(out))
+    assert result.returncode == 0, result.stderr
+    assert '"chelsea.png — pascal v2 — SegViewer"' in result.stdout

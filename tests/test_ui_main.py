@@ -462,3 +462,129 @@ def test_dropping_several_files_lists_each_once_without_a_model(window, qtbot, i
                                 Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert not enter.isAccepted()  # only local files and folders are accepted
+
+
+# -- the screen never lies: what is shown carries the identity of what made it ------------------
+DEMO_MODELS = Path(__file__).resolve().parent.parent / "resources" / "demo" / "models"
+DEMO_PHOTO = DEMO_MODELS.parent / "images" / "astronaut.png"
+needs_demo = pytest.mark.skipif(not (DEMO_MODELS / "pascal" / "2").is_dir(),
+                                reason="the demo SavedModels are exported by the exporter")
+
+
+def choose_version(window: MainWindow, version: int) -> None:
+    combo = window.selector.version_combo
+    index = combo.findData(version)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)  # what choosing an entry with the mouse emits
+
+
+def labelled_pixel(window: MainWindow, class_id: int) -> tuple[int, int]:
+    ys, xs = np.nonzero(window.prediction.labels == class_id)
+    middle = len(xs) // 2
+    return int(xs[middle]), int(ys[middle])
+
+
+@needs_demo
+def test_switching_version_mid_inference_and_cancelling_never_shows_the_old_labels(window,
+                                                                                     qtbot):
+    """Issue: connect, let v1 finish, pick v2, press Esc — v1's mask stayed under v2's name."""
+    from segviewer.ui.dialogs.connect import ConnectionSpec as Spec
+
+    window.opacity_slider.setValue(100)
+    window.connect_to(Spec("local", str(DEMO_MODELS / "pascal")), version=1)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    wait_idle(window, qtbot)
+    x, y = labelled_pixel(window, 15)  # the astronaut: PASCAL's person
+    person = np.array(window.palette.color(15))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(window, x, y) - person).max() <= 2)
+    assert "pascal v1" in window.legend.source_label.text()
+
+    choose_version(window, 2)
+    # At once, before v2 has answered: no labels on screen, and every label says so.
+    assert not window.canvas.has_labels and window.prediction is None
+    assert "switching to pascal v2" in window.windowTitle()
+    assert "switching to pascal v2" in window.legend.source_label.text()
+    assert all(r.share is None for r in window.legend.rows())  # no shares of v1's mask
+    photo = window.image[y, x].astype(int)  # (the canvas scales it smoothly: a few levels off)
+    assert np.abs(viewport_rgb(window, x, y) - photo).max() <= 8
+    assert np.abs(photo - person).max() > 40
+
+    # v2 (three scales, flipped) is segmenting the photo: cancel in the middle of it.
+    qtbot.waitUntil(lambda: window.ref.version == 2 and window.predictor.process.running,
+                    timeout=WAIT_MS)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    wait_idle(window, qtbot)
+    assert window.windowTitle() == "astronaut.png — pascal v2 — SegViewer"
+    assert window.selector.version_combo.currentData() == 2
+    assert window.prediction is None and not window.canvas.has_labels
+    assert "No labels shown yet for pascal v2" in window.legend.source_label.text()
+    assert np.abs(viewport_rgb(window, x, y) - photo).max() <= 8
+    assert window.file_list.status(str(DEMO_PHOTO)) is Status.PENDING
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_F5)  # v2 again, to the end this time
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.prediction.version == 2
+    assert window.legend.source_label.text().startswith("Labels from <b>pascal v2 ·")
+    x, y = labelled_pixel(window, 15)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(window, x, y) - person).max() <= 2)
+
+
+@needs_demo
+def test_cancelling_a_version_switch_before_it_lands_goes_back_to_the_old_version(window,
+                                                                                    qtbot):
+    from segviewer.ui.dialogs.connect import ConnectionSpec as Spec
+
+    window.connect_to(Spec("local", str(DEMO_MODELS / "pascal")), version=1)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    wait_idle(window, qtbot)
+    choose_version(window, 2)
+    window.cancel_work()  # the metadata of v2 has not arrived: v1 stays the model
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.prediction.version == 1
+    assert window.windowTitle() == "astronaut.png — pascal v1 — SegViewer"
+    assert window.selector.version_combo.currentData() == 1
+    assert "pascal v1" in window.legend.source_label.text()
+
+
+@needs_demo
+def test_demo_opens_the_version_asked_for(window, qtbot):
+    window.open_demo(images=False, version=2)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.ref.version == 2 and window.prediction.version == 2
+    assert "pascal v2" in window.windowTitle()
+
+
+def test_progress_counts_each_listed_image_once(window, qtbot, toy_base, tmp_path):
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for i in range(4):
+        iio.imwrite(folder / f"img{i}.png", np.full((40, 60, 3), 60 * i, np.uint8))
+    connect_toy(window, qtbot, toy_base)
+    qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
+    seen: list[tuple[int, int]] = []
+
+    def record() -> None:  # after the window's own update (connected after it)
+        if window.progress.isVisible() and window.progress.format().startswith("Segmenting"):
+            seen.append((window.progress.value(), window.progress.maximum()))
+
+    window.predictor.changed.connect(record)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.idle and all(
+        window.file_list.status(p) is Status.DONE for p in window.file_list.paths()),
+        timeout=WAIT_MS)
+    assert seen and {total for _, total in seen} == {4}
+    assert max(done for done, _ in seen) == 3  # the last one running: 3 of 4 done
+
+
+def test_a_picked_colour_survives_a_reconnect(loaded, qtbot, toy_base):
+    loaded.opacity_slider.setValue(100)
+    loaded.legend.set_class_color(1, (255, 0, 255))
+    magenta = np.array((255, 0, 255))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5) - magenta).max() <= 2)
+    connect_toy(loaded, qtbot, toy_base)  # the same model again
+    qtbot.waitUntil(lambda: loaded.prediction is not None and loaded.idle, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5) - magenta).max() <= 2)
+    assert next(r for r in loaded.legend.rows() if r.id == 1).color == (255, 0, 255)

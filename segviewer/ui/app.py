@@ -76,8 +76,9 @@ def _check(args: argparse.Namespace) -> int | None:
         if not out.resolve().parent.is_dir():
             raise UsageError(f"--screenshot: folder '{out.resolve().parent}' does not exist")
     if args.demo:
-        for wanted in ([version] if version else []) + list(args.compare_versions or []):
-            _check_demo_version(wanted)
+        for flag, wanted in ([("--version", version)] if version else []) + [
+                ("--compare-versions", v) for v in args.compare_versions or []]:
+            _check_demo_version(flag, wanted)
     if args.compare_versions and not (args.server or args.rest or args.saved_model
                                       or args.demo):
         raise UsageError("--compare-versions needs a model: add --server, --rest, "
@@ -89,13 +90,13 @@ def _check(args: argparse.Namespace) -> int | None:
     return version
 
 
-def _check_demo_version(version: int) -> None:
+def _check_demo_version(flag: str, version: int) -> None:
     from segviewer.paths import demo_models_dir
 
     model = demo_models_dir() / "pascal"
     versions = sorted(int(p.name) for p in model.iterdir() if p.is_dir() and p.name.isdigit())
     if version not in versions:
-        raise UsageError(f"--version {version}: the demo model has versions "
+        raise UsageError(f"{flag} {version}: the demo model has versions "
                          f"{', '.join(map(str, versions))} — pick one of them")
 
 
@@ -214,7 +215,8 @@ class _ScreenshotWhenIdle:
             try:
                 shot = array_from_qimage(self.window.grab().toImage())
                 save_rgb_png(self.out, shot)
-                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]})")
+                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]}) of "
+                      f"\"{self.window.windowTitle()}\"")
             except OSError as exc:
                 error = f"could not save {self.out}: {exc}"
         if error is not None:
