@@ -2,8 +2,9 @@
 
 A view of `ViewerState` (core/viewer_state.py): the window sends the user's choices to the state
 and draws what the state says. The model, the queue and the predictions are run by
-`PredictionController` (prediction.py); image loading and saving by the `_io` workers. Actions and
-menus are declared in `main_actions.py`, exports and the other dialogs in `main_export.py`.
+`PredictionController` (prediction.py); image loading and saving by the `_io` workers. Widgets,
+actions and menus are laid out in `main_layout.py`, opening files is `main_files.py`, exports and
+the other dialogs `main_export.py`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QDialog,
-    QDockWidget,
-    QFileDialog,
-    QLabel,
     QMainWindow,
-    QMessageBox,
-    QProgressBar,
-    QSlider,
-    QToolButton,
-    QWidget,
 )
 from shiboken6 import isValid
 
@@ -36,13 +29,10 @@ from segviewer.paths import resource_dir
 from segviewer.ui import settings as keys
 from segviewer.ui import tasks
 from segviewer.ui.cache import PredictionCache
-from segviewer.ui.canvas import ImageCanvas
-from segviewer.ui.file_list import FileList
-from segviewer.ui.help import ShortcutsDialog, about_text, shortcut_rows
-from segviewer.ui.legend import LegendWidget
-from segviewer.ui.main_actions import APP_NAME, build_actions, build_menus_and_toolbar
+from segviewer.ui.help import APP_NAME, HelpMixin
 from segviewer.ui.main_export import ExportMixin
-from segviewer.ui.model_panel import ModelInfo, ModelSelector
+from segviewer.ui.main_files import FilesMixin
+from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
 from segviewer.ui.prediction import PredictionController
 from segviewer.ui.settings import Settings
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
@@ -50,7 +40,6 @@ from segviewer.ui.workers import CurrentTask, Job, JobRunner
 if TYPE_CHECKING:
     from segviewer.ui.dialogs.connect import ConnectionSpec
 
-MAX_RECENT = 10
 __all__ = ["APP_NAME", "MainWindow", "app_icon"]
 
 
@@ -65,7 +54,7 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(ExportMixin, QMainWindow):
+class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         # QSettings() follows the application's name and QSettings.setDefaultFormat/setPath, so
@@ -90,7 +79,7 @@ class MainWindow(ExportMixin, QMainWindow):
         self.image: np.ndarray | None = None
         self._colors: np.ndarray | None = None  # RGBA of the labels shown, hidden classes clear
 
-        self._build_widgets()
+        build_widgets(self)
         build_actions(self)
         build_menus_and_toolbar(self)
         self._observe()
@@ -99,62 +88,6 @@ class MainWindow(ExportMixin, QMainWindow):
 
     # ==========================================================================================
     # construction
-    def _build_widgets(self) -> None:
-        self.canvas = ImageCanvas(self)
-        self.canvas.setAcceptDrops(False)  # drops land on the window
-        self.canvas.viewport().setAcceptDrops(False)
-        self.canvas.hovered.connect(self._hovered)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
-        self.setCentralWidget(self.canvas)
-
-        self.file_list = FileList()
-        self.file_list.current_path_changed.connect(self.show_path)
-        self.files_dock = self._dock("Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.legend = LegendWidget(self.state)
-        self.legend.palette_requested.connect(self.set_palette_choice)
-        self.legend_dock = self._dock("Legend", self.legend, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.model_info = ModelInfo()
-        self.info_dock = self._dock("Model", self.model_info, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.info_dock, self.legend_dock)  # legend in front
-        self.legend_dock.raise_()
-
-        self.selector = ModelSelector()
-        self.selector.model_selected.connect(lambda m: self.select_model(m, None))
-        self.selector.version_selected.connect(
-            lambda v: self.ref and self.select_model(self.ref.name, v))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setFixedWidth(140)
-        self.opacity_slider.setToolTip("Label opacity ( [ and ] )")
-        self.opacity_slider.valueChanged.connect(self._opacity_slid)
-        self.opacity_label = QLabel()
-        self.opacity_label.setMinimumWidth(40)
-
-        bar = self.statusBar()
-        self.summary_label = QLabel()  # left, under transient messages: "4 images · 4 done"
-        bar.addWidget(self.summary_label)
-        self.hover_label = QLabel()
-        self.hover_label.setMinimumWidth(300)
-        self.zoom_label = QLabel()
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(180)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        self.cancel_button.setToolTip("Cancel the running work (Esc)")
-        self.cancel_button.clicked.connect(self.cancel_work)
-        self.cancel_button.hide()
-        for widget in (self.hover_label, self.zoom_label, self.progress, self.cancel_button):
-            bar.addPermanentWidget(widget)
-
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")  # saveState needs names
-        dock.setWidget(widget)
-        self.addDockWidget(area, dock)
-        return dock
-
     def _observe(self) -> None:
         """Draw what the state says, whoever changed it."""
         state, predictor = self.state, self.predictor
@@ -233,71 +166,6 @@ class MainWindow(ExportMixin, QMainWindow):
     def idle(self) -> bool:
         """Nothing loading, connecting or predicting (what `--screenshot` waits for)."""
         return not (self._io.busy or self.predictor.busy or not self.state.queue.idle)
-
-    # ==========================================================================================
-    # opening images
-    def open_images_dialog(self) -> None:
-        from segviewer.core.images import IMAGE_EXTENSIONS
-
-        patterns = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.prefs.get(
-            keys.LAST_FOLDER), f"Images ({patterns});;All files (*)")
-        if paths:
-            self.open_paths(paths)
-
-    def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open folder",
-                                                  self.prefs.get(keys.LAST_FOLDER))
-        if folder:
-            self.open_paths([folder])
-
-    def open_paths(self, inputs: list[str | Path]) -> Job:
-        """Add images and folders (searched recursively) to the list; shows the first new one."""
-        inputs = [str(p) for p in inputs]
-        job = self._io.start("find images", tasks.find, inputs)
-        job.finished.connect(lambda found: self._found(inputs, found))
-        job.failed.connect(self.show_error)
-        return job
-
-    def _found(self, inputs: list[str], found: list[Path]) -> None:
-        if not found:
-            self.show_error(f"No images found in {', '.join(inputs)} — open image files "
-                            "(PNG, JPEG, …) or a folder that holds some")
-            return
-        first = Path(inputs[0])
-        self.prefs.set(keys.LAST_FOLDER, str(first if first.is_dir() else first.parent))
-        for item in reversed(inputs):
-            self._remember_recent(item)
-        added = self.state.add_images(str(p) for p in found)
-        self.predictor.enqueue(added)  # before showing one: it then moves to the front
-        if self.state.current is None or added:
-            self.file_list.select_path(added[0] if added else str(found[0]))
-        self.statusBar().showMessage(f"Opened {len(found)} image(s)", 4000)
-
-    def _remember_recent(self, path: str) -> None:
-        recent = [path] + [p for p in self.prefs.get(keys.RECENT) if p != path]
-        self.prefs.set(keys.RECENT, recent[:MAX_RECENT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.prefs.get(keys.RECENT)
-        for path in recent:
-            act = self.recent_menu.addAction(path)
-            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
-        self.recent_menu.setEnabled(bool(recent))
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
 
     # ==========================================================================================
     # showing one image
@@ -521,20 +389,6 @@ class MainWindow(ExportMixin, QMainWindow):
         elif busy:
             self.progress.setRange(0, 0)  # indeterminate
             self.progress.setFormat("Working…")
-
-    # ==========================================================================================
-    # help
-    def shortcuts(self) -> list[tuple[str, str]]:
-        return shortcut_rows(self.actions())
-
-    def show_shortcuts(self) -> None:
-        ShortcutsDialog(self, self.shortcuts()).exec()
-
-    def about_text(self) -> str:
-        return about_text(APP_NAME)
-
-    def show_about(self) -> None:
-        QMessageBox.about(self, f"About {APP_NAME}", self.about_text())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

@@ -1,5 +1,5 @@
-"""The main window's actions, menus and toolbar: what each command is called, its keys and where
-it sits. The slots are the window's own methods."""
+"""The main window's layout: its widgets and docks, and its actions, menus and toolbar (what each
+command is called, its keys and where it sits). The slots are the window's own methods."""
 
 from __future__ import annotations
 
@@ -7,15 +7,86 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QStyle
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QProgressBar,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
 
 from segviewer.core.viewer_state import ViewMode
+from segviewer.ui.canvas import ImageCanvas
+from segviewer.ui.file_list import FileList
+from segviewer.ui.help import APP_NAME
+from segviewer.ui.legend import LegendWidget
+from segviewer.ui.model_panel import ModelInfo, ModelSelector
 
 if TYPE_CHECKING:
     from segviewer.ui.main_window import MainWindow
 
 OPACITY_STEP = 10
-APP_NAME = "SegViewer"
+
+
+def build_widgets(self: MainWindow) -> None:
+    """The canvas, the docks, the toolbar's model selector and slider, the status bar."""
+    self.canvas = ImageCanvas(self)
+    self.canvas.setAcceptDrops(False)  # drops land on the window
+    self.canvas.viewport().setAcceptDrops(False)
+    self.canvas.hovered.connect(self._hovered)
+    self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+    self.setCentralWidget(self.canvas)
+
+    self.file_list = FileList()
+    self.file_list.current_path_changed.connect(self.show_path)
+    self.files_dock = _dock(self, "Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+    self.legend = LegendWidget(self.state)
+    self.legend.palette_requested.connect(self.set_palette_choice)
+    self.legend_dock = _dock(self, "Legend", self.legend, Qt.DockWidgetArea.RightDockWidgetArea)
+    self.model_info = ModelInfo()
+    self.info_dock = _dock(self, "Model", self.model_info, Qt.DockWidgetArea.RightDockWidgetArea)
+    self.tabifyDockWidget(self.info_dock, self.legend_dock)  # legend in front
+    self.legend_dock.raise_()
+
+    self.selector = ModelSelector()
+    self.selector.model_selected.connect(lambda m: self.select_model(m, None))
+    self.selector.version_selected.connect(
+        lambda v: self.ref and self.select_model(self.ref.name, v))
+    self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+    self.opacity_slider.setRange(0, 100)
+    self.opacity_slider.setFixedWidth(140)
+    self.opacity_slider.setToolTip("Label opacity ( [ and ] )")
+    self.opacity_slider.valueChanged.connect(self._opacity_slid)
+    self.opacity_label = QLabel()
+    self.opacity_label.setMinimumWidth(40)
+
+    bar = self.statusBar()
+    self.summary_label = QLabel()  # left, under transient messages: "4 images · 4 done"
+    bar.addWidget(self.summary_label)
+    self.hover_label = QLabel()
+    self.hover_label.setMinimumWidth(300)
+    self.zoom_label = QLabel()
+    self.progress = QProgressBar()
+    self.progress.setFixedWidth(180)
+    self.progress.setTextVisible(True)
+    self.progress.hide()
+    self.cancel_button = QToolButton()
+    self.cancel_button.setText("Cancel")
+    self.cancel_button.setToolTip("Cancel the running work (Esc)")
+    self.cancel_button.clicked.connect(self.cancel_work)
+    self.cancel_button.hide()
+    for widget in (self.hover_label, self.zoom_label, self.progress, self.cancel_button):
+        bar.addPermanentWidget(widget)
+
+def _dock(self: MainWindow, title: str, widget: QWidget,
+      area: Qt.DockWidgetArea) -> QDockWidget:
+    dock = QDockWidget(title, self)
+    dock.setObjectName(f"dock_{title.lower()}")  # saveState needs names
+    dock.setWidget(widget)
+    self.addDockWidget(area, dock)
+    return dock
 
 
 def _action(window: MainWindow, text: str, slot, shortcuts=(), icon=None, checkable=False,
