@@ -6,13 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import DEMO
-from test_local_backend import save_toy_model
+from test_local_backend import CLASSES
 
 import segviewer
 from segviewer.paths import demo_models_dir
@@ -24,13 +23,6 @@ def segviewer_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.C
     full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
     return subprocess.run([sys.executable, "-m", "segviewer.ui.app", *args], env=full_env,
                           capture_output=True, text=True, timeout=TIMEOUT_S)
-
-
-@pytest.fixture(scope="module")
-def toy_model(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("app_models")
-    save_toy_model(base / "toy" / "1", shift=0)
-    return base / "toy"
 
 
 def test_version_alone_prints_the_app_version():
@@ -61,20 +53,33 @@ def test_window_paints_without_importing_tensorflow():
     assert "tensorflow-imported=False" in result.stdout
 
 
-def test_screenshot_after_inference(toy_model, tmp_path):
+def pixels_near(shot: np.ndarray, rgb, tolerance: int = 3) -> int:
+    return int(np.count_nonzero(np.all(np.abs(shot.astype(int) - rgb) <= tolerance, axis=2)))
+
+
+def test_screenshot_after_inference(toy_base, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     photo = np.zeros((60, 90, 3), np.uint8)
     photo[:, 45:, 0] = 200  # right half: class 3 for the toy model
     iio.imwrite(images / "half.png", photo)
     out = tmp_path / "shot.png"
-    result = segviewer_cmd(str(images), "--saved-model", str(toy_model), "--version", "1",
-                           "--screenshot", str(out))
+    result = segviewer_cmd(str(images), "--saved-model", str(toy_base / "toy"), "--version",
+                           "1", "--screenshot", str(out))
     assert result.returncode == 0, result.stderr
-    height, width = iio.imread(out).shape[:2]
+    shot = iio.imread(out)
+    height, width = shot.shape[:2]
     assert f"saved {out} ({width}x{height})" in result.stdout
     assert width >= 640 and height >= 480  # the window (1400x900, or what the screen allows)
     assert not list(tmp_path.glob(".*tmp*"))
+    # The labels are drawn where their classes are: class 0 over the black left half, class 3
+    # over the red right half, each at the default 50 % opacity over the photo (the canvas
+    # shows the 90x60 image a few hundred pixels wide, so each half covers thousands of pixels).
+    left = np.array(CLASSES[0]["color"]) / 2
+    right = (np.array(CLASSES[3]["color"]) + np.array((200, 0, 0))) / 2
+    assert pixels_near(shot, left) > 5000
+    assert pixels_near(shot, right) > 5000
+    assert pixels_near(shot, (200, 0, 0)) < 100  # not the bare photo
 
 
 def test_screenshot_reports_a_dead_server_and_exits_1(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
-from test_local_backend import CLASSES, save_toy_model, toy_labels
+from test_local_backend import CLASSES, toy_labels
 
 from segviewer.core.images import load_label_png
 from segviewer.ui.canvas import ViewMode, array_from_qimage
@@ -25,15 +26,6 @@ from segviewer.ui.main_window import MainWindow
 WAIT_MS = 120_000  # first use of a SavedModel imports TensorFlow
 STRIPE_REDS = (10, 70, 130, 200)  # toy model v1: class = red // 64 -> 0, 1, 2, 3
 STRIPE_W, HEIGHT = 30, 40
-
-
-@pytest.fixture(scope="module")
-def toy_base(tmp_path_factory) -> Path:
-    """<base>/toy/1 and /2: the same classes, v2 shifts every label by one."""
-    base = tmp_path_factory.mktemp("ui_models")
-    save_toy_model(base / "toy" / "1", shift=0)
-    save_toy_model(base / "toy" / "2", shift=1)
-    return base
 
 
 @pytest.fixture
@@ -374,30 +366,33 @@ def test_zoom_keys_and_wheel(loaded, qtbot):
     assert loaded.zoom_label.text() == f"{fitted * 100:.0f} %"
 
 
-def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
-    seen = []
-
-    def close_it() -> None:
-        dialog = QApplication.activeModalWidget()
-        seen.append(type(dialog).__name__)
-        dialog.reject()
-
-    QTimer.singleShot(300, close_it)
-    loaded.act_batch.trigger()  # modal: returns once close_it rejects it
-    assert seen == ["BatchExportDialog"]
+MODAL_WAIT_S = 60
 
 
 def modal_then(action) -> list[str]:
-    """Run `action` on the next modal dialog once it is up; returns the dialog's class name."""
+    """Run `action` on the next modal dialog once it is up (polled every 20 ms on the event loop
+    the dialog's exec() runs, so a slow machine waits as long as it needs, up to a minute);
+    returns the dialog's class name in a list filled then."""
     seen: list[str] = []
+    deadline = time.monotonic() + MODAL_WAIT_S
 
-    def run() -> None:
+    def poll() -> None:
         dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            if time.monotonic() < deadline:
+                QTimer.singleShot(20, poll)
+            return
         seen.append(type(dialog).__name__)
         action(dialog)
 
-    QTimer.singleShot(300, run)
+    QTimer.singleShot(0, poll)
     return seen
+
+
+def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
+    seen = modal_then(lambda dialog: dialog.reject())
+    loaded.act_batch.trigger()  # modal: returns once the dialog is rejected
+    assert seen == ["BatchExportDialog"]
 
 
 def test_connect_menu_uses_the_connect_dialogs_choice(window, qtbot, toy_base, images):
@@ -432,14 +427,23 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
         iio.imwrite(folder / f"img{i:02d}.png", rng.integers(0, 256, (300, 400, 3), np.uint8))
     connect_toy(window, qtbot, toy_base)
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.predictor.process.running and window.backend is not None,
+
+    def done() -> list[str]:
+        return [p for p in window.file_list.paths() if window.file_list.status(p) is Status.DONE]
+
+    # Mid-run: images have been segmented and the next one is in the worker.
+    qtbot.waitUntil(lambda: len(done()) >= 2 and window.predictor.process.running,
                     timeout=WAIT_MS)
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    assert window.progress.isVisible() and window.cancel_button.isVisible()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     wait_idle(window, qtbot)
+    finished = done()
     statuses = [window.file_list.status(p) for p in window.file_list.paths()]
-    assert Status.PENDING in statuses
+    assert 2 <= len(finished) < 40 and Status.PENDING in statuses
     assert Status.FAILED not in statuses and Status.RUNNING not in statuses
     assert window.progress.isHidden() and window.cancel_button.isHidden()
+    qtbot.wait(500)
+    assert done() == finished  # the run stopped: nothing more came in after the cancel
     pending = next(p for p in window.file_list.paths() if p != window.current_path
                    and window.file_list.status(p) is Status.PENDING)
     window.file_list.select_path(pending)  # choosing an image runs it again
