@@ -74,6 +74,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     # Worst first by mIoU drop (right: -62.5 points, left: smaller, same: no ground truth).
     assert window.review.sort_key is SortKey.MIOU_DROP
     assert window.review.keys() == ["right.png", "left.png", "same.png"]
+    assert window.review.current_key == "right.png"  # nobody chose one: the worst is shown
     window.review.set_sort_key(SortKey.AGREEMENT)
     assert window.review.keys() == ["right.png", "left.png", "same.png"]
 

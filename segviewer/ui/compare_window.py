@@ -87,6 +87,8 @@ class CompareWindow(QMainWindow):
         self._relay.sources.connect(self._sources_known)
         self._relay.result.connect(self._result_arrived)
         self._arrived: list[ImageResult] = []
+        self._refilling = False
+        self._reviewer_chose = False  # an image was chosen while the comparison ran
         self.sources: tuple[SourceInfo, SourceInfo] | None = None  # what made the results
         self.session: ReviewSession | None = None
         self.store: VerdictStore | None = None
@@ -214,7 +216,11 @@ class CompareWindow(QMainWindow):
         if self.session is not None:
             return  # a late signal after the session is in
         self._arrived.append(result)
-        self.review.set_results(self._arrived)
+        self._refilling = True  # the queue may choose its first image: not the reviewer's choice
+        try:
+            self.review.set_results(self._arrived)
+        finally:
+            self._refilling = False
 
     def _compared(self, session: ReviewSession) -> None:
         self.session = session
@@ -225,14 +231,14 @@ class CompareWindow(QMainWindow):
             self.store = VerdictStore.for_session(session)
         except ReviewError as exc:
             self.show_error(str(exc))
-        chosen = self.review.current_key  # the image the reviewer is looking at stays chosen
+        chosen = self.review.current_key  # the image the reviewer chose stays chosen
         try:
             self.review.set_sort_key(SortKey(self.prefs.get(keys.COMPARE_SORT)))
         except ValueError:
             self.review.set_sort_key(default_sort(session))
         self.review.set_results(session.results)
         self.review.set_store(self.store)
-        if chosen is None:
+        if chosen is None or not self._reviewer_chose:
             self.review.queue.setCurrentRow(0)  # the worst image first
         else:
             self.review.select(chosen)
@@ -276,6 +282,8 @@ class CompareWindow(QMainWindow):
         result = self._result(key)
         if result is None or not result.ok:
             return
+        if self.session is None and not self._refilling:
+            self._reviewer_chose = True
         if self.views is not None and self.views.key != key:
             # The previous image's pictures go at once: never one image's labels under
             # another's name while the new ones are drawn.
