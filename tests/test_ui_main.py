@@ -592,3 +592,17 @@ def test_a_picked_colour_survives_a_reconnect(loaded, qtbot, toy_base):
     qtbot.waitUntil(lambda: loaded.prediction is not None and loaded.idle, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5) - magenta).max() <= 2)
     assert next(r for r in loaded.legend.rows() if r.id == 1).color == (255, 0, 255)
+
+
+def test_ids_no_palette_can_colour_are_an_error_not_a_crash(loaded, qtbot):
+    from segviewer.core.serving.base import Prediction
+
+    identity = loaded.state.identity
+    shape = loaded.image.shape[:2]
+    wild = Prediction(np.full(shape, 70000, np.uint32), None, identity.model, identity.version)
+    assert loaded.state.offer_result(loaded.current_path, identity, wild)
+    assert "class id 70000" in loaded.errors[-1] and "a_stripes.png" in loaded.errors[-1]
+    assert not loaded.canvas.has_labels  # nothing drawn rather than wrong colours
+    loaded.state.offer_result(loaded.current_path, identity, loaded.cache.get(
+        loaded.predictor.key(loaded.current_path)))
+    assert loaded.canvas.has_labels
