@@ -88,10 +88,13 @@ def connect(state: TaskState, spec: ConnectionSpec, model: str | None,
              version: int | None) -> Connected:
     backend = spec.open()
     try:
-        return choose(backend, model, version)
+        connected = choose(backend, model, version)
     except BaseException:
         backend.close()
         raise
+    if state.cancelled():  # a newer connection replaced this one: nobody will close it later
+        backend.close()
+    return connected
 
 
 def select(state: TaskState, backend: Backend, models: list[str], model: str,
