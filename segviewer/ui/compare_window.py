@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -55,13 +55,6 @@ CLOSE_TIMEOUT_S = 60  # at most this long for images in flight when the window c
 __all__ = ["CompareMode", "CompareWindow"]
 
 
-class _Relay(QObject):
-    """Carries what the worker learns to the window (queued signals)."""
-
-    sources = Signal(object)  # (SourceInfo A, SourceInfo B)
-    result = Signal(object)
-
-
 class CompareWindow(QMainWindow):
     """Compare `choice.a` and `choice.b` on `paths`. `current` is the main window's backend,
     used for sources that say "current connection" (never closed here)."""
@@ -83,7 +76,7 @@ class CompareWindow(QMainWindow):
         self._drawing = CurrentTask(self._io, self)  # the views of the image chosen
         self._drawing.finished.connect(self._views_ready)
         self._drawing.failed.connect(lambda key, message: self.show_error(f"{key}: {message}"))
-        self._relay = _Relay(self)
+        self._relay = work.Relay(self)
         self._relay.sources.connect(self._sources_known)
         self._relay.result.connect(self._result_arrived)
         self._arrived: list[ImageResult] = []

@@ -1,5 +1,6 @@
-"""What the compare window runs in its workers (plain functions, no widgets) and the pictures it
-draws from their results: the sources' identities, the review run, each image's colour layers."""
+"""What the compare window runs in its workers (plain functions, no widgets), the relay that
+brings their news back, and the pictures drawn from their results: the sources' identities, the
+review run, each image's colour layers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import QObject, Signal
 
 from segviewer.core.images import load_image
 from segviewer.core.labels import Palette, colorize_rgba
@@ -26,6 +28,13 @@ from segviewer.core.review import (
 from segviewer.core.serving.base import Backend, ModelRef
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
 from segviewer.ui.workers import TaskState
+
+
+class Relay(QObject):
+    """Carries what the worker learns to the window (queued signals)."""
+
+    sources = Signal(object)  # (SourceInfo A, SourceInfo B)
+    result = Signal(object)
 
 
 def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
