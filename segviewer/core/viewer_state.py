@@ -140,9 +140,6 @@ class PredictionQueue:
     def __contains__(self, path: object) -> bool:
         return path == self.running or path in self._waiting
 
-    def __len__(self) -> int:
-        return len(self._waiting)
-
 
 class ViewerState:
     """The viewer's model. Every setter fires its event only when the value changes."""

@@ -76,9 +76,13 @@ class CompareWindow(QMainWindow):
         self._drawing = CurrentTask(self._io, self)  # the views of the image chosen
         self._drawing.finished.connect(self._views_ready)
         self._drawing.failed.connect(lambda key, message: self.show_error(f"{key}: {message}"))
-        self._relay = work.Relay(self)
-        self._relay.sources.connect(self._sources_known)
-        self._relay.result.connect(self._result_arrived)
+        self._comparing = CurrentTask(self._work, self)  # the one run of the comparison
+        self._comparing.partial.connect(self._partial)
+        self._comparing.progress.connect(self._progress)
+        self._comparing.finished.connect(self._compared)
+        self._comparing.failed.connect(
+            lambda _name, message: self.show_error(f"Compare failed: {message}"))
+        self._comparing.done.connect(self._update_busy)
         self._arrived: list[ImageResult] = []
         self._refilling = False
         self._reviewer_chose = False  # an image was chosen while the comparison ran
@@ -96,7 +100,7 @@ class CompareWindow(QMainWindow):
         self._restore_settings()
         if parent is not None:  # close (and finish with its backend) before the parent does
             parent.installEventFilter(self)
-        self._runner_job = self._start()
+        self._start()
 
     # ==========================================================================================
     # construction
@@ -183,29 +187,24 @@ class CompareWindow(QMainWindow):
 
     # ==========================================================================================
     # running the comparison
-    def _start(self) -> Job:
+    def _start(self) -> None:
         self.progress.setRange(0, len(self.paths))
         self.progress.setValue(0)
         self.summary.setText(f"Comparing {len(self.paths)} images…")
-        job = self._work.start("compare", work.compare, self.choice, self._current, self.paths,
-                               self._cancel, self._relay.sources.emit, self._relay.result.emit,
-                               self._owned)
-        job.progress.connect(self._progress)
-        job.finished.connect(self._compared)
-        job.failed.connect(lambda message: self.show_error(f"Compare failed: {message}"))
-        job.done.connect(self._update_busy)
+        self._comparing.start("compare", work.compare, self.choice, self._current, self.paths,
+                              self._cancel, self._owned)
         self._update_busy()
-        return job
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 
-    def _sources_known(self, sources: tuple[SourceInfo, SourceInfo]) -> None:
-        self.sources = sources
-        self._draw()
-
-    def _result_arrived(self, result: ImageResult) -> None:
+    def _partial(self, news: tuple[SourceInfo, SourceInfo] | ImageResult) -> None:
+        if isinstance(news, tuple):  # which models A and B are: before any result
+            self.sources = news
+            self._draw()
+            return
+        result = news
         if self.session is not None:
             return  # a late signal after the session is in
         self._arrived.append(result)

@@ -1,16 +1,13 @@
-"""What the compare window runs in its workers (plain functions, no widgets), the relay that
-brings their news back, and the pictures drawn from their results: the sources' identities, the
-review run, each image's colour layers."""
+"""What the compare window runs in its workers (plain functions, no widgets) and the pictures it
+draws from their results: the sources' identities, the review run, each image's colour layers."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
 from segviewer.core.images import load_image
 from segviewer.core.labels import Palette, colorize_rgba
@@ -30,13 +27,6 @@ from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
 from segviewer.ui.workers import TaskState
 
 
-class Relay(QObject):
-    """Carries what the worker learns to the window (queued signals)."""
-
-    sources = Signal(object)  # (SourceInfo A, SourceInfo B)
-    result = Signal(object)
-
-
 def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
     model = side.model
     if model is None:
@@ -50,11 +40,11 @@ def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
 
 def compare(state: TaskState, choice: CompareChoice, current: Backend | None,
             paths: list[Path], cancel: threading.Event,
-            on_sources: Callable[[tuple[SourceInfo, SourceInfo]], None],
-            on_result: Callable[[ImageResult], None], owned: list[Backend]) -> ReviewSession:
+            owned: list[Backend]) -> ReviewSession:
     """Open the sources (one backend per distinct connection), say which models they are, then
-    run the review. The backends opened here go into `owned` for the window to close (at once,
-    on failure)."""
+    run the review. Partial results: the (SourceInfo A, SourceInfo B) pair first, then each
+    ImageResult as it is made. The backends opened here go into `owned` for the window to close
+    (at once, on failure)."""
     opened: dict[object, Backend] = {}
     try:
         backends = []
@@ -74,13 +64,13 @@ def compare(state: TaskState, choice: CompareChoice, current: Backend | None,
         meta_a = a.backend.metadata(a.ref)
         meta_b = b.backend.metadata(b.ref)
         # Results stream in before the session: the panes name their models from the start.
-        on_sources((SourceInfo(a.ref.name, meta_a.version, a.backend.description),
-                    SourceInfo(b.ref.name, meta_b.version, b.backend.description)))
+        state.partial((SourceInfo(a.ref.name, meta_a.version, a.backend.description),
+                       SourceInfo(b.ref.name, meta_b.version, b.backend.description)))
         options = ReviewOptions(
             gt_dir=Path(choice.gt_dir) if choice.gt_dir else None,
             gt_palette=palette_for(meta_a) if choice.gt_colored else None,
             ignore_label=choice.ignore_label)
-        return run_review(a, b, paths, options, state.progress, cancel, on_result)
+        return run_review(a, b, paths, options, state.progress, cancel, state.partial)
     except BaseException:
         for backend in opened.values():
             backend.close()

@@ -124,6 +124,7 @@ class LegendWidget(QWidget):
         state.shown_changed.connect(self._shown_changed)
         state.hidden_changed.connect(lambda _hidden: self._fill())
         state.model_changed.connect(self._model_changed)
+        state.current_changed.connect(lambda _path: self._describe())
         self._palette_changed(state.palette, state.palette_choice)
         self._shown_changed(state.shown)
 
