@@ -38,20 +38,15 @@ from segviewer.core.images import (
     remove_stale_temps,
 )
 from segviewer.core.inputs import Input, walk_inputs
-from segviewer.core.labels import (
-    Palette,
-    colorize,
-    default_palette_for,
-    get_palette,
-    palette_from_classes,
-)
+from segviewer.core.labels import Palette, colorize
 from segviewer.core.output_plan import OutputPlan, Outputs, PlanError
 from segviewer.core.overlay import blend, class_counts
+from segviewer.core.palettes import palette_for
 from segviewer.core.pool import bounded_map
 from segviewer.core.provenance import Provenance
 from segviewer.core.provenance import read as read_provenance
 from segviewer.core.provenance import write as with_provenance
-from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
 from segviewer.core.serving.discovery import plan_prediction
 from segviewer.core.shards import Shard
 from segviewer.core.summary import BatchSummary, Failure
@@ -104,17 +99,6 @@ class BatchProgress:
     def eta(self) -> float | None:
         """Seconds left at the current rate, None until there is a rate and a total."""
         return (self.total - self.done) / self.rate if self.rate and self.total else None
-
-
-def palette_for(meta: ModelMetadata) -> Palette:
-    """The model's own classes when it stores them, else the usual palette for its class count,
-    else PASCAL's colours (any id gets a colour)."""
-    if meta.classes:
-        return palette_from_classes(meta.classes, meta.name)
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return default_palette_for(count)
-    return get_palette("pascal")
 
 
 class PixelBudget:

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segviewer.core.batch import palette_for
 from segviewer.core.compare import Scores, confusion_matrix, gt_from_color, iou_deltas, scores
 from segviewer.core.images import (
     IMAGE_EXTENSIONS,
@@ -44,8 +43,9 @@ from segviewer.core.images import (
 )
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts, disagreement
+from segviewer.core.palettes import num_classes_of, palette_for
 from segviewer.core.pool import bounded_map
-from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
 VERDICTS_FILE = ".segviewer-review.json"
 _T = TypeVar("_T")
@@ -348,16 +348,6 @@ def load_ground_truth(path: Path, palette: Palette | None = None,
 
 # ---------------------------------------------------------------------------------------------
 # Running
-
-
-def num_classes_of(meta: ModelMetadata) -> int | None:
-    """The class count a model declares: its export settings, else its class list."""
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return count
-    if meta.classes:
-        return max(c.id for c in meta.classes) + 1
-    return None
 
 
 def run_review(

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = add_connection_flags(parser)
     assert where is not None
     where.add_argument("--demo", action="store_true",
-                       help="the demo photos with the bundled PASCAL model (version 1)")
+                       help="the demo photos with the bundled PASCAL model (version 1 unless "
+                       "--version says otherwise)")
     parser.add_argument("--model", metavar="NAME", help="model name (default: the first served)")
     parser.add_argument("--version", nargs="?", const=SHOW_APP_VERSION, metavar="N",
                         help="model version (default: the newest); alone: print the app version")
@@ -76,6 +77,10 @@ def _check(args: argparse.Namespace) -> tuple[int | None, ConnectionSpec | None]
             raise UsageError(f"--screenshot '{out}' must end in .png")
         if not out.resolve().parent.is_dir():
             raise UsageError(f"--screenshot: folder '{out.resolve().parent}' does not exist")
+    if args.demo:
+        for flag, wanted in ([("--version", version)] if version else []) + [
+                ("--compare-versions", v) for v in args.compare_versions or []]:
+            _check_demo_version(flag, wanted)
     if args.compare_versions and not (args.server or args.rest or args.saved_model
                                       or args.demo):
         raise UsageError("--compare-versions needs a model: add --server, --rest, "
@@ -92,6 +97,16 @@ def _check(args: argparse.Namespace) -> tuple[int | None, ConnectionSpec | None]
         except BackendError as exc:
             raise UsageError(str(exc)) from None
     return version, spec
+
+
+def _check_demo_version(flag: str, version: int) -> None:
+    from segviewer.paths import demo_models_dir
+
+    model = demo_models_dir() / "pascal"
+    versions = sorted(int(p.name) for p in model.iterdir() if p.is_dir() and p.name.isdigit())
+    if version not in versions:
+        raise UsageError(f"{flag} {version}: the demo model has versions "
+                         f"{', '.join(map(str, versions))} — pick one of them")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +142,7 @@ def _run(args: argparse.Namespace, version: int | None, spec: ConnectionSpec | N
     if args.compare_versions:
         window = _compare_window(args, spec)  # shown instead of the main window
     elif args.demo:
-        window.open_demo(images=not args.paths)
+        window.open_demo(images=not args.paths, version=version or 1)
     elif spec is not None:
         window.connect_to(spec, args.model, version)
     if args.paths and not args.compare_versions:
@@ -200,7 +215,8 @@ class _ScreenshotWhenIdle:
             try:
                 shot = array_from_qimage(self.window.grab().toImage())
                 save_rgb_png(self.out, shot)
-                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]})")
+                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]}) of "
+                      f"\"{self.window.windowTitle()}\"")
             except OSError as exc:
                 error = f"could not save {self.out}: {exc}"
         if error is not None:
