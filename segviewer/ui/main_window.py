@@ -251,8 +251,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
 
     def open_demo(self, images: bool = True, version: int = 1) -> None:
         """The bundled PASCAL model (version 1 unless asked) at 50 % opacity, and the photos."""
-        from segviewer.paths import demo_dir, demo_models_dir
         from segviewer.core.serving.connection import ConnectionSpec
+        from segviewer.paths import demo_dir, demo_models_dir
 
         self.opacity_slider.setValue(50)
         self.set_mode(ViewMode.OVERLAY)
