@@ -1,14 +1,15 @@
 """TF Serving over its REST API (`:8501/v1/models/...`), with the stdlib's http.client.
 
 One keep-alive connection per thread. Images go in the row format ("instances") when the input
-is batched, else columnar ("inputs"); string values as `{"b64": ...}`. TF Serving maps statuses to
+is batched, else columnar ("inputs"); the JSON itself is `rest_json`'s. Predictions are sent to
+the version the cached metadata describes, so the answer is from the model the request was
+planned for. Bodies are bounded both ways (max_message_mb). TF Serving maps statuses to
 HTTP codes lossily (FAILED_PRECONDITION and INVALID_ARGUMENT are both 400); we map back.
 TF Serving has no "list models" call: `models()` returns the names this backend was given.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from segviewer.core.serving import protos
+from segviewer.core.serving import protos, rest_json
 from segviewer.core.serving import tls as tls_files
 from segviewer.core.serving.base import (
     METADATA_OUTPUT,
@@ -81,64 +82,6 @@ def _code(status: int, message: str) -> str:
     if status == 400 and message.startswith("Serving signature key"):
         return "FAILED_PRECONDITION"
     return _CODES.get(status, "INTERNAL" if status >= 500 else "UNKNOWN")
-
-
-# JSON text of 0..255 right-aligned in three characters: leading spaces are JSON whitespace, so
-# every number has the same width and a whole image can be laid out with numpy, no Python loop.
-_BYTE_TEXT = np.frombuffer("".join(f"{v:3d}" for v in range(256)).encode(), np.uint8)
-_BYTE_TEXT = _BYTE_TEXT.reshape(256, 3)
-
-
-def _byte_array_json(array: np.ndarray) -> bytes:
-    """Nested JSON lists of an array of integers 0..255 (any numeric dtype), e.g. an image."""
-    block = _BYTE_TEXT[array.astype(np.uint8)]  # (*shape, 3) characters
-    for _ in range(array.ndim):
-        # Join the last axis with "," and close it with "]", then open it with "[".
-        ends = np.full((*block.shape[:-1], 1), ord(","), np.uint8)
-        ends[..., -1, 0] = ord("]")
-        block = np.concatenate([block, ends], axis=-1)
-        block = block.reshape(*block.shape[:-2], -1)
-        block = np.concatenate([np.full((*block.shape[:-1], 1), ord("["), np.uint8), block], -1)
-    return block.tobytes()
-
-
-def _json_value(array: np.ndarray) -> bytes:
-    """JSON for a tensor value: bytes as {"b64": ...}; small-integer images by the fast path."""
-    if array.dtype == object:
-
-        def encode(v: Any) -> Any:
-            if isinstance(v, list):
-                return [encode(x) for x in v]
-            data = v.encode() if isinstance(v, str) else bytes(v)
-            return {"b64": base64.b64encode(data).decode("ascii")}
-
-        return json.dumps(encode(array.tolist())).encode()
-    if array.size and array.ndim and array.dtype.kind in "uif":
-        low, high = array.min(), array.max()
-        if low >= 0 and high <= 255 and (array.dtype.kind != "f" or np.all(array % 1 == 0)):
-            return _byte_array_json(array)
-    return json.dumps(array.tolist()).encode()
-
-
-def _from_json(value: Any) -> np.ndarray:
-    """A JSON tensor value -> numpy; strings and {"b64": ...} -> an object array of bytes."""
-    leaf = value
-    while isinstance(leaf, list) and leaf:
-        leaf = leaf[0]
-    if not isinstance(leaf, str | dict):
-        return np.asarray(value)  # numbers: numpy converts the nested lists in C
-
-    def decode(v: Any) -> Any:
-        if isinstance(v, list):
-            return [decode(x) for x in v]
-        if isinstance(v, dict) and "b64" in v:
-            return base64.b64decode(v["b64"])
-        return v.encode("utf-8") if isinstance(v, str) else v
-
-    decoded = decode(value)
-    out = np.empty(np.shape(np.asarray(decoded, dtype=object)), dtype=object)
-    out[...] = decoded
-    return out
 
 
 def open_spec(spec: ConnectionSpec) -> RestBackend:
@@ -388,32 +331,12 @@ class RestBackend:
             body = {"signature_name": METADATA_SIGNATURE, "inputs": {}}
             answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
             try:
-                value = self._outputs(answer, METADATA_OUTPUT).get(METADATA_OUTPUT)
+                value = rest_json.outputs(answer, METADATA_OUTPUT).get(METADATA_OUTPUT)
             except _MALFORMED as exc:
                 raise self._malformed(f"{ref} metadata", exc) from None
             if value is not None and value.dtype == object and value.size:
                 classes, settings = parse_metadata_json(value.reshape(-1)[0])
         return ModelMetadata(ref.name, version, signatures, classes, settings)
-
-    @staticmethod
-    def _outputs(answer: Any, only: str) -> dict[str, np.ndarray]:
-        """The outputs of a predict answer, in either format. Row-format outputs keep their
-        batch dimension; a bare value (one output) is named `only`."""
-        if not isinstance(answer, dict):
-            raise TypeError("not a JSON object")
-        if "predictions" in answer:
-            rows = answer["predictions"]
-            if not isinstance(rows, list):
-                raise TypeError("'predictions' is not a list")
-            if rows and isinstance(rows[0], dict):
-                return {k: _from_json([row[k] for row in rows]) for k in rows[0]}
-            return {only: _from_json(rows)}
-        if "outputs" in answer:
-            outputs = answer["outputs"]
-            if isinstance(outputs, dict) and "b64" not in outputs:
-                return {k: _from_json(v) for k, v in outputs.items()}
-            return {only: _from_json(outputs)}
-        raise KeyError("neither 'predictions' nor 'outputs'")
 
     def predict(
         self,
@@ -458,13 +381,13 @@ class RestBackend:
                                "INVALID_ARGUMENT")
         head = json.dumps({"signature_name": plan.signature})[:-1].encode()
         if plan.batched:
-            body = head + b', "instances": ' + _json_value(sent) + b"}"
+            body = head + b', "instances": ' + rest_json.encode(sent) + b"}"
         else:
             name = json.dumps(plan.input.name).encode()
-            body = head + b', "inputs": {' + name + b": " + _json_value(sent) + b"}}"
+            body = head + b', "inputs": {' + name + b": " + rest_json.encode(sent) + b"}}"
         answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
         try:
-            outputs = self._outputs(answer, plan.output.name)
+            outputs = rest_json.outputs(answer, plan.output.name)
         except _MALFORMED as exc:
             raise self._malformed(str(ref), exc) from None
         return to_prediction(outputs, plan, image.shape[:2], ref, meta.version,
