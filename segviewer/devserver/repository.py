@@ -8,8 +8,6 @@ get_model_status_impl.cc) so clients meet the same failures they will meet in pr
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from segviewer.core.quiet_tensorflow import import_tensorflow
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -28,15 +28,6 @@ class ServingError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def import_tensorflow() -> Any:
-    """TensorFlow, imported when first needed, with its start-up chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    return tf
 
 
 def _op_error_code(exc: BaseException) -> str:
