@@ -19,7 +19,9 @@ _RATES_STRIDE = 16
 # found by loading exports with each release's own wheel (README: "Which TF Serving loads our
 # exports"): TensorFlow >= 2.10 writes DisableCopyOnRead into the variables' save function.
 MIN_TF_SERVING = "2.10"
-MIN_TF_SERVING_COMPAT = "2.x"  # --compat-older-servers: no variables, so no such op
+# --compat-older-servers: no weight variables, so no such op; 2.4 and older lack the `debug_name`
+# attribute that the asset's VarHandleOp carries.
+MIN_TF_SERVING_COMPAT = "2.5"
 
 
 def default_output_stride(atrous_rates: Sequence[int] | None) -> int:

@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
 from exporter.defaults import (
     CROP_SIZE,
     INFERENCE_SCALES,
+    MIN_TF_SERVING,
+    MIN_TF_SERVING_COMPAT,
     OUTPUT_STRIDES,
     default_output_stride,
     parse_numbers,
@@ -208,7 +210,13 @@ class ExportCheckpointDialog(QDialog):
         form.addRow("Atrous rates:", self.atrous_rates)
         form.addRow("Output stride:", self.output_stride)
         form.addRow("Inference scales:", self.inference_scales)
+        self.compat = QCheckBox(f"Also for TF Serving older than {MIN_TF_SERVING}", group)
+        self.compat.setToolTip(
+            f"Store the weights as constants, so that TF Serving {MIN_TF_SERVING_COMPAT} and newer "
+            f"load the model (by default it needs {MIN_TF_SERVING}); same answers, larger graph"
+        )
         form.addRow("", self.flip)
+        form.addRow("", self.compat)
         form.addRow("Labels file:", self.labels)
         return group
 
@@ -347,6 +355,7 @@ class ExportCheckpointDialog(QDialog):
             inference_scales=scales or INFERENCE_SCALES,
             add_flipped_images=self.flip.isChecked(),
             labels=self.labels.text() or None,
+            compat_older_servers=self.compat.isChecked(),
         )
 
     def start_export(self) -> None:
