@@ -8,8 +8,6 @@ get_model_status_impl.cc) so clients meet the same failures they will meet in pr
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from segviewer.core.quiet_tensorflow import import_tensorflow
 from segviewer.core.serving.base import status_code
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -31,13 +30,6 @@ class ServingError(Exception):
         self.message = message
 
 
-def import_tensorflow() -> Any:
-    """TensorFlow, imported when first needed, with its start-up chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    return tf
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,14 @@ TensorFlow is imported on first use only: opening the backend is cheap.
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segviewer.core.quiet_tensorflow import import_tensorflow as _tf
 from segviewer.core.serving.base import (
     METADATA_OUTPUT,
     METADATA_SIGNATURE,
@@ -43,38 +39,6 @@ from segviewer.core.serving.discovery import (
 from segviewer.core.serving.metadata_cache import MetadataCache
 
 SAVED_MODEL_FILE = "saved_model.pb"
-
-
-_import_lock = threading.Lock()
-
-
-@contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Point fd 2 at /dev/null: TF's C++ start-up lines (CUDA probing) are written before its log
-    level applies. Python errors still surface as exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _tf() -> Any:
-    """TensorFlow, imported on first need with its start-up chatter turned off."""
-    with _import_lock:
-        if "tensorflow" not in sys.modules:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-            with _stderr_silenced():
-                import tensorflow
-            tensorflow.get_logger().setLevel(logging.ERROR)
-        import tensorflow as tf
-
-        return tf
 
 
 def _version_dirs(model_dir: Path) -> dict[int, Path]:
