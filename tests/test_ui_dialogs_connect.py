@@ -144,7 +144,7 @@ def test_a_cancelled_test_cancels_its_call_in_flight():
 
     server = HostileGrpc()
     server.hang_status.set()  # answers only when the test ends
-    state = TaskState(lambda done, total: None)
+    state = TaskState(lambda done, total: None, lambda partial: None)
     outcome: list[BaseException] = []
 
     def run() -> None:
