@@ -21,7 +21,6 @@ Printed: seconds for each and the ratio baseline / prediction-folder review.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from segviewer.core.prediction_source import PROVENANCE_KEY, PredictionFolder
+from segviewer.core.images import encode_png
+from segviewer.core.prediction_source import PredictionFolder
+from segviewer.core.provenance import Provenance
+from segviewer.core.provenance import write as write_provenance
 from segviewer.core.review import ReviewOptions, SortKey, Source, run_review
 from segviewer.core.serving.base import ModelRef
 from segviewer.core.serving.local_backend import LocalBackend
@@ -63,11 +64,9 @@ def make_set(root: Path, count: int, fingerprints: tuple[str, str]) -> tuple[lis
             pred = gt.copy()
             wrong = rng.random((H, W)) < (0.02 + 0.3 * rng.random() * side)
             pred[wrong] = rng.integers(0, CLASSES, int(wrong.sum()))
-            info = PngInfo()
-            info.add_text(PROVENANCE_KEY, json.dumps({
-                "model": "pascal", "version": side + 1, "signature": "serving_default",
-                "source": "gRPC farm:8500", "fingerprint": fingerprint}))
-            Image.fromarray(pred).save(folder / f"{name}.png", pnginfo=info)
+            made = Provenance("pascal", side + 1, "serving_default", "gRPC farm:8500",
+                              fingerprint)
+            (folder / f"{name}.png").write_bytes(write_provenance(encode_png(pred), made))
     return sorted(folders[0].glob("*.png")), folders[1], folders[2], folders[3]
 
 

@@ -23,14 +23,12 @@ from test_review import (  # noqa: F401 (review_models: a fixture)
     write_review_set,
 )
 
+from segviewer.core import provenance
+from segviewer.core.cli import main as predict_main
 from segviewer.core.fingerprint import Fingerprint
+from segviewer.core.images import encode_png
 from segviewer.core.labels import palette_from_classes
-from segviewer.core.prediction_source import (
-    PROVENANCE_KEY,
-    PredictionFolder,
-    PredictionFolderError,
-    read_provenance,
-)
+from segviewer.core.prediction_source import PredictionFolder, PredictionFolderError
 from segviewer.core.review import ReviewOptions, SessionVerdicts, Source, Verdict, run_review
 from segviewer.core.review_cli import main as review_main
 from segviewer.core.review_store import ReviewStore
@@ -40,13 +38,10 @@ from segviewer.core.serving.local_backend import LocalBackend
 
 
 def save_prediction(path: Path, labels: np.ndarray, model: str, version: int | None,
-                    fingerprint: str, source: str = "gRPC farm:8500") -> None:
+                    fingerprint: str | None, source: str = "gRPC farm:8500") -> None:
     """A label PNG as segviewer-predict writes it: ids, plus the `segviewer` text chunk."""
-    info = PngInfo()
-    info.add_text(PROVENANCE_KEY, json.dumps({
-        "model": model, "version": version, "signature": "serving_default", "source": source,
-        "fingerprint": fingerprint}))
-    Image.fromarray(labels.astype(np.uint8)).save(path, pnginfo=info)
+    made = provenance.Provenance(model, version, "serving_default", source, fingerprint)
+    path.write_bytes(provenance.write(encode_png(labels.astype(np.uint8)), made))
 
 
 def write_predictions(folder: Path, arrays: dict[str, np.ndarray], rule, version: int,
@@ -73,9 +68,7 @@ def predicted(review_models, tmp_path):  # noqa: F811
 def test_prediction_folders_score_as_running_the_models(predicted, tmp_path):
     images, gt, pred_a, pred_b, ran = predicted
     folder_a = PredictionFolder(pred_a)
-    assert read_provenance(pred_a / "left.png") == folder_a.provenance
-
-
+    assert provenance.read(pred_a / "left.png") == folder_a.provenance
     palette = palette_from_classes([ClassInfo(c["id"], c["name"], tuple(c["color"]))
                                     for c in CLASSES], "seg")
     read = run_review(folder_a, PredictionFolder(pred_b), images,
@@ -97,6 +90,25 @@ def test_prediction_folders_score_as_running_the_models(predicted, tmp_path):
     store = ReviewStore(tmp_path / "s.sqlite3")
     SessionVerdicts(store, ran, "ann").set("right.png", Verdict.FAIL)
     assert SessionVerdicts(store, read, "bob").all("right.png")[0].verdict is Verdict.FAIL
+
+
+def test_segviewer_predict_outputs_are_a_review_source(predicted, review_models,  # noqa: F811
+                                                      tmp_path):
+    """The folders segviewer-predict writes record each version's fingerprint (computed as the
+    review computes it), so reading them scores and matches verdicts like running the models."""
+    images, gt, _, _, ran = predicted
+    folders = []
+    for side, ref in (("a", A), ("b", B)):
+        out = tmp_path / f"predict_{side}"
+        assert predict_main([str(images[0].parent), "--saved-model", str(review_models),
+                             "--model", ref.name, "--version", str(ref.version), "--out",
+                             str(out), "--quiet"]) == 0
+        folders.append(PredictionFolder(out))
+    assert [f.fingerprint for f in folders] == [ran.a.fingerprint, ran.b.fingerprint]
+    assert folders[0].provenance.source == ran.a.backend
+    read = run_review(*folders, images, ReviewOptions(gt_dir=gt))
+    assert [(r.key, r.agreement, r.miou_delta) for r in read.results] == [
+        (r.key, r.agreement, r.miou_delta) for r in ran.results]
 
 
 def test_a_png_from_another_model_is_never_scored(predicted):
@@ -129,9 +141,12 @@ def test_prediction_folder_errors(tmp_path):
     with pytest.raises(PredictionFolderError, match="does not say which model made it"):
         PredictionFolder(old)
     info = PngInfo()
-    info.add_text(PROVENANCE_KEY, "{not json")
+    info.add_text(provenance.KEY, "{not json")
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(old / "a.png", pnginfo=info)
-    with pytest.raises(PredictionFolderError, match="broken 'segviewer' record"):
+    with pytest.raises(PredictionFolderError, match="does not say which model made it"):
+        PredictionFolder(old)
+    save_prediction(old / "a.png", np.zeros((2, 2)), "seg", 1, None)  # before fingerprints
+    with pytest.raises(PredictionFolderError, match="do not record their model's fingerprint"):
         PredictionFolder(old)
 
 

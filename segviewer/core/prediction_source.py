@@ -1,27 +1,25 @@
 """A compare source made of label PNGs that `segviewer-predict` wrote earlier (say on a server
 farm), so a review of thousands of images needs no model at review time.
 
-Each label PNG carries its provenance in a PNG text chunk `segviewer`: JSON {"model", "version",
-"signature", "source", "fingerprint"}. A folder is one model version: all its label PNGs must name
-the same model, version, signature and fingerprint, else the folder is refused naming the odd
-ones, and a PNG changed since is refused when read (a stray PNG from another run is never scored
-as this model's). Label
-PNGs are matched to images by file stem; `<stem>_overlay.png` files are skipped.
+Each label PNG carries its provenance (`core.provenance`: model, version, signature, source,
+fingerprint). A folder is one model version: all its label PNGs must name the same model,
+version, signature and fingerprint, else the folder is refused naming the odd ones, and a PNG
+changed since is refused when read (a stray PNG from another run is never scored as this
+model's). Label PNGs are matched to images by file stem; `<stem>_overlay.png` files are skipped.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from segviewer.core.fingerprint import Fingerprint, FingerprintError
 from segviewer.core.images import ImageLoadError, load_label_png
+from segviewer.core.provenance import KEY as PROVENANCE_KEY
+from segviewer.core.provenance import Provenance
+from segviewer.core.provenance import read as read_provenance
 
-PROVENANCE_KEY = "segviewer"
 OVERLAY_SUFFIX = "_overlay"
 
 
@@ -29,47 +27,9 @@ class PredictionFolderError(ValueError):
     """A folder that cannot be a compare source; one line for the user."""
 
 
-@dataclass(frozen=True)
-class Provenance:
-    model: str
-    version: int | None
-    signature: str
-    source: str  # where the model ran when the PNG was written (informative only)
-    fingerprint: str  # "kind:hex", see core.fingerprint
-
-    def same_model(self, other: Provenance) -> bool:
-        """Same model version: `source` may differ (two servers running one version)."""
-        return (self.model, self.version, self.signature, self.fingerprint) == \
-            (other.model, other.version, other.signature, other.fingerprint)
-
-
-def read_provenance(path: Path) -> Provenance | None:
-    """The provenance recorded in a label PNG, or None when it has none. Raises ImageLoadError
-    for a file that is not a PNG or whose record is not valid."""
-    try:
-        with Image.open(path) as img:
-            # Chunks before the pixels are read with the header; `text` decodes the whole
-            # image to find any after them, so it is only the fallback.
-            raw = img.info.get(PROVENANCE_KEY)
-            if raw is None:
-                raw = (getattr(img, "text", None) or {}).get(PROVENANCE_KEY)
-    except FileNotFoundError:
-        raise ImageLoadError(f"cannot read '{path}': file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageLoadError(f"cannot read '{path}': {exc}") from None
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-        version = data.get("version")
-        prov = Provenance(str(data["model"]), int(version) if version is not None else None,
-                          str(data.get("signature") or ""), str(data.get("source") or ""),
-                          str(data["fingerprint"]))
-        Fingerprint.parse(prov.fingerprint)
-    except (ValueError, TypeError, KeyError, AttributeError, FingerprintError) as exc:
-        raise ImageLoadError(f"'{path}' has a broken '{PROVENANCE_KEY}' record ({exc}) — "
-                             "write it again with segviewer-predict") from None
-    return prov
+def _same(made: Provenance | None, model: Provenance) -> bool:
+    """The same model version, by content too (the source may differ: replicas)."""
+    return model.same_model(made) and made is not None and made.fingerprint == model.fingerprint
 
 
 class PredictionFolder:
@@ -88,7 +48,12 @@ class PredictionFolder:
             raise PredictionFolderError(f"'{folder}' holds no label PNGs — pass the --out folder "
                                         "of a segviewer-predict run")
         self.provenance = self._one_model()
-        self.fingerprint = Fingerprint.parse(self.provenance.fingerprint)
+        try:
+            self.fingerprint = Fingerprint.parse(self.provenance.fingerprint or "")
+        except FingerprintError:
+            raise PredictionFolderError(
+                f"the PNGs in '{self.folder}' do not record their model's fingerprint — write "
+                "the predictions again with this segviewer-predict") from None
         self.description = f"predictions {self.folder.resolve()}"
 
     def _one_model(self) -> Provenance:
@@ -96,14 +61,12 @@ class PredictionFolder:
         groups: dict[tuple, list[Path]] = {}
         found: dict[tuple, Provenance] = {}
         for path in self._by_stem.values():
-            try:
-                prov = read_provenance(path)
-            except ImageLoadError as exc:
-                raise PredictionFolderError(str(exc)) from None
+            prov = read_provenance(path)
             if prov is None:
                 raise PredictionFolderError(
-                    f"'{path}' does not say which model made it (no '{PROVENANCE_KEY}' PNG "
-                    "text chunk) — write the predictions again with this segviewer-predict")
+                    f"'{path}' does not say which model made it (no readable "
+                    f"'{PROVENANCE_KEY}' PNG text chunk) — write the predictions again with "
+                    "this segviewer-predict")
             key = (prov.model, prov.version, prov.signature, prov.fingerprint)
             groups.setdefault(key, []).append(path)
             found.setdefault(key, prov)
@@ -130,7 +93,7 @@ class PredictionFolder:
             raise ImageLoadError(f"no prediction for '{Path(image).name}' in {self.folder} "
                                  f"(expected {Path(image).stem}.png)")
         prov = read_provenance(path)
-        if prov is None or not prov.same_model(self.provenance):
+        if not _same(prov, self.provenance):
             made = f"{prov.model} v{prov.version}" if prov else "an unknown model"
             raise ImageLoadError(f"'{path}' was made by {made}, not {self.provenance.model} "
                                  f"v{self.provenance.version} like the rest of {self.folder} — "

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,7 +33,6 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segviewer.core.batch import palette_for
 from segviewer.core.compare import Scores, confusion_matrix, gt_from_color, iou_deltas, scores
 from segviewer.core.fingerprint import Fingerprint, from_metadata, local_folder
 from segviewer.core.images import (
@@ -46,6 +44,8 @@ from segviewer.core.images import (
 )
 from segviewer.core.labels import Palette, get_palette
 from segviewer.core.overlay import class_counts, disagreement
+from segviewer.core.palettes import num_classes_of, palette_for
+from segviewer.core.pool import bounded_map
 from segviewer.core.prediction_source import PredictionFolder
 from segviewer.core.review_store import (
     Pair,
@@ -372,16 +372,6 @@ def load_ground_truth(path: Path, palette: Palette | None = None,
 # Running
 
 
-def num_classes_of(meta: ModelMetadata) -> int | None:
-    """The class count a model declares: its export settings, else its class list."""
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return count
-    if meta.classes:
-        return max(c.id for c in meta.classes) + 1
-    return None
-
-
 def draw_review_sample(images: Sequence[Path], spec: SampleSpec, a: Side, b: Side,
                        options: ReviewOptions) -> Sample:
     """The spot-check sample `spec` of `images`. A stratified one reads the classes in each
@@ -434,8 +424,8 @@ def run_review(
     images = [Path(p) for p in images]
     folder = review_folder(images)
     gt_paths = match_ground_truth(images, options.gt_dir) if options.gt_dir else {}
-    info_a, meta_a = _resolve("A", a)
-    info_b, meta_b = _resolve("B", b)
+    info_a, meta_a = resolve_side("A", a)
+    info_b, meta_b = resolve_side("B", b)
     metas = [m for m in (meta_a, meta_b) if m is not None]
     palette = options.palette or (palette_for(metas[0]) if metas else get_palette("pascal"))
     num_classes = options.num_classes
@@ -466,48 +456,37 @@ def run_review(
             result.error = _one_line(f"{path}: {exc}")
         return result
 
-    done = 0
     total = len(images)
     if progress is not None:
         progress(0, total)
-    limit = max(1, options.workers) * 2  # a short queue: cancelling waits for little
-    queue: Iterator[int] = iter(range(total))
-    pending: dict[Future[ImageResult], int] = {}
-    with ThreadPoolExecutor(max_workers=max(1, options.workers),
-                            thread_name_prefix="segviewer-review") as pool:
-        while True:
-            try:
-                while not cancel.is_set() and len(pending) < limit:
-                    index = next(queue, None)
-                    if index is None:
-                        break
-                    pending[pool.submit(process, index)] = index
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    result = future.result()
-                    slots[pending.pop(future)] = result
-                    done += 1
-                    if on_result is not None:
-                        on_result(result)
-                    if progress is not None:
-                        progress(done, total)
-            except KeyboardInterrupt:
-                # Ctrl-C: start no new image, let those in flight finish.
-                session.interrupted = True
-                cancel.set()
+
+    def interrupted() -> None:  # Ctrl-C: start no new image, let those in flight finish
+        session.interrupted = True
+        cancel.set()
+
+    results = bounded_map(lambda i: (i, process(i)), range(total), options.workers,
+                          cancel.is_set, interrupted, "segviewer-review")
+    for done, (index, result) in enumerate(results, start=1):
+        slots[index] = result
+        if on_result is not None:
+            on_result(result)
+        if progress is not None:
+            progress(done, total)
     session.results = [r for r in slots if r is not None]
     session.cancelled = len(session.results) < total
     return session
 
 
-def _resolve(side: str, source: Side) -> tuple[SourceInfo, ModelMetadata | None]:
-    """What a side is: name, version, where and fingerprint (and a model's metadata)."""
+def resolve_side(side: str, source: Side,
+                 fingerprinted: bool = True) -> tuple[SourceInfo, ModelMetadata | None]:
+    """What a side is: name, version, where and fingerprint (and a model's metadata).
+    `fingerprinted=False` leaves a model's fingerprint out (it may hash a whole SavedModel)."""
     if isinstance(source, PredictionFolder):
         prov = source.provenance
         return SourceInfo(prov.model, prov.version, source.description, source.fingerprint), None
     meta = _named(side, source, lambda: source.backend.metadata(source.ref))
+    if not fingerprinted:
+        return SourceInfo(source.ref.name, meta.version, source.backend.description), meta
     fingerprint = from_metadata(meta, local_folder(source.backend, source.ref))
     return SourceInfo(source.ref.name, meta.version, source.backend.description,
                       fingerprint), meta

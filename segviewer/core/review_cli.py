@@ -47,8 +47,12 @@ from segviewer.core.review import (
 )
 from segviewer.core.review_store import ReviewStore, default_store_path
 from segviewer.core.sampling import Sample, SampleError, SampleSpec
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.connection import (
+    ConnectionSpec,
+    add_connection_flags,
+    spec_options,
+)
 
 PROG = "segviewer-review"
 
@@ -116,27 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worst images shown in the report (default 8)")
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="images in flight (default: 4 with a server, 1 in-process)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
+    add_connection_flags(p, where=False)
     p.add_argument("--quiet", action="store_true", help="errors only")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def _open(flag: str, spec: str, model: str | None, timeout: float | None) -> Backend:
-    if Path(spec).exists():
-        spec = str(Path(spec))  # a folder named like host:port stays a folder
-    elif "://" not in spec and not _looks_remote(spec):
-        raise UsageError(f"{flag} '{spec}' does not exist — pass HOST:PORT, an http(s):// URL or "
-                         "a SavedModel folder")
+def _open(flag: str, text: str, model: str | None, args: argparse.Namespace) -> Backend:
     try:
-        return open_backend(spec, models=[model] if model else [], timeout=timeout)
+        spec = ConnectionSpec.parse(text, **spec_options(args, (model,) if model else ()))
+        if spec.kind == "local" and not Path(text).exists():
+            raise UsageError(f"{flag} '{text}' does not exist — pass HOST:PORT, an http(s):// "
+                             "URL or a SavedModel folder")
+        return spec.open()
     except BackendError as exc:
         raise UsageError(f"{flag}: {exc}") from None
-
-
-def _looks_remote(spec: str) -> bool:
-    host, sep, port = spec.rpartition(":")
-    return bool(sep and host and port.isdigit())
 
 
 def _side(args: argparse.Namespace, side: str,
@@ -157,7 +155,7 @@ def _side(args: argparse.Namespace, side: str,
                          f"--{side}-predictions DIR")
     name = args.a_model if side == "a" else (args.b_model or args.a_model)
     if spec not in opened:
-        opened[spec] = _open(f"--{side}", spec, name, args.timeout)
+        opened[spec] = _open(f"--{side}", spec, name, args)
     backend = opened[spec]
     return Source(backend, _ref(f"--{side}", backend, name, getattr(args, f"{side}_version")))
 

@@ -186,6 +186,13 @@ class ReviewPanel(QWidget):
         elif not self._refill_timer.isActive():
             self._refill_timer.start(max(1000, round(20_000 * self._refill_seconds)))
 
+    def open_session(self, session: ReviewSession) -> None:
+        """Show and edit `session`'s verdicts (see `open_verdicts`); errors go to `error`."""
+        try:
+            self.set_store(open_verdicts(session, self.settings))
+        except ReviewError as exc:
+            self.error.emit(str(exc))
+
     def set_store(self, store: SessionVerdicts | None) -> None:
         self.store = store
         legacy = store.session.folder / LEGACY_VERDICTS_FILE if store is not None else None
