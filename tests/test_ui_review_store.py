@@ -14,9 +14,9 @@ from test_prediction_review import write_predictions
 from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
 
 from segviewer.core.review import Verdict
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.compare_window import CompareWindow
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
-from segviewer.ui.dialogs.connect import ConnectionSpec
 from segviewer.ui.review_panel import REVIEWER_SETTING
 
 WAIT_MS = 120_000

@@ -28,7 +28,7 @@ class Provenance:
     version: int | None
     signature: str
     source: str  # the backend's description, e.g. "gRPC localhost:8500"
-    fingerprint: str | None = None  # the SavedModel's fingerprint, when the backend knows it
+    fingerprint: str | None = None  # "kind:hex" (core.fingerprint); None in older outputs
 
     def same_model(self, other: Provenance | None) -> bool:
         """Made by the same model, version and signature (the source may differ: replicas), and
