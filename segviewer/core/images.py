@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif",
@@ -187,8 +188,9 @@ def _remove(tmp: Path) -> None:
         pass
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """Encode uint8 or uint16 gray [H, W], or uint8 RGB [H, W, 3], as a lossless PNG."""
+def encode_png(array: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode uint8 or uint16 gray [H, W], or uint8 RGB [H, W, 3], as a lossless PNG, with
+    `text` as tEXt chunks."""
     array = np.asarray(array)
     if array.ndim == 2 and array.dtype == np.uint8:
         img = Image.fromarray(array, mode="L")
@@ -202,7 +204,10 @@ def encode_png(array: np.ndarray) -> bytes:
                          "as PNG (use uint8/uint16 [H, W] or uint8 [H, W, 3])")
     buf = io.BytesIO()
     # Level 1: label maps compress well anyway, and batch runs write many of them.
-    img.save(buf, format="PNG", compress_level=1)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    img.save(buf, format="PNG", compress_level=1, pnginfo=info)
     return buf.getvalue()
 
 
