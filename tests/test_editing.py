@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,7 +207,7 @@ def test_existing_ground_truth_in_a_subfolder_is_replaced_not_duplicated(tmp_pat
     assert path == tmp_path / "gt" / "val" / "cat.png"
     assert load_label_png(path).min() == 1
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "gt" / "dog.jpg")
-    with pytest.raises(GroundTruthError, match="dog.jpg' is already the ground truth"):
+    with pytest.raises(GroundTruthError, match=r"dog\.jpg' is already the ground truth"):
         ground_truth_path("dog.png", tmp_path / "gt")
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 DEFAULT_IGNORE_LABEL = 255  # "unlabelled": what the eraser paints and scoring leaves out
 
@@ -199,6 +198,8 @@ def stroke(labels: np.ndarray, points: Sequence[Point], radius: float,
 
 def flood_region(labels: np.ndarray, x: int, y: int) -> tuple[Rect, np.ndarray]:
     """The 4-connected region of the class at (x, y): its box and its mask inside the box."""
+    from scipy import ndimage  # on first fill: a second off the viewer's start-up
+
     target = labels[y, x]
     components, _ = ndimage.label(labels == target)  # default structure: 4-connectivity
     index = components[y, x]

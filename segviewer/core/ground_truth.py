@@ -21,7 +21,6 @@ import numpy as np
 from PIL import Image
 
 from segviewer.core.images import atomic_write_bytes, encode_png, label_array_for_png
-from segviewer.core.review import ReviewError, match_ground_truth
 
 PROVENANCE_KEY = "segviewer-edit"
 
@@ -55,6 +54,8 @@ class Provenance:
 def ground_truth_path(image: str | Path, gt_dir: str | Path) -> Path:
     """Where the ground truth of `image` goes in `gt_dir`: the PNG already matched to it, else
     `<gt_dir>/<stem>.png`."""
+    from segviewer.core.review import ReviewError, match_ground_truth  # not at viewer start-up
+
     gt_dir = Path(gt_dir)
     if gt_dir.exists() and not gt_dir.is_dir():
         raise GroundTruthError(f"cannot save ground truth into '{gt_dir}': it is a file, not a "

@@ -98,6 +98,20 @@ class ImageCanvas(QGraphicsView):
         self._label_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(
             qimage_from_array(rgba)))
 
+    def paint_labels(self, x: int, y: int, rgba: np.ndarray) -> None:
+        """Replace the label colours of one box (an edit) without re-uploading the whole map."""
+        pixmap = self._label_item.pixmap()
+        if not pixmap.hasAlphaChannel() and rgba[..., 3].min() < 255:  # a hidden class painted
+            pixmap = QPixmap.fromImage(pixmap.toImage().convertToFormat(
+                QImage.Format.Format_ARGB32_Premultiplied),
+                Qt.ImageConversionFlag.NoFormatConversion)
+        self._label_item.setPixmap(QPixmap())  # the only owner now: painting copies nothing
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.drawImage(x, y, qimage_from_array(rgba))
+        painter.end()
+        self._label_item.setPixmap(pixmap)
+
     def set_boundaries(self, mask: np.ndarray | None) -> None:
         if mask is None:
             self._edge_item.setPixmap(QPixmap())

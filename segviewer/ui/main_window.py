@@ -52,6 +52,7 @@ from segviewer.paths import resource_dir
 from segviewer.ui import tasks
 from segviewer.ui.cache import CacheKey, PredictionCache
 from segviewer.ui.canvas import ImageCanvas, ViewMode, array_from_qimage
+from segviewer.ui.edit_panel import install_editing
 from segviewer.ui.file_list import FileList, Status
 from segviewer.ui.help import ShortcutsDialog, about_text, shortcut_rows
 from segviewer.ui.legend import FROM_MODEL, LegendWidget, legend_image
@@ -116,6 +117,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_actions()
         self._build_menus_and_toolbar()
+        self.editing = install_editing(self)
         self._restore_settings()
         self._update_title()
         for runner in (self._io, self._model):
@@ -482,7 +484,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"{Path(path).name}: the model returned labels of size "
                             f"{prediction.labels.shape} for an image of {self.image.shape[:2]}")
             return
-        self.prediction = prediction
+        self.prediction = prediction = self.editing.adopt(path, prediction)
         self.legend.set_shares(class_shares(prediction.labels))
         self._recolor()
         self._update_boundaries()

@@ -1,0 +1,430 @@
+"""Edit mode in the main window: the Edit menu, the edit dock (tools, brush size, class picker,
+ground-truth folder, save) and the per-image edit sessions.
+
+`install_editing(window)` adds all of it; the window calls `editing.adopt(path, prediction)` where
+it shows a prediction, and gets back the edited labels while edit mode is on (the model's result,
+cached, is never changed). Edits of each image are kept while the window is open; entering edit
+mode on an image that has ground truth in the chosen folder starts from that ground truth, so
+reopening shows what was saved. The legend is the class picker (click a row), 1-9 pick the most
+frequent classes, and the class box searches by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segviewer.core.editing import DEFAULT_IGNORE_LABEL, EditSession
+from segviewer.core.ground_truth import (
+    GroundTruthError,
+    Provenance,
+    ground_truth_path,
+    save_ground_truth,
+)
+from segviewer.core.images import ImageLoadError, load_label_png
+from segviewer.core.labels import Palette
+from segviewer.core.overlay import class_counts, class_shares
+from segviewer.core.serving.base import Prediction
+from segviewer.ui.edit_mode import TOOL_NAMES, CanvasEditor, Tool, rgba_lut
+from segviewer.ui.legend import ID, swatch_icon
+from segviewer.ui.workers import JobRunner, TaskState
+
+if TYPE_CHECKING:
+    from segviewer.ui.main_window import MainWindow
+
+TOOL_KEYS = {Tool.BRUSH: "D", Tool.ERASER: "X", Tool.FILL: "G", Tool.POLYGON: "V", Tool.PICK: "K"}
+QUICK_CLASSES = 9  # keys 1-9
+
+
+@dataclasses.dataclass
+class ImageEdits:
+    """One image's edits: the session, its undo stack, what it started from."""
+
+    session: EditSession
+    stack: QUndoStack
+    origin: str  # "pascal v1" or "ground truth '<path>'", for the panel and provenance
+    model: str
+    version: int | None
+    source: str
+
+
+def _save(state: TaskState, labels: np.ndarray, image: str, gt_dir: str,
+          provenance: Provenance) -> str:
+    return str(save_ground_truth(labels, image, gt_dir, provenance))
+
+
+class EditPanel(QWidget):
+    """Tools, brush size, class, eraser id, ground-truth folder and the save button."""
+
+    class_chosen = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tool_buttons: dict[Tool, QToolButton] = {}
+        tools = QHBoxLayout()
+        tools.setSpacing(2)
+        for tool in Tool:
+            button = QToolButton(self)
+            button.setCheckable(True)
+            button.setAutoExclusive(True)
+            tools.addWidget(button)
+            self.tool_buttons[tool] = button
+        self.brush_size = QSpinBox(self)
+        self.brush_size.setRange(1, 500)
+        self.brush_size.setValue(12)
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setToolTip("Brush and eraser diameter in image pixels")
+        self.class_box = QComboBox(self)
+        self.class_box.setEditable(True)
+        self.class_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.class_box.setToolTip("The class to paint: pick it here (type to search by name), "
+                                  "click it in the legend, right-click the image, or press 1-9")
+        completer = self.class_box.completer()
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        self.class_box.activated.connect(
+            lambda i: self.class_chosen.emit(int(self.class_box.itemData(i))))
+        self.quick = QLabel(self)
+        self.quick.setWordWrap(True)
+        self.ignore_id = QSpinBox(self)
+        self.ignore_id.setRange(0, 65535)
+        self.ignore_id.setValue(DEFAULT_IGNORE_LABEL)
+        self.ignore_id.setToolTip("The id the eraser paints (unlabelled / ignored in scoring)")
+        self.gt_dir = QLabel("(none)", self)
+        self.gt_dir.setWordWrap(True)
+        self.gt_dir.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.choose_gt = QPushButton("Ground-Truth Folder…", self)
+        self.save = QPushButton("Save as Ground Truth", self)
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Brush", self.brush_size)
+        form.addRow("Class", self.class_box)
+        form.addRow("Eraser id", self.ignore_id)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(tools)
+        layout.addLayout(form)
+        layout.addWidget(self.quick)
+        layout.addWidget(QLabel("Ground truth goes to:", self))
+        layout.addWidget(self.gt_dir)
+        layout.addWidget(self.choose_gt)
+        layout.addWidget(self.save)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    def set_classes(self, palette: Palette, ids: list[int], current: int) -> None:
+        self.class_box.blockSignals(True)
+        self.class_box.clear()
+        for class_id in ids:
+            self.class_box.addItem(swatch_icon(palette.color(class_id)),
+                                   f"{class_id} {palette.class_name(class_id)}", class_id)
+        self.class_box.blockSignals(False)
+        self.show_class(current)
+
+    def show_class(self, class_id: int) -> None:
+        index = self.class_box.findData(class_id)
+        if index >= 0:
+            self.class_box.setCurrentIndex(index)
+
+
+class MainWindowEditing(QObject):
+    """Edit mode of one MainWindow (see the module docstring)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.edits: dict[tuple[str, str, int | None], ImageEdits] = {}
+        self.current: ImageEdits | None = None
+        self.quick_ids: list[int] = []
+        self.save_job = None
+        self._io = JobRunner(1, self)
+        self.undo_group = QUndoGroup(self)
+        self.editor = CanvasEditor(window.canvas, self._lut)
+        self.editor.committed.connect(self._committed)
+        self.editor.painted.connect(self._painted)
+        self.editor.picked.connect(self._picked)
+        self.panel = EditPanel()
+        self.dock = QDockWidget("Edit", window)
+        self.dock.setObjectName("dock_edit")
+        self.dock.setWidget(self.panel)
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        self._build_actions()
+        self.panel.brush_size.valueChanged.connect(self.editor.set_brush_size)
+        self.panel.ignore_id.valueChanged.connect(self._ignore_changed)
+        self.panel.class_chosen.connect(self.set_class)
+        self.panel.choose_gt.clicked.connect(self.choose_gt_dir)
+        self.panel.save.clicked.connect(self.save_ground_truth)
+        window.legend.table.cellClicked.connect(self._legend_clicked)
+        window.file_list.current_path_changed.connect(lambda _: self._show(None))
+        self.undo_group.cleanChanged.connect(lambda _: self._update_status())
+        self._show_gt_dir()
+        self.set_tool(Tool.BRUSH)
+
+    # -- construction --------------------------------------------------------------------------
+    def _action(self, text: str, slot, keys=(), checkable: bool = False) -> QAction:
+        action = QAction(text, self.window)
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.window.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_edit = a("&Edit Labels", self.set_active, ["E"], checkable=True)
+        self.act_edit.setToolTip("Paint corrections into the labels (E)")
+        self.act_undo = self.undo_group.createUndoAction(self.window, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.act_redo = self.undo_group.createRedoAction(self.window, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.window.addActions([self.act_undo, self.act_redo])
+        self.act_save = a("&Save as Ground Truth", self.save_ground_truth, ["Ctrl+S"])
+        self.act_gt_dir = a("Ground-Truth &Folder…", self.choose_gt_dir)
+        group = QActionGroup(self)
+        self.act_tool: dict[Tool, QAction] = {}
+        for tool, key in TOOL_KEYS.items():
+            act = a(TOOL_NAMES[tool], lambda _=False, t=tool: self.set_tool(t), [key],
+                    checkable=True)
+            act.setToolTip(f"{TOOL_NAMES[tool]} ({key})")
+            group.addAction(act)
+            self.act_tool[tool] = act
+            button = self.panel.tool_buttons[tool]
+            button.setText(TOOL_NAMES[tool].split(" ")[0])
+            button.setToolTip(act.toolTip())
+            button.clicked.connect(lambda _=False, t=tool: self.set_tool(t))
+        self.act_quick = [a(f"Class {n}", lambda _=False, n=n: self._quick(n - 1), [str(n)])
+                          for n in range(1, QUICK_CLASSES + 1)]
+        menu = self.window.menuBar()
+        edit = QMenu("&Edit", self.window)
+        view = next((act for act in menu.actions() if act.text() == "&View"), None)
+        menu.insertMenu(view, edit) if view is not None else menu.addMenu(edit)
+        edit.addActions([self.act_edit, self.act_undo, self.act_redo])
+        edit.addSeparator()
+        edit.addActions(list(self.act_tool.values()))
+        edit.addSeparator()
+        edit.addActions([self.act_gt_dir, self.act_save])
+        toolbar = self.window.findChild(QToolBar, "toolbar_main")
+        if toolbar is not None:
+            toolbar.addSeparator()
+            toolbar.addAction(self.act_edit)
+        self._enable()
+
+    def _enable(self) -> None:
+        on = self.editor.active
+        for act in (*self.act_tool.values(), *self.act_quick, self.act_save):
+            act.setEnabled(on)
+        self.undo_group.setActiveStack(self.current.stack if on and self.current else None)
+
+    # -- entering and leaving ------------------------------------------------------------------
+    def set_active(self, active: bool) -> None:
+        window = self.window
+        if active and window.prediction is None:
+            self.act_edit.setChecked(False)
+            window.show_error("Nothing to edit yet — open an image and let the model segment it")
+            return
+        self.act_edit.setChecked(active)
+        self.editor.set_active(active)
+        self.dock.setVisible(active)
+        if active:
+            self.dock.raise_()
+        # Showing the prediction again goes through adopt(): edited labels in, the model's out.
+        window.prediction = None
+        window._show_cached_prediction()
+        if not active:
+            self._show(None)
+        self._enable()
+
+    def adopt(self, path: str, prediction: Prediction) -> Prediction:
+        """What the window shows for `path`: the edited labels while editing, else
+        `prediction` as the model made it."""
+        if not self.editor.active:
+            return prediction
+        key = (path, prediction.model, prediction.version)
+        edits = self.edits.get(key)
+        if edits is None or edits.session.original.shape != prediction.labels.shape:
+            edits = self.edits[key] = self._start(path, prediction)
+        self._show(edits)
+        return self._edited(prediction)
+
+    def _start(self, path: str, prediction: Prediction) -> ImageEdits:
+        window = self.window
+        source = window.backend.description if window.backend is not None else ""
+        model = f"{prediction.model} v{prediction.version}" if prediction.version is not None \
+            else prediction.model
+        labels, origin = prediction.labels, model
+        gt_dir = self.gt_dir
+        if gt_dir is not None:
+            try:
+                gt_path = ground_truth_path(path, gt_dir)
+                if gt_path.is_file():
+                    saved = load_label_png(gt_path)
+                    if saved.shape == labels.shape:
+                        labels, origin = saved, f"ground truth '{gt_path}'"
+                    else:
+                        window.show_error(f"ground truth '{gt_path}' is {saved.shape[1]}x"
+                                          f"{saved.shape[0]}, the image {labels.shape[1]}x"
+                                          f"{labels.shape[0]} — editing the model's result")
+            except (GroundTruthError, ImageLoadError) as exc:
+                window.show_error(str(exc))
+        stack = QUndoStack(self)
+        self.undo_group.addStack(stack)
+        return ImageEdits(EditSession(labels), stack, origin, prediction.model,
+                          prediction.version, source)
+
+    def _edited(self, prediction: Prediction) -> Prediction:
+        # Probabilities belong to the model's labels, not to painted ones.
+        return dataclasses.replace(prediction, labels=self.current.session.labels,
+                                   probabilities=None)
+
+    def _show(self, edits: ImageEdits | None) -> None:
+        self.current = edits
+        self.editor.attach(edits.session if edits else None, edits.stack if edits else None)
+        self.undo_group.setActiveStack(edits.stack if edits and self.editor.active else None)
+        if edits is not None:
+            counts = class_counts(edits.session.labels)
+            self.quick_ids = sorted(counts, key=lambda i: -counts[i])[:QUICK_CLASSES]
+            palette = self.window.palette
+            ids = sorted(set(range(len(palette.colors))) | set(counts))
+            if self.editor.value not in counts and self.quick_ids:
+                self.editor.set_value(self.quick_ids[0])
+            self.panel.set_classes(palette, ids, self.editor.value)
+            self.panel.quick.setText("  ".join(
+                f"<b>{n}</b> {palette.class_name(i)}" for n, i in enumerate(self.quick_ids, 1)))
+        self._update_status()
+
+    # -- class, tool ---------------------------------------------------------------------------
+    def set_tool(self, tool: Tool) -> None:
+        self.editor.set_tool(tool)
+        self.act_tool[tool].setChecked(True)
+        self.panel.tool_buttons[tool].setChecked(True)
+
+    def set_class(self, class_id: int) -> None:
+        self.editor.set_value(class_id)
+        self.panel.show_class(class_id)
+        if self.editor.tool in (Tool.ERASER, Tool.PICK):
+            self.set_tool(Tool.BRUSH)
+        self._update_status()
+
+    def _picked(self, class_id: int) -> None:
+        self.set_class(class_id)
+
+    def _quick(self, index: int) -> None:
+        if index < len(self.quick_ids):
+            self.set_class(self.quick_ids[index])
+
+    def _legend_clicked(self, row: int, _column: int) -> None:
+        if self.editor.active:
+            item = self.window.legend.table.item(row, ID)
+            self.set_class(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _ignore_changed(self, value: int) -> None:
+        self.editor.ignore_label = value
+
+    def _lut(self, dtype: np.dtype) -> np.ndarray:
+        return rgba_lut(self.window.palette, self.window.legend.hidden, dtype)
+
+    # -- after edits ---------------------------------------------------------------------------
+    def _painted(self, rect, rgba: np.ndarray) -> None:
+        colors = self.window._colors  # what overlay export blends: keep it in step
+        if colors is not None and colors.shape[:2] == self.current.session.labels.shape:
+            colors[rect.slices] = rgba
+
+    def _committed(self) -> None:
+        window = self.window
+        if self.current is None or window.prediction is None:
+            return
+        if window.prediction.labels is not self.current.session.labels:  # widened to 16-bit
+            window.prediction = self._edited(window.prediction)
+            window._recolor()
+        window.legend.set_shares(class_shares(self.current.session.labels))
+        window._update_boundaries()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        edits = self.current
+        if edits is None:
+            self.panel.status.setText("Open an image with a result to edit it.")
+            return
+        clean = edits.stack.isClean()
+        changed = edits.session.changed_pixels()
+        self.panel.status.setText(
+            f"Editing {Path(self.window.current_path or '').name}, from {edits.origin}: "
+            f"{changed:,} px changed, {edits.stack.index()} edit(s)"
+            f"{'' if clean else ' — not saved'}")
+
+    # -- saving --------------------------------------------------------------------------------
+    @property
+    def gt_dir(self) -> str | None:
+        value = self.window.settings.value("edit/gt_dir")
+        return str(value) if value else None
+
+    def set_gt_dir(self, folder: str | Path) -> None:
+        self.window.settings.setValue("edit/gt_dir", str(folder))
+        self._show_gt_dir()
+
+    def _show_gt_dir(self) -> None:
+        self.panel.gt_dir.setText(self.gt_dir or "(none: choose a folder)")
+
+    def choose_gt_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Save ground truth into",
+                                                  self.gt_dir or self.window._last_folder())
+        if folder:
+            self.set_gt_dir(folder)
+
+    def save_ground_truth(self):
+        """Write the current image's labels into the ground-truth folder (asks for one when
+        none is chosen), in a worker; the edits stay either way."""
+        window = self.window
+        edits, path = self.current, window.current_path
+        if edits is None or path is None or not self.editor.active:
+            window.show_error("Nothing to save — turn on edit mode (E) on an image first")
+            return None
+        if self.gt_dir is None:
+            self.choose_gt_dir()
+            if self.gt_dir is None:
+                return None
+        provenance = Provenance.now(path, edits.model, edits.version,
+                                    edits.source, edits.session.changed_pixels(),
+                                    edits.stack.index())
+        clean_at = edits.stack.index()
+        self.save_job = job = self._io.start("save ground truth", _save,
+                                             edits.session.labels.copy(), path, self.gt_dir,
+                                             provenance)
+        job.finished.connect(lambda written: self._saved(edits, clean_at, written))
+        job.failed.connect(lambda message: window.show_error(
+            f"Ground truth not saved (edits kept): {message}"))
+        return job
+
+    def _saved(self, edits: ImageEdits, clean_at: int, written: str) -> None:
+        if edits.stack.index() == clean_at:
+            edits.stack.setClean()
+        self.window.statusBar().showMessage(f"Saved ground truth to {written}", 8000)
+        self._update_status()
+
+
+def install_editing(window: MainWindow) -> MainWindowEditing:
+    return MainWindowEditing(window)

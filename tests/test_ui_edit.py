@@ -1,0 +1,205 @@
+"""Edit mode driven as a user would: the demo model (v1, in-process) segments the astronaut, real
+mouse events paint on the canvas, QUndoStack undoes and redoes whole edits, and the saved
+ground-truth PNG is read back pixel by pixel."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QSettings, Qt
+
+from segviewer.core.editing import flood_fill, polygon_fill, stroke
+from segviewer.core.ground_truth import read_provenance
+from segviewer.core.images import load_label_png
+from segviewer.paths import demo_dir, demo_models_dir
+from segviewer.ui.edit_mode import Tool
+from segviewer.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.skipif(not (demo_models_dir() / "pascal" / "1").is_dir(),
+                                reason="the demo SavedModels are exported by the exporter")
+
+WAIT_MS = 120_000  # first use of a SavedModel imports TensorFlow
+PERSON, CAT, DOG, BOAT = 15, 8, 12, 4
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(demo_dir() / "images" / "astronaut.png", folder)
+    return folder
+
+
+def open_window(qtbot, photos: Path, settings: QSettings | None = None) -> MainWindow:
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.resize(1100, 760)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_demo(images=False)
+    window.open_paths([photos / "astronaut.png"])
+    qtbot.waitUntil(lambda: window.prediction is not None and window.idle, timeout=WAIT_MS)
+    return window
+
+
+def model_labels(window: MainWindow) -> np.ndarray:
+    return window.cache.get(window._key(window.current_path)).labels
+
+
+def viewport_point(window: MainWindow, x: float, y: float) -> QPoint:
+    return window.canvas.image_pos_to_viewport(int(x), int(y)).toPoint()
+
+
+def image_point(window: MainWindow, point: QPoint) -> tuple[float, float]:
+    """Where the canvas puts a viewport position in the image (what the editor gets)."""
+    scene = window.canvas.mapToScene(point)
+    return float(scene.x()), float(scene.y())
+
+
+def drag(qtbot, window: MainWindow, points: list[QPoint]) -> None:
+    viewport = window.canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=points[0])
+    for point in points[1:]:
+        qtbot.mouseMove(viewport, point)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=points[-1])
+
+
+def edit_astronaut(qtbot, window: MainWindow) -> np.ndarray:
+    """A stroke, a fill and a polygon through the mouse; returns what core says they paint."""
+    editing = window.editing
+    expected = model_labels(window).astype(np.uint8)
+    assert expected[250, 250] == PERSON and expected[10, 10] == 0
+
+    editing.act_edit.trigger()
+    assert editing.editor.active and editing.dock.isVisible()
+    editing.act_tool[Tool.BRUSH].trigger()
+    editing.panel.brush_size.setValue(9)
+    editing.set_class(CAT)
+    line = [viewport_point(window, x, y) for x, y in ((60, 400), (140, 330), (260, 300),
+                                                        (420, 420))]
+    drag(qtbot, window, line)
+    stroke(expected, [image_point(window, p) for p in line], 4.5, CAT)
+
+    editing.act_tool[Tool.FILL].trigger()
+    editing.set_class(DOG)
+    seed = viewport_point(window, 250, 250)
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=seed)
+    x, y = (int(np.floor(v)) for v in image_point(window, seed))
+    flood_fill(expected, x, y, DOG)
+
+    editing.act_tool[Tool.POLYGON].trigger()
+    editing.set_class(BOAT)
+    corners = [viewport_point(window, x, y) for x, y in ((30, 30), (200, 50), (120, 180))]
+    for corner in corners:
+        qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=corner)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Return)
+    polygon_fill(expected, [image_point(window, p) for p in corners], BOAT)
+    return expected
+
+
+def test_stroke_fill_polygon_undo_redo_and_save_give_exactly_the_painted_pixels(
+        qtbot, photos, tmp_path):
+    window = open_window(qtbot, photos)
+    editing = window.editing
+    before = model_labels(window).copy()
+    expected = edit_astronaut(qtbot, window)
+
+    session = editing.current.session
+    np.testing.assert_array_equal(session.labels, expected)
+    assert editing.current.stack.count() == 3
+    np.testing.assert_array_equal(model_labels(window), before)  # the model's result untouched
+    # What the window shows and reports is the edited map.
+    assert window.prediction.labels is session.labels
+    assert window.legend.rows()[0].id in (0, DOG)
+    pixmap = window.canvas._label_item.pixmap().toImage()
+    boat = window.palette.color(BOAT)
+    assert pixmap.pixelColor(100, 60).getRgb()[:3] == boat
+
+    # Undo and redo whole edits, with the keys.
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert editing.current.stack.index() == 2
+    assert session.pick(100, 60) == before[60, 100]
+    assert window.canvas._label_item.pixmap().toImage().pixelColor(100, 60).getRgb()[:3] \
+        == window.palette.color(int(before[60, 100]))
+    editing.act_undo.trigger()
+    editing.act_undo.trigger()
+    np.testing.assert_array_equal(session.labels, before)
+    for _ in range(3):
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                       | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(session.labels, expected)
+
+    gt_dir = tmp_path / "gt"
+    editing.set_gt_dir(gt_dir)
+    job = editing.save_ground_truth()
+    with qtbot.waitSignal(job.done, timeout=WAIT_MS):
+        pass
+    saved = load_label_png(gt_dir / "astronaut.png")
+    assert saved.dtype == np.uint8
+    np.testing.assert_array_equal(saved, expected)
+    changed = saved != before
+    assert changed.sum() == (expected != before).sum() > 1000
+    record = read_provenance(gt_dir / "astronaut.png")
+    assert (record["model"], record["version"]) == ("pascal", 1)
+    assert record["changed_pixels"] == int(changed.sum()) and record["edits"] == 3
+    assert editing.current.stack.isClean()
+
+    # Reopening in a new window (same settings: the same ground-truth folder) shows the saved
+    # ground truth, not the model's result.
+    window.close()
+    again = open_window(qtbot, photos, QSettings())
+    again.editing.act_edit.trigger()
+    np.testing.assert_array_equal(again.prediction.labels, expected)
+    assert "ground truth" in again.editing.current.origin
+    again.editing.act_edit.trigger()  # leaving edit mode shows the model's result again
+    np.testing.assert_array_equal(again.prediction.labels, before)
+
+
+def test_a_failed_save_keeps_the_edits_and_says_why(qtbot, photos, tmp_path):
+    window = open_window(qtbot, photos)
+    editing = window.editing
+    editing.act_edit.trigger()
+    editing.set_class(CAT)
+    drag(qtbot, window, [viewport_point(window, 40, 40), viewport_point(window, 300, 60)])
+    painted = editing.current.session.labels.copy()
+    gt_dir = tmp_path / "gt"
+    (gt_dir / "astronaut.png").mkdir(parents=True)  # in the way, for root too
+    editing.set_gt_dir(gt_dir)
+    job = editing.save_ground_truth()
+    with qtbot.waitSignal(job.done, timeout=WAIT_MS):
+        pass
+    message = window.errors[-1]
+    assert message.startswith("Ground truth not saved (edits kept): cannot save ground truth")
+    assert "astronaut.png" in message and "\n" not in message
+    assert message in window.statusBar().currentMessage()
+    np.testing.assert_array_equal(editing.current.session.labels, painted)
+    assert not editing.current.stack.isClean() and "not saved" in editing.panel.status.text()
+    assert (gt_dir / "astronaut.png").is_dir() and list((gt_dir).iterdir()) == [
+        gt_dir / "astronaut.png"]
+
+
+def test_class_picking_legend_keys_and_right_click(qtbot, photos):
+    window = open_window(qtbot, photos)
+    editing = window.editing
+    editing.act_tool[Tool.BRUSH].trigger()
+    assert not editing.act_tool[Tool.BRUSH].isEnabled()  # tools only in edit mode
+    editing.act_edit.trigger()
+    assert editing.quick_ids[:2] == [0, PERSON]  # most frequent first
+    qtbot.keyClick(window.canvas, Qt.Key.Key_2)
+    assert editing.editor.value == PERSON
+    qtbot.keyClick(window.canvas, Qt.Key.Key_1)
+    assert editing.editor.value == 0
+    table = window.legend.table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 1).text() == str(PERSON))
+    table.cellClicked.emit(row, 2)
+    assert editing.editor.value == PERSON and editing.panel.class_box.currentData() == PERSON
+    qtbot.mouseClick(window.canvas.viewport(), Qt.MouseButton.RightButton,
+                     pos=viewport_point(window, 5, 5))
+    assert editing.editor.value == 0
+    box = editing.panel.class_box  # search by name
+    box.setEditText("cat")
+    box.activated.emit(box.findText("8 cat"))
+    assert editing.editor.value == CAT
