@@ -68,8 +68,8 @@ class Change:
     `offsets` went from `old` to `value`."""
 
     rect: Rect
-    offsets: np.ndarray  # uint32 positions inside rect, row-major
-    old: np.ndarray  # their values before, in the label map's dtype
+    offsets: np.ndarray  # uint32 positions inside rect, row-major, ascending
+    old: np.ndarray  # their values before, in the label map's dtype (one: all the same)
     value: int
 
     @property
@@ -80,27 +80,34 @@ class Change:
     def nbytes(self) -> int:
         return int(self.offsets.nbytes + self.old.nbytes)
 
-    def _where(self) -> tuple[np.ndarray, np.ndarray]:
-        ys, xs = np.divmod(self.offsets, max(self.rect.width, 1))
-        return ys + self.rect.y0, xs + self.rect.x0
+    def _mask(self) -> np.ndarray:
+        mask = np.zeros(self.rect.width * self.rect.height, bool)
+        mask[self.offsets] = True
+        return mask.reshape(self.rect.height, self.rect.width)
 
     def apply(self, labels: np.ndarray) -> None:
-        labels[self._where()] = self.value
+        np.copyto(labels[self.rect.slices], self.value, where=self._mask())
 
     def revert(self, labels: np.ndarray) -> None:
-        labels[self._where()] = self.old
+        box, mask = labels[self.rect.slices], self._mask()
+        if self.old.size == 1:
+            np.copyto(box, self.old[0], where=mask)
+        else:
+            box[mask] = self.old  # offsets ascend, as boolean indexing visits pixels
 
 
-def paint_mask(labels: np.ndarray, rect: Rect, mask: np.ndarray, value: int) -> Change | None:
+def paint_mask(labels: np.ndarray, rect: Rect, mask: np.ndarray, value: int,
+               old_value: int | None = None) -> Change | None:
     """Set `value` where `mask` (the size of `rect`) is true; the Change, or None when no pixel
-    changes."""
+    changes. `old_value`: every masked pixel is known to hold it (a flood fill's region), so
+    the record keeps one old value instead of one per pixel."""
     box = labels[rect.slices]
-    hit = mask & (box != value)
+    hit = mask if old_value is not None else mask & (box != value)
     offsets = np.flatnonzero(hit).astype(np.uint32)
     if offsets.size == 0:
         return None
-    old = box[hit]
-    box[hit] = value
+    old = np.full(1, old_value, box.dtype) if old_value is not None else box[hit]
+    np.copyto(box, value, where=hit)
     return Change(rect, offsets, old, value)
 
 
@@ -166,8 +173,8 @@ class Stroke:
         change = paint_mask(self.labels, rect, mask, self.value)
         if change is None:
             return EMPTY
-        ys, xs = change._where()
-        self._parts.append((ys.astype(np.int64) * self.labels.shape[1] + xs, change.old))
+        ys, xs = np.divmod(change.offsets.astype(np.int64), rect.width)
+        self._parts.append(((ys + rect.y0) * self.labels.shape[1] + xs + rect.x0, change.old))
         self.rect = self.rect.union(rect)
         return rect
 
@@ -178,9 +185,10 @@ class Stroke:
             return None
         flat = np.concatenate([p[0] for p in self._parts])
         old = np.concatenate([p[1] for p in self._parts])
-        ys, xs = np.divmod(flat, self.labels.shape[1])
+        order = np.argsort(flat)
+        ys, xs = np.divmod(flat[order], self.labels.shape[1])
         offsets = ((ys - self.rect.y0) * self.rect.width + xs - self.rect.x0).astype(np.uint32)
-        return Change(self.rect, offsets, old, self.value)
+        return Change(self.rect, offsets, old[order], self.value)
 
 
 def stroke(labels: np.ndarray, points: Sequence[Point], radius: float,
@@ -200,12 +208,15 @@ def flood_region(labels: np.ndarray, x: int, y: int) -> tuple[Rect, np.ndarray]:
     """The 4-connected region of the class at (x, y): its box and its mask inside the box."""
     from scipy import ndimage  # on first fill: a second off the viewer's start-up
 
-    target = labels[y, x]
-    components, _ = ndimage.label(labels == target)  # default structure: 4-connectivity
-    index = components[y, x]
-    box = ndimage.find_objects(components, max_label=index)[index - 1]
-    rect = Rect(box[1].start, box[0].start, box[1].stop, box[0].stop)
-    return rect, components[rect.slices] == index
+    same = labels == labels[y, x]
+    components, count = ndimage.label(same)  # default structure: 4-connectivity
+    region = same if count == 1 else components == components[y, x]
+    # The box from row and column projections: two cheap passes instead of find_objects'
+    # bookkeeping for every component of the class.
+    rows = np.flatnonzero(region.any(axis=1))
+    cols = np.flatnonzero(region.any(axis=0))
+    rect = Rect(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return rect, region[rect.slices]
 
 
 def flood_fill(labels: np.ndarray, x: int, y: int, value: int) -> Change | None:
@@ -213,8 +224,9 @@ def flood_fill(labels: np.ndarray, x: int, y: int, value: int) -> Change | None:
     value = check_value(labels, value)
     if not (0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]) or labels[y, x] == value:
         return None
+    old = int(labels[y, x])
     rect, mask = flood_region(labels, x, y)
-    return paint_mask(labels, rect, mask, value)
+    return paint_mask(labels, rect, mask, value, old_value=old)
 
 
 def polygon_mask(points: Sequence[Point], shape: tuple[int, int]) -> tuple[Rect, np.ndarray]:

@@ -108,7 +108,9 @@ class ImageCanvas(QGraphicsView):
         self._label_item.setPixmap(QPixmap())  # the only owner now: painting copies nothing
         painter = QPainter(pixmap)
         painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        painter.drawImage(x, y, qimage_from_array(rgba))
+        rgba = np.ascontiguousarray(rgba)  # drawn at once: no copy into the QImage needed
+        painter.drawImage(x, y, QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0],
+                                       QImage.Format.Format_RGBA8888))
         painter.end()
         self._label_item.setPixmap(pixmap)
 
