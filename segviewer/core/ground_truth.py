@@ -15,12 +15,15 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from segviewer.core.images import atomic_write_bytes, encode_png, label_array_for_png
+
+if TYPE_CHECKING:
+    from segviewer.core.review import ImageResult
 
 PROVENANCE_KEY = "segviewer-edit"
 
@@ -101,3 +104,14 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
 def fixed_verdict(provenance: Provenance, gt_path: str | Path) -> dict[str, Any]:
     """The record a review store keeps next to a "fixed" verdict for this image."""
     return {"verdict": "fixed", "ground_truth": str(gt_path), **asdict(provenance)}
+
+
+def rescore(result: ImageResult, gt_path: Path, gt: np.ndarray, num_classes: int,
+            ignore_label: int) -> None:
+    """Score both models of a review result against ground truth just saved, as `run_review`
+    does, so the compare window's numbers use it at once."""
+    from segviewer.core.compare import confusion_matrix, scores
+
+    result.gt_path = Path(gt_path)
+    result.scores_a = scores(confusion_matrix(gt, result.labels_a, num_classes, ignore_label))
+    result.scores_b = scores(confusion_matrix(gt, result.labels_b, num_classes, ignore_label))

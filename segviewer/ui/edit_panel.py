@@ -1,12 +1,13 @@
-"""Edit mode in the main window: the Edit menu, the edit dock (tools, brush size, class picker,
+"""Edit mode in a window: the Edit menu, the edit dock (tools, brush size, class picker,
 ground-truth folder, save) and the per-image edit sessions.
 
-`install_editing(window)` adds all of it; the window calls `editing.adopt(path, prediction)` where
-it shows a prediction, and gets back the edited labels while edit mode is on (the model's result,
-cached, is never changed). Edits of each image are kept while the window is open; entering edit
-mode on an image that has ground truth in the chosen folder starts from that ground truth, so
-reopening shows what was saved. The legend is the class picker (click a row), 1-9 pick the most
-frequent classes, and the class box searches by name.
+`Editing` is what the main window and the compare window share; `install_editing(window)` adds
+it to the main window, which calls `editing.adopt(path, prediction)` where it shows a prediction
+and gets back the edited labels while edit mode is on (the model's result, cached, is never
+changed). Edits of each image are kept while the window is open; editing an image that has
+ground truth in the chosen folder starts from that ground truth, so reopening shows what was
+saved. The legend is the class picker (click a row), 1-9 pick the most frequent classes, and the
+class box searches by name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
     QMenu,
     QPushButton,
     QSpinBox,
@@ -48,7 +50,7 @@ from segviewer.core.overlay import class_counts, class_shares
 from segviewer.core.serving.base import Prediction
 from segviewer.ui.edit_mode import TOOL_NAMES, CanvasEditor, Tool, rgba_lut
 from segviewer.ui.legend import ID, swatch_icon
-from segviewer.ui.workers import JobRunner, TaskState
+from segviewer.ui.workers import Job, JobRunner, TaskState
 
 if TYPE_CHECKING:
     from segviewer.ui.main_window import MainWindow
@@ -150,39 +152,38 @@ class EditPanel(QWidget):
             self.class_box.setCurrentIndex(index)
 
 
-class MainWindowEditing(QObject):
-    """Edit mode of one MainWindow (see the module docstring)."""
+class Editing(QObject):
+    """Edit mode of one window: the dock, the Edit menu, undo and redo, saving. Subclasses say
+    what is edited (`_palette`, `_hidden`, `_image_path`, `_enter`, `_leave`)."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QMainWindow, editor: CanvasEditor, tool_keys: bool) -> None:
         super().__init__(window)
         self.window = window
-        self.edits: dict[tuple[str, str, int | None], ImageEdits] = {}
         self.current: ImageEdits | None = None
+        self.save_job: Job | None = None
         self.quick_ids: list[int] = []
-        self.save_job = None
         self._io = JobRunner(1, self)
         self.undo_group = QUndoGroup(self)
-        self.editor = CanvasEditor(window.canvas, self._lut)
-        self.editor.committed.connect(self._committed)
-        self.editor.painted.connect(self._painted)
-        self.editor.picked.connect(self._picked)
+        self.editor = editor
         self.panel = EditPanel()
         self.dock = QDockWidget("Edit", window)
         self.dock.setObjectName("dock_edit")
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
-        self._build_actions()
-        self.panel.brush_size.valueChanged.connect(self.editor.set_brush_size)
+        self._build_actions(tool_keys)
+        self.panel.brush_size.valueChanged.connect(lambda v: self.editor.set_brush_size(v))
         self.panel.ignore_id.valueChanged.connect(self._ignore_changed)
         self.panel.class_chosen.connect(self.set_class)
         self.panel.choose_gt.clicked.connect(self.choose_gt_dir)
         self.panel.save.clicked.connect(self.save_ground_truth)
-        window.legend.table.cellClicked.connect(self._legend_clicked)
-        window.file_list.current_path_changed.connect(lambda _: self._show(None))
         self.undo_group.cleanChanged.connect(lambda _: self._update_status())
         self._show_gt_dir()
-        self.set_tool(Tool.BRUSH)
+
+    def connect_editor(self, editor: CanvasEditor) -> None:
+        editor.committed.connect(self._committed)
+        editor.painted.connect(self._painted)
+        editor.picked.connect(self.set_class)
 
     # -- construction --------------------------------------------------------------------------
     def _action(self, text: str, slot, keys=(), checkable: bool = False) -> QAction:
@@ -193,7 +194,7 @@ class MainWindowEditing(QObject):
         self.window.addAction(action)
         return action
 
-    def _build_actions(self) -> None:
+    def _build_actions(self, tool_keys: bool) -> None:
         a = self._action
         self.act_edit = a("&Edit Labels", self.set_active, ["E"], checkable=True)
         self.act_edit.setToolTip("Paint corrections into the labels (E)")
@@ -207,16 +208,18 @@ class MainWindowEditing(QObject):
         group = QActionGroup(self)
         self.act_tool: dict[Tool, QAction] = {}
         for tool, key in TOOL_KEYS.items():
-            act = a(TOOL_NAMES[tool], lambda _=False, t=tool: self.set_tool(t), [key],
+            keys = [key] if tool_keys else []
+            act = a(TOOL_NAMES[tool], lambda _=False, t=tool: self.set_tool(t), keys,
                     checkable=True)
-            act.setToolTip(f"{TOOL_NAMES[tool]} ({key})")
+            act.setToolTip(f"{TOOL_NAMES[tool]} ({key})" if tool_keys else TOOL_NAMES[tool])
             group.addAction(act)
             self.act_tool[tool] = act
             button = self.panel.tool_buttons[tool]
             button.setText(TOOL_NAMES[tool].split(" ")[0])
             button.setToolTip(act.toolTip())
             button.clicked.connect(lambda _=False, t=tool: self.set_tool(t))
-        self.act_quick = [a(f"Class {n}", lambda _=False, n=n: self._quick(n - 1), [str(n)])
+        self.act_quick = [a(f"Class {n}", lambda _=False, n=n: self._quick(n - 1),
+                            [str(n)] if tool_keys else [])
                           for n in range(1, QUICK_CLASSES + 1)]
         menu = self.window.menuBar()
         edit = QMenu("&Edit", self.window)
@@ -227,10 +230,6 @@ class MainWindowEditing(QObject):
         edit.addActions(list(self.act_tool.values()))
         edit.addSeparator()
         edit.addActions([self.act_gt_dir, self.act_save])
-        toolbar = self.window.findChild(QToolBar, "toolbar_main")
-        if toolbar is not None:
-            toolbar.addSeparator()
-            toolbar.addAction(self.act_edit)
         self._enable()
 
     def _enable(self) -> None:
@@ -241,64 +240,42 @@ class MainWindowEditing(QObject):
 
     # -- entering and leaving ------------------------------------------------------------------
     def set_active(self, active: bool) -> None:
-        window = self.window
-        if active and window.prediction is None:
+        if active and not self._can_edit():
             self.act_edit.setChecked(False)
-            window.show_error("Nothing to edit yet — open an image and let the model segment it")
             return
         self.act_edit.setChecked(active)
         self.editor.set_active(active)
         self.dock.setVisible(active)
         if active:
             self.dock.raise_()
-        # Showing the prediction again goes through adopt(): edited labels in, the model's out.
-        window.prediction = None
-        window._show_cached_prediction()
+            self.set_tool(self.editor.tool)
+        self._switched(active)
         if not active:
             self._show(None)
         self._enable()
 
-    def adopt(self, path: str, prediction: Prediction) -> Prediction:
-        """What the window shows for `path`: the edited labels while editing, else
-        `prediction` as the model made it."""
-        if not self.editor.active:
-            return prediction
-        key = (path, prediction.model, prediction.version)
-        edits = self.edits.get(key)
-        if edits is None or edits.session.original.shape != prediction.labels.shape:
-            edits = self.edits[key] = self._start(path, prediction)
-        self._show(edits)
-        return self._edited(prediction)
-
-    def _start(self, path: str, prediction: Prediction) -> ImageEdits:
-        window = self.window
-        source = window.backend.description if window.backend is not None else ""
-        model = f"{prediction.model} v{prediction.version}" if prediction.version is not None \
-            else prediction.model
-        labels, origin = prediction.labels, model
-        gt_dir = self.gt_dir
-        if gt_dir is not None:
+    def start_edits(self, path: str, labels: np.ndarray, model: str, version: int | None,
+                    source: str) -> ImageEdits:
+        """A session on `labels` (the model's), or on the ground truth saved for `path` in the
+        chosen folder when there is one."""
+        origin = f"{model} v{version}" if version is not None else model
+        if self.gt_dir is not None:
             try:
-                gt_path = ground_truth_path(path, gt_dir)
+                gt_path = ground_truth_path(path, self.gt_dir)
                 if gt_path.is_file():
                     saved = load_label_png(gt_path)
                     if saved.shape == labels.shape:
                         labels, origin = saved, f"ground truth '{gt_path}'"
                     else:
-                        window.show_error(f"ground truth '{gt_path}' is {saved.shape[1]}x"
-                                          f"{saved.shape[0]}, the image {labels.shape[1]}x"
-                                          f"{labels.shape[0]} — editing the model's result")
+                        self.window.show_error(
+                            f"ground truth '{gt_path}' is {saved.shape[1]}x{saved.shape[0]}, "
+                            f"the image {labels.shape[1]}x{labels.shape[0]} — editing the "
+                            "model's result")
             except (GroundTruthError, ImageLoadError) as exc:
-                window.show_error(str(exc))
+                self.window.show_error(str(exc))
         stack = QUndoStack(self)
         self.undo_group.addStack(stack)
-        return ImageEdits(EditSession(labels), stack, origin, prediction.model,
-                          prediction.version, source)
-
-    def _edited(self, prediction: Prediction) -> Prediction:
-        # Probabilities belong to the model's labels, not to painted ones.
-        return dataclasses.replace(prediction, labels=self.current.session.labels,
-                                   probabilities=None)
+        return ImageEdits(EditSession(labels), stack, origin, model, version, source)
 
     def _show(self, edits: ImageEdits | None) -> None:
         self.current = edits
@@ -307,7 +284,7 @@ class MainWindowEditing(QObject):
         if edits is not None:
             counts = class_counts(edits.session.labels)
             self.quick_ids = sorted(counts, key=lambda i: -counts[i])[:QUICK_CLASSES]
-            palette = self.window.palette
+            palette = self._palette()
             ids = sorted(set(range(len(palette.colors))) | set(counts))
             if self.editor.value not in counts and self.quick_ids:
                 self.editor.set_value(self.quick_ids[0])
@@ -329,52 +306,25 @@ class MainWindowEditing(QObject):
             self.set_tool(Tool.BRUSH)
         self._update_status()
 
-    def _picked(self, class_id: int) -> None:
-        self.set_class(class_id)
-
     def _quick(self, index: int) -> None:
         if index < len(self.quick_ids):
             self.set_class(self.quick_ids[index])
-
-    def _legend_clicked(self, row: int, _column: int) -> None:
-        if self.editor.active:
-            item = self.window.legend.table.item(row, ID)
-            self.set_class(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def _ignore_changed(self, value: int) -> None:
         self.editor.ignore_label = value
 
     def _lut(self, dtype: np.dtype) -> np.ndarray:
-        return rgba_lut(self.window.palette, self.window.legend.hidden, dtype)
-
-    # -- after edits ---------------------------------------------------------------------------
-    def _painted(self, rect, rgba: np.ndarray) -> None:
-        colors = self.window._colors  # what overlay export blends: keep it in step
-        if colors is not None and colors.shape[:2] == self.current.session.labels.shape:
-            colors[rect.slices] = rgba
-
-    def _committed(self) -> None:
-        window = self.window
-        if self.current is None or window.prediction is None:
-            return
-        if window.prediction.labels is not self.current.session.labels:  # widened to 16-bit
-            window.prediction = self._edited(window.prediction)
-            window._recolor()
-        window.legend.set_shares(class_shares(self.current.session.labels))
-        window._update_boundaries()
-        self._update_status()
+        return rgba_lut(self._palette(), self._hidden(), dtype)
 
     def _update_status(self) -> None:
         edits = self.current
         if edits is None:
             self.panel.status.setText("Open an image with a result to edit it.")
             return
-        clean = edits.stack.isClean()
-        changed = edits.session.changed_pixels()
         self.panel.status.setText(
-            f"Editing {Path(self.window.current_path or '').name}, from {edits.origin}: "
-            f"{changed:,} px changed, {edits.stack.index()} edit(s)"
-            f"{'' if clean else ' — not saved'}")
+            f"Editing {Path(self._image_path() or '').name}, from {edits.origin}: "
+            f"{edits.session.changed_pixels():,} px changed, {edits.stack.index()} edit(s)"
+            f"{'' if edits.stack.isClean() else ' — not saved'}")
 
     # -- saving --------------------------------------------------------------------------------
     @property
@@ -391,38 +341,137 @@ class MainWindowEditing(QObject):
 
     def choose_gt_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Save ground truth into",
-                                                  self.gt_dir or self.window._last_folder())
+                                                  self.gt_dir or str(Path.home()))
         if folder:
             self.set_gt_dir(folder)
 
-    def save_ground_truth(self):
+    def save_ground_truth(self) -> Job | None:
         """Write the current image's labels into the ground-truth folder (asks for one when
         none is chosen), in a worker; the edits stay either way."""
-        window = self.window
-        edits, path = self.current, window.current_path
+        edits, path = self.current, self._image_path()
         if edits is None or path is None or not self.editor.active:
-            window.show_error("Nothing to save — turn on edit mode (E) on an image first")
+            self.window.show_error("Nothing to save — turn on edit mode (E) on an image first")
             return None
         if self.gt_dir is None:
             self.choose_gt_dir()
             if self.gt_dir is None:
                 return None
-        provenance = Provenance.now(path, edits.model, edits.version,
-                                    edits.source, edits.session.changed_pixels(),
-                                    edits.stack.index())
+        provenance = Provenance.now(path, edits.model, edits.version, edits.source,
+                                    edits.session.changed_pixels(), edits.stack.index())
         clean_at = edits.stack.index()
-        self.save_job = job = self._io.start("save ground truth", _save,
-                                             edits.session.labels.copy(), path, self.gt_dir,
-                                             provenance)
-        job.finished.connect(lambda written: self._saved(edits, clean_at, written))
-        job.failed.connect(lambda message: window.show_error(
+        labels = edits.session.labels.copy()  # editing goes on while the worker writes
+        self.save_job = job = self._io.start("save ground truth", _save, labels, path,
+                                             self.gt_dir, provenance)
+        job.finished.connect(lambda written: self._saved(edits, clean_at, labels, written))
+        job.failed.connect(lambda message: self.window.show_error(
             f"Ground truth not saved (edits kept): {message}"))
         return job
 
-    def _saved(self, edits: ImageEdits, clean_at: int, written: str) -> None:
+    def _saved(self, edits: ImageEdits, clean_at: int, labels: np.ndarray, written: str) -> None:
         if edits.stack.index() == clean_at:
             edits.stack.setClean()
         self.window.statusBar().showMessage(f"Saved ground truth to {written}", 8000)
+        self._update_status()
+
+    # -- what subclasses say -------------------------------------------------------------------
+    def _can_edit(self) -> bool:
+        raise NotImplementedError
+
+    def _switched(self, active: bool) -> None:
+        raise NotImplementedError
+
+    def _palette(self) -> Palette:
+        raise NotImplementedError
+
+    def _hidden(self) -> frozenset[int]:
+        return frozenset()
+
+    def _image_path(self) -> str | None:
+        raise NotImplementedError
+
+    def _committed(self) -> None:
+        self._update_status()
+
+    def _painted(self, rect, rgba: np.ndarray) -> None:
+        pass
+
+
+class MainWindowEditing(Editing):
+    """Edit mode on the main window's current result."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window, CanvasEditor(window.canvas, self._lut), tool_keys=True)
+        self.edits: dict[tuple[str, str, int | None], ImageEdits] = {}
+        self.connect_editor(self.editor)
+        window.legend.table.cellClicked.connect(self._legend_clicked)
+        window.file_list.current_path_changed.connect(lambda _: self._show(None))
+        toolbar = window.findChild(QToolBar, "toolbar_main")
+        if toolbar is not None:
+            toolbar.addSeparator()
+            toolbar.addAction(self.act_edit)
+        self.set_tool(Tool.BRUSH)
+
+    def _can_edit(self) -> bool:
+        if self.window.prediction is None:
+            self.window.show_error("Nothing to edit yet — open an image and let the model "
+                                   "segment it")
+            return False
+        return True
+
+    def _switched(self, active: bool) -> None:
+        # Showing the prediction again goes through adopt(): edited labels in, the model's out.
+        self.window.prediction = None
+        self.window._show_cached_prediction()
+
+    def adopt(self, path: str, prediction: Prediction) -> Prediction:
+        """What the window shows for `path`: the edited labels while editing, else
+        `prediction` as the model made it."""
+        if not self.editor.active:
+            return prediction
+        key = (path, prediction.model, prediction.version)
+        edits = self.edits.get(key)
+        if edits is None or edits.session.original.shape != prediction.labels.shape:
+            backend = self.window.backend
+            edits = self.edits[key] = self.start_edits(
+                path, prediction.labels, prediction.model, prediction.version,
+                backend.description if backend is not None else "")
+        self._show(edits)
+        return self._edited(prediction)
+
+    def _edited(self, prediction: Prediction) -> Prediction:
+        # Probabilities belong to the model's labels, not to painted ones.
+        return dataclasses.replace(prediction, labels=self.current.session.labels,
+                                   probabilities=None)
+
+    def _palette(self) -> Palette:
+        return self.window.palette
+
+    def _hidden(self) -> frozenset[int]:
+        return self.window.legend.hidden
+
+    def _image_path(self) -> str | None:
+        return self.window.current_path
+
+    def _legend_clicked(self, row: int, _column: int) -> None:
+        if self.editor.active:
+            item = self.window.legend.table.item(row, ID)
+            self.set_class(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _painted(self, rect, rgba: np.ndarray) -> None:
+        colors = self.window._colors  # what overlay export blends: keep it in step
+        if colors is not None and self.current is not None \
+                and colors.shape[:2] == self.current.session.labels.shape:
+            colors[rect.slices] = rgba
+
+    def _committed(self) -> None:
+        window = self.window
+        if self.current is None or window.prediction is None:
+            return
+        if window.prediction.labels is not self.current.session.labels:  # widened to 16-bit
+            window.prediction = self._edited(window.prediction)
+            window._recolor()
+        window.legend.set_shares(class_shares(self.current.session.labels))
+        window._update_boundaries()
         self._update_status()
 
 
