@@ -203,3 +203,59 @@ def test_class_picking_legend_keys_and_right_click(qtbot, photos):
     box.setEditText("cat")
     box.activated.emit(box.findText("8 cat"))
     assert editing.editor.value == CAT
+
+
+def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, photos, tmp_path):
+    from segviewer.core.compare import confusion_matrix, scores
+    from segviewer.ui.compare_window import CompareMode, CompareWindow
+    from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
+    from segviewer.ui.dialogs.connect import ConnectionSpec
+
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    spec = ConnectionSpec("local", str(demo_models_dir() / "pascal"))
+    choice = CompareChoice(SourceChoice(spec, version=1), SourceChoice(spec, version=2),
+                           str(gt_dir))
+    window = CompareWindow(choice, [photos / "astronaut.png"])
+    qtbot.addWidget(window)
+    window.resize(1300, 760)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.views is not None and window.idle, timeout=WAIT_MS)
+    assert "mIoU" not in window.summary.text()  # no ground truth yet
+    editing = window.editing
+    assert editing.gt_dir == str(gt_dir)
+    window.set_mode(CompareMode.FLIP)
+    editing.act_edit.trigger()
+    assert window.mode is CompareMode.SIDE and editing.editor.canvas is window.canvas_a
+    result = window.session.results[0]
+    expected = result.labels_a.copy()
+    editing.set_class(CAT)
+    canvas = window.canvas_a
+    line = [canvas.image_pos_to_viewport(x, y).toPoint() for x, y in ((100, 100), (300, 380))]
+    viewport = canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=line[0])
+    qtbot.mouseMove(viewport, line[1])
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=line[1])
+    points = [(float(p.x()), float(p.y())) for p in map(canvas.mapToScene, line)]
+    stroke(expected, points, editing.editor.brush_size / 2, CAT)
+    np.testing.assert_array_equal(editing.current.session.labels, expected)
+    assert (window.views.rgba_a[250, 200, :3] == window.session.palette.color(CAT)).all() \
+        or expected[250, 200] != CAT
+    np.testing.assert_array_equal(result.labels_a, window.session.results[0].labels_a)
+
+    job = editing.save_ground_truth()
+    with qtbot.waitSignal(job.done, timeout=WAIT_MS):
+        pass
+    saved = load_label_png(gt_dir / "astronaut.png")
+    np.testing.assert_array_equal(saved, expected)
+    # Both models scored against the correction at once, as the review computes it.
+    want_a = scores(confusion_matrix(saved, result.labels_a, 21, 255)).mean_iou
+    want_b = scores(confusion_matrix(saved, result.labels_b, 21, 255)).mean_iou
+    assert result.gt_path == gt_dir / "astronaut.png"
+    assert f"mIoU A {want_a * 100:.2f} % · B {want_b * 100:.2f} %" in window.summary.text()
+    assert want_a < 1.0
+    qtbot.keyClick(window, Qt.Key.Key_D)  # disagreement view: leaves edit mode, keeps the edits
+    assert window.mode is CompareMode.DIFF and not editing.editor.active
+    np.testing.assert_array_equal(editing.edits[("astronaut.png", "a")].session.labels, saved)
+    window.close()

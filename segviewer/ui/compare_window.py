@@ -66,6 +66,7 @@ from segviewer.core.serving.base import Backend, ModelRef
 from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.confusion_view import ConfusionView
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
+from segviewer.ui.edit_compare import install_compare_editing
 from segviewer.ui.legend import swatch_icon
 from segviewer.ui.review_panel import ReviewPanel
 from segviewer.ui.workers import Job, JobRunner, TaskState
@@ -217,6 +218,7 @@ class CompareWindow(QMainWindow):
         self.showing_b = False
 
         self._build()
+        self.editing = install_compare_editing(self)
         self._restore_settings()
         if parent is not None:  # close (and finish with its backend) before the parent does
             parent.installEventFilter(self)
@@ -520,7 +522,7 @@ class CompareWindow(QMainWindow):
     def _views_ready(self, views: Views) -> None:
         if views.key != self.review.current_key:
             return
-        self.views = views
+        self.views = self.editing.adopt(views)
         self._draw()
 
     def set_mode(self, mode: CompareMode) -> None:

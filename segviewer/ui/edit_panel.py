@@ -48,6 +48,7 @@ from segviewer.core.images import ImageLoadError, load_label_png
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts, class_shares
 from segviewer.core.serving.base import Prediction
+from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.edit_mode import TOOL_NAMES, CanvasEditor, Tool, rgba_lut
 from segviewer.ui.legend import ID, swatch_icon
 from segviewer.ui.workers import Job, JobRunner, TaskState
@@ -156,15 +157,17 @@ class Editing(QObject):
     """Edit mode of one window: the dock, the Edit menu, undo and redo, saving. Subclasses say
     what is edited (`_palette`, `_hidden`, `_image_path`, `_enter`, `_leave`)."""
 
-    def __init__(self, window: QMainWindow, editor: CanvasEditor, tool_keys: bool) -> None:
+    def __init__(self, window: QMainWindow, canvas: ImageCanvas, tool_keys: bool) -> None:
         super().__init__(window)
         self.window = window
         self.current: ImageEdits | None = None
         self.save_job: Job | None = None
         self.quick_ids: list[int] = []
         self._io = JobRunner(1, self)
+        self._gt_dir = str(window.settings.value("edit/gt_dir") or "") or None
         self.undo_group = QUndoGroup(self)
-        self.editor = editor
+        self.editor = CanvasEditor(canvas, self._lut)
+        self.connect_editor(self.editor)
         self.panel = EditPanel()
         self.dock = QDockWidget("Edit", window)
         self.dock.setObjectName("dock_edit")
@@ -329,11 +332,11 @@ class Editing(QObject):
     # -- saving --------------------------------------------------------------------------------
     @property
     def gt_dir(self) -> str | None:
-        value = self.window.settings.value("edit/gt_dir")
-        return str(value) if value else None
+        return self._gt_dir
 
     def set_gt_dir(self, folder: str | Path) -> None:
-        self.window.settings.setValue("edit/gt_dir", str(folder))
+        self._gt_dir = str(folder)
+        self.window.settings.setValue("edit/gt_dir", self._gt_dir)
         self._show_gt_dir()
 
     def _show_gt_dir(self) -> None:
@@ -400,9 +403,8 @@ class MainWindowEditing(Editing):
     """Edit mode on the main window's current result."""
 
     def __init__(self, window: MainWindow) -> None:
-        super().__init__(window, CanvasEditor(window.canvas, self._lut), tool_keys=True)
+        super().__init__(window, window.canvas, tool_keys=True)
         self.edits: dict[tuple[str, str, int | None], ImageEdits] = {}
-        self.connect_editor(self.editor)
         window.legend.table.cellClicked.connect(self._legend_clicked)
         window.file_list.current_path_changed.connect(lambda _: self._show(None))
         toolbar = window.findChild(QToolBar, "toolbar_main")
