@@ -285,16 +285,23 @@ class Editing(QObject):
         self.editor.attach(edits.session if edits else None, edits.stack if edits else None)
         self.undo_group.setActiveStack(edits.stack if edits and self.editor.active else None)
         if edits is not None:
-            counts = class_counts(edits.session.labels)
-            self.quick_ids = sorted(counts, key=lambda i: -counts[i])[:QUICK_CLASSES]
-            palette = self._palette()
-            ids = sorted(set(range(len(palette.colors))) | set(counts))
+            counts = self._refresh_classes()
             if self.editor.value not in counts and self.quick_ids:
                 self.editor.set_value(self.quick_ids[0])
-            self.panel.set_classes(palette, ids, self.editor.value)
-            self.panel.quick.setText("  ".join(
-                f"<b>{n}</b> {palette.class_name(i)}" for n, i in enumerate(self.quick_ids, 1)))
+            self.panel.show_class(self.editor.value)
         self._update_status()
+
+    def _refresh_classes(self) -> dict[int, int]:
+        """The class box (the palette and whatever the map holds) and keys 1-9 (the most
+        frequent classes now); the pixel count of each class present."""
+        counts = class_counts(self.current.session.labels)
+        self.quick_ids = sorted(counts, key=lambda i: -counts[i])[:QUICK_CLASSES]
+        palette = self._palette()
+        ids = sorted(set(range(len(palette.colors))) | set(counts))
+        self.panel.set_classes(palette, ids, self.editor.value)
+        self.panel.quick.setText("  ".join(
+            f"<b>{n}</b> {palette.class_name(i)}" for n, i in enumerate(self.quick_ids, 1)))
+        return counts
 
     # -- class, tool ---------------------------------------------------------------------------
     def set_tool(self, tool: Tool) -> None:
@@ -393,6 +400,8 @@ class Editing(QObject):
         raise NotImplementedError
 
     def _committed(self) -> None:
+        if self.current is not None:
+            self._refresh_classes()
         self._update_status()
 
     def _painted(self, rect, rgba: np.ndarray) -> None:
@@ -474,7 +483,7 @@ class MainWindowEditing(Editing):
             window._recolor()
         window.legend.set_shares(class_shares(self.current.session.labels))
         window._update_boundaries()
-        self._update_status()
+        super()._committed()
 
 
 def install_editing(window: MainWindow) -> MainWindowEditing:
