@@ -259,3 +259,31 @@ def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, phot
     assert window.mode is CompareMode.DIFF and not editing.editor.active
     np.testing.assert_array_equal(editing.edits[("astronaut.png", "a")].session.labels, saved)
     window.close()
+
+
+def test_lasso_and_eraser_and_no_shortcut_taken_twice(qtbot, photos, tmp_path):
+    window = open_window(qtbot, photos)
+    keys = [k for _, ks in window.shortcuts() for k in ks.split(", ")]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    editing = window.editing
+    editing.act_edit.trigger()
+    expected = model_labels(window).astype(np.uint8)
+    # Lasso: a press, a freehand drag and the release fill the outline.
+    qtbot.keyClick(window.canvas, Qt.Key.Key_V)
+    editing.set_class(BOAT)
+    outline = [viewport_point(window, x, y) for x, y in
+               ((300, 60), (360, 40), (420, 90), (400, 160), (330, 150))]
+    drag(qtbot, window, outline)
+    polygon_fill(expected, [image_point(window, p) for p in outline], BOAT)
+    # Eraser: the "unlabelled" id, 255 unless changed.
+    qtbot.keyClick(window.canvas, Qt.Key.Key_X)
+    assert editing.editor.tool is Tool.ERASER
+    line = [viewport_point(window, 20, 480), viewport_point(window, 200, 470)]
+    drag(qtbot, window, line)
+    stroke(expected, [image_point(window, p) for p in line], 6.0, 255)
+    np.testing.assert_array_equal(editing.current.session.labels, expected)
+    assert editing.current.stack.count() == 2
+    editing.set_gt_dir(tmp_path / "gt")
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: (tmp_path / "gt" / "astronaut.png").is_file(), timeout=WAIT_MS)
+    np.testing.assert_array_equal(load_label_png(tmp_path / "gt" / "astronaut.png"), expected)
