@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout
 from segviewer.core.ground_truth import rescore
 from segviewer.core.labels import Palette
 from segviewer.ui.edit_mode import CanvasEditor
-from segviewer.ui.edit_panel import Editing, ImageEdits
+from segviewer.ui.editing import Editing, ImageEdits
 
 if TYPE_CHECKING:
     from segviewer.ui.compare_window import CompareWindow, Views

@@ -52,7 +52,7 @@ from segviewer.paths import resource_dir
 from segviewer.ui import tasks
 from segviewer.ui.cache import CacheKey, PredictionCache
 from segviewer.ui.canvas import ImageCanvas, ViewMode, array_from_qimage
-from segviewer.ui.edit_panel import install_editing
+from segviewer.ui.edit_main import install_editing
 from segviewer.ui.file_list import FileList, Status
 from segviewer.ui.help import ShortcutsDialog, about_text, shortcut_rows
 from segviewer.ui.legend import FROM_MODEL, LegendWidget, legend_image
