@@ -255,6 +255,11 @@ def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, phot
     assert result.gt_path == gt_dir / "astronaut.png"
     assert f"mIoU A {want_a * 100:.2f} % · B {want_b * 100:.2f} %" in window.summary.text()
     assert want_a < 1.0
+    # B's pane next: it starts from the ground truth just saved.
+    editing.set_side("b")
+    assert editing.editor.active and editing.editor.canvas is window.canvas_b
+    assert not editing.editors["a"].active and "ground truth" in editing.current.origin
+    np.testing.assert_array_equal(editing.current.session.labels, saved)
     qtbot.keyClick(window, Qt.Key.Key_D)  # disagreement view: leaves edit mode, keeps the edits
     assert window.mode is CompareMode.DIFF and not editing.editor.active
     np.testing.assert_array_equal(editing.edits[("astronaut.png", "a")].session.labels, saved)
@@ -283,6 +288,16 @@ def test_lasso_and_eraser_and_no_shortcut_taken_twice(qtbot, photos, tmp_path):
     stroke(expected, [image_point(window, p) for p in line], 6.0, 255)
     np.testing.assert_array_equal(editing.current.session.labels, expected)
     assert editing.current.stack.count() == 2
+    # The middle button drags the view and paints nothing.
+    window.canvas.zoom_by(4)
+    bar = window.canvas.horizontalScrollBar()
+    start = bar.value()
+    viewport = window.canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(300, 300))
+    qtbot.mouseMove(viewport, QPoint(200, 300))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(200, 300))
+    assert bar.value() == start + 100
+    np.testing.assert_array_equal(editing.current.session.labels, expected)
     editing.set_gt_dir(tmp_path / "gt")
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: (tmp_path / "gt" / "astronaut.png").is_file(), timeout=WAIT_MS)

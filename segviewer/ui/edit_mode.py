@@ -1,12 +1,12 @@
 """Edit mode on a canvas: mouse events become core edit calls, and only the changed box is
 repainted.
 
-`CanvasEditor` watches an `ImageCanvas` while it is active: the left button paints with the
-current tool (brush, eraser, flood fill, polygon or lasso, pick), the right button picks the class
-under the cursor, the wheel still zooms. A round outline in the class colour previews the brush
-under the cursor; a polygon in progress is drawn with a line to the cursor. Each whole edit (a
-stroke from press to release, a fill, a polygon) is one `QUndoCommand` on the session's
-`QUndoStack`, whose undo and redo call the core session's. All pixels are core's
+`CanvasEditor` watches an `ImageCanvas` while it is active: the left button paints with the current
+tool (brush, eraser, flood fill, polygon or lasso, pick), the right button picks the class under the
+cursor, the middle button drags the view, the wheel still zooms. A round outline in the class colour
+previews the brush under the cursor; a polygon in progress is drawn with a line to the cursor. Each
+whole edit (a stroke from press to release, a fill, a polygon) is one `QUndoCommand` on the
+session's `QUndoStack`, whose undo and redo call the core session's. All pixels are core's
 (`segviewer.core.editing`); this module holds no edit logic of its own.
 """
 
@@ -92,6 +92,7 @@ class CanvasEditor(QObject):
         self._polygon: list[tuple[float, float]] = []
         self._press_at: QPointF | None = None
         self._lasso = False
+        self._pan_from: QPointF | None = None  # middle-button drag: the left button paints
         self._drag_mode = canvas.dragMode()
 
         self._brush = QGraphicsEllipseItem()
@@ -212,6 +213,9 @@ class CanvasEditor(QObject):
             if pixel is not None:
                 self._pick(pixel)
             return True
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = event.position()
+            return True
         if event.button() != Qt.MouseButton.LeftButton:
             return False
         self.canvas.setFocus()
@@ -231,6 +235,12 @@ class CanvasEditor(QObject):
         return True
 
     def _move(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            for bar, step in ((self.canvas.horizontalScrollBar(), delta.x()),
+                              (self.canvas.verticalScrollBar(), delta.y())):
+                bar.setValue(bar.value() - round(step))
         point = self._image_point(event)
         self._show_brush(point)
         if self._stroke is not None:
@@ -244,6 +254,9 @@ class CanvasEditor(QObject):
             self._draw_outline(point)
 
     def _release(self, event: QMouseEvent) -> bool:
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = None
+            return True
         if event.button() != Qt.MouseButton.LeftButton:
             return event.button() == Qt.MouseButton.RightButton
         if self._stroke is not None:
