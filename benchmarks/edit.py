@@ -103,7 +103,7 @@ def main() -> None:
             viewport.repaint()
             moves.append(time.perf_counter() - start)
         mouse(QEvent.Type.MouseButtonRelease, x, y)
-    stroke_change = session._done[-1]
+    stroke_change = session.last
 
     # 2. flood fills of the top-left quadrant (undone between runs, outside the timing)
     editor.set_tool(Tool.FILL)
@@ -115,7 +115,7 @@ def main() -> None:
         viewport.repaint()
         fills.append(time.perf_counter() - start)
         mouse(QEvent.Type.MouseButtonRelease, 20.5, 20.5)
-        filled = session._done[-1].pixels
+        filled = session.last.pixels
         editor.repaint(session, session.undo())
 
     b, s, f = median_ms(baseline), median_ms(moves), median_ms(fills)

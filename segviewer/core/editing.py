@@ -327,6 +327,11 @@ class EditSession:
         return change
 
     @property
+    def last(self) -> Change | None:
+        """The edit the next undo reverts."""
+        return self._done[-1] if self._done else None
+
+    @property
     def history_bytes(self) -> int:
         return sum(c.nbytes for c in (*self._done, *self._undone))
 
