@@ -209,14 +209,21 @@ def flood_region(labels: np.ndarray, x: int, y: int) -> tuple[Rect, np.ndarray]:
     from scipy import ndimage  # on first fill: a second off the viewer's start-up
 
     same = labels == labels[y, x]
-    components, count = ndimage.label(same)  # default structure: 4-connectivity
-    region = same if count == 1 else components == components[y, x]
-    # The box from row and column projections: two cheap passes instead of find_objects'
-    # bookkeeping for every component of the class.
-    rows = np.flatnonzero(region.any(axis=1))
-    cols = np.flatnonzero(region.any(axis=0))
-    rect = Rect(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    return rect, region[rect.slices]
+    # Label only inside the box of the whole class (row and column projections are cheap):
+    # a class that covers part of the image costs that part.
+    outer = _box_of(same)
+    inside = same[outer.slices]
+    components, count = ndimage.label(inside)  # default structure: 4-connectivity
+    region = inside if count == 1 else components == components[y - outer.y0, x - outer.x0]
+    rect = _box_of(region)
+    return Rect(rect.x0 + outer.x0, rect.y0 + outer.y0, rect.x1 + outer.x0,
+                rect.y1 + outer.y0), region[rect.slices]
+
+
+def _box_of(mask: np.ndarray) -> Rect:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Rect(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def flood_fill(labels: np.ndarray, x: int, y: int, value: int) -> Change | None:
