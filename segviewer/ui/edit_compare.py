@@ -123,11 +123,12 @@ class CompareEditing(Editing):
         result = self.window._result(views.key) if views is not None else None
         return str(result.path) if result is not None else None
 
-    def _saved(self, edits: ImageEdits, clean_at: int, labels: np.ndarray, written: str) -> None:
-        super()._saved(edits, clean_at, labels, written)
+    def _saved(self, edits: ImageEdits, clean_at: int, image: str, labels: np.ndarray,
+               written: str) -> None:
+        super()._saved(edits, clean_at, image, labels, written)
         window = self.window
         session = window.session
-        result = next((r for r in session.results if str(r.path) == self._image_path()), None)
+        result = next((r for r in session.results if str(r.path) == image), None)
         if result is None or session.num_classes is None:
             return
         rescore(result, Path(written), labels, session.num_classes, session.options.ignore_label)

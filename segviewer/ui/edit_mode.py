@@ -304,7 +304,9 @@ class CanvasEditor(QObject):
     def _class_color(self) -> QColor:
         if self.session is None:
             return QColor("white")
-        r, g, b, _ = self._lut(self.session.labels.dtype)[self._paint_value()]
+        value = self._paint_value()
+        dtype = np.uint16 if value > 255 else self.session.labels.dtype  # ids a paint widens to
+        r, g, b, _ = self._lut(dtype)[value]
         return QColor(int(r), int(g), int(b))
 
     def _style_preview(self) -> None:

@@ -277,12 +277,13 @@ class Editing(QObject):
         labels = edits.session.labels.copy()  # editing goes on while the worker writes
         self.save_job = job = self._io.start("save ground truth", _save, labels, path,
                                              self.gt_dir, provenance)
-        job.finished.connect(lambda written: self._saved(edits, clean_at, labels, written))
+        job.finished.connect(lambda written: self._saved(edits, clean_at, path, labels, written))
         job.failed.connect(lambda message: self.window.show_error(
             f"Ground truth not saved (edits kept): {message}"))
         return job
 
-    def _saved(self, edits: ImageEdits, clean_at: int, labels: np.ndarray, written: str) -> None:
+    def _saved(self, edits: ImageEdits, clean_at: int, image: str, labels: np.ndarray,
+               written: str) -> None:
         if edits.stack.index() == clean_at:
             edits.stack.setClean()
         self.window.statusBar().showMessage(f"Saved ground truth to {written}", 8000)
