@@ -230,6 +230,10 @@ def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, phot
     assert window.mode is CompareMode.SIDE and editing.editor.canvas is window.canvas_a
     result = window.session.results[0]
     expected = result.labels_a.copy()
+    table = window.classes  # the class table picks the class, as the legend does
+    table.cellClicked.emit(next(r for r in range(table.rowCount())
+                                if table.item(r, 0).data(Qt.ItemDataRole.UserRole) == PERSON), 0)
+    assert editing.editor.value == PERSON
     editing.set_class(CAT)
     canvas = window.canvas_a
     line = [canvas.image_pos_to_viewport(x, y).toPoint() for x, y in ((100, 100), (300, 380))]

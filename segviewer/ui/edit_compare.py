@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout
 
 from segviewer.core.ground_truth import rescore
@@ -38,6 +39,7 @@ class CompareEditing(Editing):
         form = self.panel.findChild(QFormLayout)
         form.insertRow(0, "Correct", self.pane)
         window.mode_group.triggered.connect(self._mode_changed)
+        window.classes.cellClicked.connect(self._class_row_clicked)  # the class table picks
         if window.choice.gt_dir:  # corrections go where this comparison reads ground truth
             self._gt_dir = str(window.choice.gt_dir)
             self._show_gt_dir()
@@ -62,6 +64,10 @@ class CompareEditing(Editing):
             self.set_active(False)
             self.window.statusBar().showMessage(
                 "Edit mode needs the side-by-side view (S); the edits are kept", 8000)
+
+    def _class_row_clicked(self, row: int, _column: int) -> None:
+        if self.editor.active:
+            self.set_class(int(self.window.classes.item(row, 0).data(Qt.ItemDataRole.UserRole)))
 
     # -- entering and leaving ------------------------------------------------------------------
     def _can_edit(self) -> bool:
