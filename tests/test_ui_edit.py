@@ -292,6 +292,15 @@ def test_lasso_and_eraser_and_no_shortcut_taken_twice(qtbot, photos, tmp_path):
     stroke(expected, [image_point(window, p) for p in line], 6.0, 255)
     np.testing.assert_array_equal(editing.current.session.labels, expected)
     assert editing.current.stack.count() == 2
+    # Ctrl+Z in the middle of a stroke does nothing: the stroke ends as one edit.
+    viewport = window.canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=viewport_point(window, 250, 20))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.mouseMove(viewport, viewport_point(window, 300, 20))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=viewport_point(window, 300, 20))
+    assert editing.current.stack.count() == 3
+    editing.act_undo.trigger()
+    np.testing.assert_array_equal(editing.current.session.labels, expected)
     # The middle button drags the view and paints nothing.
     window.canvas.zoom_by(4)
     bar = window.canvas.horizontalScrollBar()

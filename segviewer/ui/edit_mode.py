@@ -171,6 +171,10 @@ class CanvasEditor(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if watched is self.canvas:  # keys (the view has focus, not its viewport)
+            if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
+                    and self._stroke is not None:
+                event.accept()  # no shortcut (undo above all) in the middle of a stroke
+                return True
             if kind == QEvent.Type.ShortcutOverride and self._polygon and event.key() in (
                     Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 event.accept()  # ours while a polygon is open, not the window's Esc
