@@ -11,7 +11,7 @@ fill, and the undo memory of a stroke.
    box and the repaint. Target: <= 100 ms.
 Baseline for both, same run: a full-image recolour (LUT over the whole map, a new label pixmap,
 repaint), what redrawing after each edit without boxes would cost. Prints medians and ratios
-(baseline / ours: higher is better), in wall time and in this thread's CPU time (the work itself,
+(baseline / ours: higher is better), in wall time and in the process's CPU time (the work itself,
 steadier than wall time on a machine busy with other jobs).
 3. Undo memory of a 2000-pixel-long stroke against the label map's size.
 """
@@ -52,12 +52,12 @@ class Clock:
         self.cpu: list[float] = []
 
     def __enter__(self) -> Clock:
-        self._wall, self._cpu = time.perf_counter(), time.thread_time()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *_exc) -> None:
         self.wall.append(time.perf_counter() - self._wall)
-        self.cpu.append(time.thread_time() - self._cpu)
+        self.cpu.append(time.process_time() - self._cpu)
 
     def ms(self) -> tuple[float, float]:
         return statistics.median(self.wall) * 1000, statistics.median(self.cpu) * 1000
