@@ -53,14 +53,10 @@ def _save(state: TaskState, labels: np.ndarray, image: str, gt_dir: str,
     return str(save_ground_truth(labels, image, gt_dir, provenance))
 
 
-def _save(state: TaskState, labels: np.ndarray, image: str, gt_dir: str,
-          provenance: Provenance) -> str:
-    return str(save_ground_truth(labels, image, gt_dir, provenance))
-
-
 class Editing(QObject):
     """Edit mode of one window: the dock, the Edit menu, undo and redo, saving. Subclasses say
-    what is edited (`_palette`, `_hidden`, `_image_path`, `_enter`, `_leave`)."""
+    what is edited and how the window shows it (`_can_edit`, `_switched`, `_palette`, `_hidden`,
+    `_image_path`, `_committed`, `_painted`)."""
 
     def __init__(self, window: QMainWindow, canvas: ImageCanvas, tool_keys: bool) -> None:
         super().__init__(window)
@@ -132,7 +128,10 @@ class Editing(QObject):
         menu = self.window.menuBar()
         edit = QMenu("&Edit", self.window)
         view = next((act for act in menu.actions() if act.text() == "&View"), None)
-        menu.insertMenu(view, edit) if view is not None else menu.addMenu(edit)
+        if view is not None:
+            menu.insertMenu(view, edit)
+        else:
+            menu.addMenu(edit)
         edit.addActions([self.act_edit, self.act_undo, self.act_redo])
         edit.addSeparator()
         edit.addActions(list(self.act_tool.values()))
