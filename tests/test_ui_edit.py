@@ -46,7 +46,7 @@ def open_window(qtbot, photos: Path, settings: QSettings | None = None) -> MainW
 
 
 def model_labels(window: MainWindow) -> np.ndarray:
-    return window.cache.get(window._key(window.current_path)).labels
+    return window.predictor.cached(window.current_path).labels
 
 
 def viewport_point(window: MainWindow, x: float, y: float) -> QPoint:
@@ -111,8 +111,10 @@ def test_stroke_fill_polygon_undo_redo_and_save_give_exactly_the_painted_pixels(
     np.testing.assert_array_equal(session.labels, expected)
     assert editing.current.stack.count() == 3
     np.testing.assert_array_equal(model_labels(window), before)  # the model's result untouched
-    # What the window shows and reports is the edited map.
+    # What the window shows and reports is the edited map, as an edit of the model's result.
     assert window.prediction.labels is session.labels
+    assert window.state.shown.edited and "edit of pascal v1" in window.windowTitle()
+    assert "edit of pascal v1" in window.legend.source_label.text()
     assert window.legend.rows()[0].id in (0, DOG)
     pixmap = window.canvas._label_item.pixmap().toImage()
     boat = window.palette.color(BOAT)
@@ -156,6 +158,7 @@ def test_stroke_fill_polygon_undo_redo_and_save_give_exactly_the_painted_pixels(
     assert "ground truth" in again.editing.current.origin
     again.editing.act_edit.trigger()  # leaving edit mode shows the model's result again
     np.testing.assert_array_equal(again.prediction.labels, before)
+    assert not again.state.shown.edited and "edit of" not in again.windowTitle()
 
 
 def test_a_failed_save_keeps_the_edits_and_says_why(qtbot, photos, tmp_path):
@@ -207,9 +210,9 @@ def test_class_picking_legend_keys_and_right_click(qtbot, photos):
 
 def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, photos, tmp_path):
     from segviewer.core.compare import confusion_matrix, scores
+    from segviewer.core.serving.connection import ConnectionSpec
     from segviewer.ui.compare_window import CompareMode, CompareWindow
     from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
-    from segviewer.ui.dialogs.connect import ConnectionSpec
 
     gt_dir = tmp_path / "gt"
     gt_dir.mkdir()
@@ -315,3 +318,24 @@ def test_lasso_and_eraser_and_no_shortcut_taken_twice(qtbot, photos, tmp_path):
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: (tmp_path / "gt" / "astronaut.png").is_file(), timeout=WAIT_MS)
     np.testing.assert_array_equal(load_label_png(tmp_path / "gt" / "astronaut.png"), expected)
+
+
+def test_edits_belong_to_the_model_version_they_started_from(qtbot, photos):
+    window = open_window(qtbot, photos)
+    editing = window.editing
+    editing.act_edit.trigger()
+    editing.set_class(CAT)
+    drag(qtbot, window, [viewport_point(window, 40, 40), viewport_point(window, 300, 60)])
+    edited_v1 = editing.current.session.labels.copy()
+    window.select_model("pascal", 2)
+    qtbot.waitUntil(lambda: window.state.shown is not None
+                    and window.state.shown.identity.version == 2, timeout=WAIT_MS)
+    # v2's own result, as an edit of v2 with nothing painted: v1's edits are not carried over.
+    assert window.state.shown.label == "edit of pascal v2"
+    np.testing.assert_array_equal(window.prediction.labels, model_labels(window))
+    assert editing.current.stack.count() == 0 and "pascal v2" in editing.current.origin
+    window.select_model("pascal", 1)
+    qtbot.waitUntil(lambda: window.state.shown is not None
+                    and window.state.shown.identity.version == 1, timeout=WAIT_MS)
+    assert window.state.shown.label == "edit of pascal v1"
+    np.testing.assert_array_equal(window.prediction.labels, edited_v1)

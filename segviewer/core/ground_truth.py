@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from segviewer.core.images import atomic_write_bytes, encode_png, label_array_for_png
+from segviewer.core.provenance import insert_text
 
 if TYPE_CHECKING:
     from segviewer.core.review import ImageResult
@@ -82,8 +83,8 @@ def save_ground_truth(labels: np.ndarray, image: str | Path, gt_dir: str | Path,
     """Write `labels` as the ground truth of `image` in `gt_dir` (created if missing); the path
     written. GroundTruthError (one line) when it cannot be written; nothing half-written."""
     path = ground_truth_path(image, gt_dir)
-    data = encode_png(label_array_for_png(labels),
-                      {PROVENANCE_KEY: json.dumps(asdict(provenance), sort_keys=True)})
+    data = insert_text(encode_png(label_array_for_png(labels)), PROVENANCE_KEY,
+                       json.dumps(asdict(provenance), sort_keys=True))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, data)

@@ -351,3 +351,13 @@ def colorize(labels: np.ndarray, palette: Palette) -> tuple[np.ndarray, np.ndarr
     counts = np.bincount(labels.ravel(), minlength=high + 1)
     unknown = np.flatnonzero(counts[len(palette):]) + len(palette)
     return rgb, unknown.astype(np.int64)
+
+
+def colorize_rgba(labels: np.ndarray, palette: Palette,
+                  hidden: frozenset[int] | set[int] = frozenset()) -> np.ndarray:
+    """`colorize` with an alpha channel: opaque, except the `hidden` classes (fully clear)."""
+    rgb, _ = colorize(labels, palette)
+    alpha = np.full(labels.shape, 255, np.uint8)
+    if hidden and labels.size:
+        alpha[np.isin(labels, np.fromiter(hidden, np.int64))] = 0
+    return np.concatenate([rgb, alpha[..., None]], axis=2)

@@ -17,11 +17,13 @@ from PySide6.QtWidgets import QComboBox, QFormLayout
 
 from segviewer.core.ground_truth import rescore
 from segviewer.core.labels import Palette
+from segviewer.ui.compare_actions import CompareMode
 from segviewer.ui.edit_mode import CanvasEditor
 from segviewer.ui.editing import Editing, ImageEdits
 
 if TYPE_CHECKING:
-    from segviewer.ui.compare_window import CompareWindow, Views
+    from segviewer.ui.compare_window import CompareWindow
+    from segviewer.ui.compare_work import Views
 
 
 class CompareEditing(Editing):
@@ -58,8 +60,6 @@ class CompareEditing(Editing):
             self.set_active(True)
 
     def _mode_changed(self, _action) -> None:
-        from segviewer.ui.compare_window import CompareMode
-
         if self.editor.active and self.window.mode is not CompareMode.SIDE:
             self.set_active(False)
             self.window.statusBar().showMessage(
@@ -78,8 +78,6 @@ class CompareEditing(Editing):
         return True
 
     def _switched(self, active: bool) -> None:
-        from segviewer.ui.compare_window import CompareMode
-
         window = self.window
         if active:
             window.set_mode(CompareMode.SIDE)

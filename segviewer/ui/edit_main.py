@@ -1,9 +1,11 @@
 """Edit mode on the main window's current result.
 
-`install_editing(window)` adds it; the window calls `editing.adopt(path, prediction)` where it
-shows a prediction and gets back the edited labels while edit mode is on (the model's result,
-cached, is never changed). The legend is the class picker (click a row); hover, shares, boundaries
-and overlay export follow the edits.
+`install_editing(window)` adds it; the window offers each result to the view state through
+`editing.offer(path, identity, prediction)`, which passes the edited labels instead while edit mode
+is on, marked as an edit of that model's result (the model's result, cached, is never changed).
+Edits are kept per image and model identity, so an edit of pascal v1 is never shown for v2. The
+legend is the class picker (click a row); hover, shares, boundaries and overlay export follow the
+edits through the state's events.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar
 
 from segviewer.core.labels import Palette
-from segviewer.core.overlay import class_shares
 from segviewer.core.serving.base import Prediction
+from segviewer.core.viewer_state import ModelIdentity, Shown
 from segviewer.ui.edit_mode import Tool
 from segviewer.ui.editing import Editing, ImageEdits
 from segviewer.ui.legend import ID
@@ -31,9 +33,9 @@ class MainWindowEditing(Editing):
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window, window.canvas, tool_keys=True)
-        self.edits: dict[tuple[str, str, int | None], ImageEdits] = {}
+        self.edits: dict[tuple[str, ModelIdentity], ImageEdits] = {}
         window.legend.table.cellClicked.connect(self._legend_clicked)
-        window.file_list.current_path_changed.connect(lambda _: self._show(None))
+        window.state.shown_changed.connect(self._shown_changed)
         toolbar = window.findChild(QToolBar, "toolbar_main")
         if toolbar is not None:
             toolbar.addSeparator()
@@ -47,36 +49,39 @@ class MainWindowEditing(Editing):
             return False
         return True
 
-    def _switched(self, active: bool) -> None:
-        # Showing the prediction again goes through adopt(): edited labels in, the model's out.
-        self.window.prediction = None
-        self.window._show_cached_prediction()
+    def _shown_changed(self, shown: Shown | None) -> None:
+        if shown is None or not shown.edited:  # another image or model, or the model's labels
+            self._show(None)
 
-    def adopt(self, path: str, prediction: Prediction) -> Prediction:
-        """What the window shows for `path`: the edited labels while editing, else
-        `prediction` as the model made it."""
+    def _switched(self, active: bool) -> None:
+        # Offering the result again goes through offer(): edited labels in, the model's out.
+        self.window._show_current()
+
+    def offer(self, path: str, identity: ModelIdentity, prediction: Prediction) -> None:
+        """Offer the state `prediction` for `path`: the edited labels of this image and model
+        while editing, else the model's own."""
+        state = self.window.state
         if not self.editor.active:
-            return prediction
-        key = (path, prediction.model, prediction.version)
+            state.offer_result(path, identity, prediction)
+            return
+        key = (path, identity)
         edits = self.edits.get(key)
         if edits is None or edits.session.original.shape != prediction.labels.shape:
-            backend = self.window.backend
             edits = self.edits[key] = self.start_edits(
-                path, prediction.labels, prediction.model, prediction.version,
-                backend.description if backend is not None else "")
-        self._show(edits)
-        return self._edited(prediction)
+                path, prediction.labels, identity.model, identity.version, identity.source)
+        if state.offer_result(path, identity, self._edited(prediction, edits), edited=True):
+            self._show(edits)
 
-    def _edited(self, prediction: Prediction) -> Prediction:
+    @staticmethod
+    def _edited(prediction: Prediction, edits: ImageEdits) -> Prediction:
         # Probabilities belong to the model's labels, not to painted ones.
-        return dataclasses.replace(prediction, labels=self.current.session.labels,
-                                   probabilities=None)
+        return dataclasses.replace(prediction, labels=edits.session.labels, probabilities=None)
 
     def _palette(self) -> Palette:
-        return self.window.palette
+        return self.window.state.palette
 
     def _hidden(self) -> frozenset[int]:
-        return self.window.legend.hidden
+        return self.window.state.hidden
 
     def _image_path(self) -> str | None:
         return self.window.current_path
@@ -93,14 +98,14 @@ class MainWindowEditing(Editing):
             colors[rect.slices] = rgba
 
     def _committed(self) -> None:
-        window = self.window
-        if self.current is None or window.prediction is None:
+        state, shown = self.window.state, self.window.state.shown
+        if self.current is None or shown is None or not shown.edited:
             return
-        if window.prediction.labels is not self.current.session.labels:  # widened to 16-bit
-            window.prediction = self._edited(window.prediction)
-            window._recolor()
-        window.legend.set_shares(class_shares(self.current.session.labels))
-        window._update_boundaries()
+        if shown.prediction.labels is not self.current.session.labels:  # widened to 16-bit
+            state.offer_result(shown.path, shown.identity,
+                               self._edited(shown.prediction, self.current), edited=True)
+        else:
+            state.edited_in_place()
         super()._committed()
 
 

@@ -27,6 +27,7 @@ from segviewer.core.ground_truth import (
 from segviewer.core.images import ImageLoadError, load_label_png
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts
+from segviewer.ui import settings as keys
 from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.edit_mode import TOOL_NAMES, CanvasEditor, Tool, rgba_lut
 from segviewer.ui.edit_panel import EditPanel
@@ -65,7 +66,7 @@ class Editing(QObject):
         self.save_job: Job | None = None
         self.quick_ids: list[int] = []
         self._io = JobRunner(1, self)
-        self._gt_dir = str(window.settings.value("edit/gt_dir") or "") or None
+        self._gt_dir = window.prefs.get(keys.EDIT_GT_DIR) or None
         self.undo_group = QUndoGroup(self)
         self.editor = CanvasEditor(canvas, self._lut)
         self.connect_editor(self.editor)
@@ -247,7 +248,7 @@ class Editing(QObject):
 
     def set_gt_dir(self, folder: str | Path) -> None:
         self._gt_dir = str(folder)
-        self.window.settings.setValue("edit/gt_dir", self._gt_dir)
+        self.window.prefs.set(keys.EDIT_GT_DIR, self._gt_dir)
         self._show_gt_dir()
 
     def _show_gt_dir(self) -> None:

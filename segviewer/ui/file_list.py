@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +9,11 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
+from segviewer.core.viewer_state import Status
 from segviewer.ui.canvas import qimage_from_array
 
 THUMB = 56
 PATH_ROLE = Qt.ItemDataRole.UserRole
-
-
-class Status(Enum):
-    PENDING = "pending"
-    RUNNING = "running…"
-    DONE = "done"
-    FAILED = "failed"
 
 
 _STATUS_COLORS = {Status.FAILED: QColor(200, 40, 40), Status.DONE: None,
