@@ -115,8 +115,7 @@ def test_drop_folder_runs_every_image_and_marks_the_broken_one(loaded, images):
     assert files.status(str(images / "b_photo.png")) is Status.DONE
     broken = str(images / "c_broken.png")
     assert files.status(broken) is Status.FAILED
-    item = files.item(2)
-    assert "c_broken.png" in item.toolTip() and "not an image" in item.toolTip()
+    assert "c_broken.png" in files.tooltip(broken) and "not an image" in files.tooltip(broken)
     assert loaded.windowTitle() == "a_stripes.png — toy v1 — SegViewer"
     expected = toy_labels(iio.imread(images / "a_stripes.png"), 0)
     np.testing.assert_array_equal(loaded.prediction.labels, expected)
