@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import statistics
@@ -174,7 +175,7 @@ def list_folder(folder: str) -> dict[str, float]:
     heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
 
     def longest_stall_ms() -> float:
-        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
         ticks.clear()
         return max(gaps, default=0.0) * 1000
 
