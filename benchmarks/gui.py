@@ -169,15 +169,19 @@ def list_folder(folder: str) -> dict[str, float]:
     # Local loops, not app.exec(): after QApplication.quit() widgets are no longer repainted.
     loop = QEventLoop()
     result: dict[str, float] = {"rss_empty_mb": rss_mb()}
-    ticks: list[float] = []
+    ticks: list[tuple[float, float]] = []
     heartbeat = QTimer()
     heartbeat.setInterval(1)
-    heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    heartbeat.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time())))
 
-    def longest_stall_ms() -> float:
-        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    def longest_stall_ms() -> tuple[float, float]:
+        """(longest wall-clock gap between heartbeats, longest GUI-thread CPU time between two
+        heartbeats). The second is our own work; the first adds waiting for the CPU (other
+        processes) and for the GIL (the thumbnail thread)."""
+        wall = [b[0] - a[0] for a, b in itertools.pairwise(ticks)]
+        cpu = [b[1] - a[1] for a, b in itertools.pairwise(ticks)]
         ticks.clear()
-        return max(gaps, default=0.0) * 1000
+        return max(wall, default=0.0) * 1000, max(cpu, default=0.0) * 1000
 
     class FirstPaint(QObject):
         def eventFilter(self, obj, event):
@@ -201,7 +205,7 @@ def list_folder(folder: str) -> dict[str, float]:
     start = time.perf_counter()
     walker.start([folder])
     loop.exec()
-    result["fill_stall_ms"] = longest_stall_ms()
+    result["fill_stall_ms"], result["fill_stall_cpu_ms"] = longest_stall_ms()
     result["listed"] = files.count()
     deadline = time.perf_counter() + 2.0  # first page's thumbnails
     while time.perf_counter() < deadline and files.thumbnails.decoded < 5:
@@ -226,7 +230,7 @@ def list_folder(folder: str) -> dict[str, float]:
     QTimer.singleShot(0, scroll)
     loop.exec()
     result["scroll_s"] = time.perf_counter() - start
-    result["scroll_stall_ms"] = longest_stall_ms()
+    result["scroll_stall_ms"], result["scroll_stall_cpu_ms"] = longest_stall_ms()
     result["thumbnails_after_scroll"] = files.thumbnails.decoded
     result["thumbnails_cached"] = len(files.thumbnails)
     return result
@@ -241,6 +245,8 @@ def folders(sizes: list[int]) -> None:
                                  capture_output=True, text=True, timeout=600, check=True)
             figures[count] = json.loads(out.stdout.strip().splitlines()[-1])
     base = figures[sizes[0]]
+    print(f"large folders (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          "wall-clock stalls include waiting for a CPU):")
     targets = {10_000: 1.0, 100_000: 3.0}
     for count, f in figures.items():
         target = targets.get(count)
@@ -248,7 +254,8 @@ def folders(sizes: list[int]) -> None:
             f" (target <= {target:.0f} s: {'OK' if f['listed_s'] <= target else 'MISSED'})"
         print(f"{count:>7,} images: first rows painted {f['first_paint_s']:.3f} s, all listed "
               f"{f['listed_s']:.3f} s = {f['listed_s'] / base['listed_s']:.1f}x the {sizes[0]:,} "
-              f"baseline{verdict}; longest stall while filling {f['fill_stall_ms']:.0f} ms")
+              f"baseline{verdict}; longest stall while filling {f['fill_stall_ms']:.0f} ms "
+              f"({f['fill_stall_cpu_ms']:.0f} ms of GUI-thread CPU)")
         print(f"{'':>16}RSS {f['rss_mb']:.0f} MB = {f['rss_mb'] / base['rss_mb']:.2f}x the "
               f"baseline's {base['rss_mb']:.0f} MB"
               + (f" (target <= 1.5x: {'OK' if f['rss_mb'] <= 1.5 * base['rss_mb'] else 'MISSED'})"
@@ -256,7 +263,8 @@ def folders(sizes: list[int]) -> None:
               + f"; thumbnails decoded {f['thumbnails_after_listing']:.0f} after listing")
         print(f"{'':>16}scrolled end to end in 300 steps ({f['scroll_s']:.1f} s): longest stall "
               f"{f['scroll_stall_ms']:.0f} ms (target <= 50 ms: "
-              f"{'OK' if f['scroll_stall_ms'] <= 50 else 'MISSED'}), "
+              f"{'OK' if f['scroll_stall_ms'] <= 50 else 'MISSED'}; GUI-thread CPU "
+              f"{f['scroll_stall_cpu_ms']:.0f} ms), "
               f"{f['thumbnails_after_scroll']:.0f} thumbnails decoded, "
               f"{f['thumbnails_cached']:.0f} cached")
 

@@ -23,15 +23,19 @@ def walk_images(
     """Yield lists of image paths (as strings). Chunks take their sizes from `chunk_sizes` in
     turn, the last size repeating: a small first chunk paints soon, larger ones cost fewer
     updates. Stops early when `cancelled()` turns true."""
+    inputs = list(inputs)
     sizes = list(chunk_sizes) or [256]
-    seen: set[str] = set()
+    # One input cannot repeat a file (links to folders are not followed), so 100,000 paths need
+    # no second set of 100,000 keys; several inputs may overlap.
+    seen: set[str] | None = set() if len(inputs) > 1 else None
     chunk: list[str] = []
     emitted = 0
-    for path in _candidates(inputs, cancelled):
-        if path.key in seen:
-            continue
-        seen.add(path.key)
-        chunk.append(path.text)
+    for path, key in _candidates(inputs, cancelled, seen is not None):
+        if seen is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        chunk.append(path)
         if len(chunk) >= sizes[min(emitted, len(sizes) - 1)]:
             yield chunk
             emitted += 1
@@ -42,24 +46,22 @@ def walk_images(
         yield chunk
 
 
-class _Found:
-    __slots__ = ("key", "text")
-
-    def __init__(self, text: str, key: str) -> None:
-        self.text, self.key = text, key
-
-
-def _candidates(inputs: Iterable[str | Path], cancelled: Callable[[], bool]) -> Iterator[_Found]:
+def _candidates(inputs: list[str | Path], cancelled: Callable[[], bool],
+                keyed: bool) -> Iterator[tuple[str, str]]:
+    """(path, the file's real path when `keyed`, else "")."""
     for item in inputs:
         if os.path.isdir(item):
-            # One realpath per folder, not per file: files are keyed under their folder's.
-            yield from _walk(str(item), os.path.realpath(item), cancelled)
+            folder = str(item)
+            # One realpath per folder, not per file: a file's key is its folder's plus its name.
+            real = os.path.realpath(folder) if keyed else ""
+            for path in _walk(folder, cancelled):
+                yield path, (real + path[len(folder):] if keyed else "")
         else:
             for path in find_images([item]):
-                yield _Found(str(path), os.path.realpath(path))
+                yield str(path), (os.path.realpath(path) if keyed else "")
 
 
-def _walk(folder: str, real: str, cancelled: Callable[[], bool]) -> Iterator[_Found]:
+def _walk(folder: str, cancelled: Callable[[], bool]) -> Iterator[str]:
     try:
         with os.scandir(folder) as it:
             entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
@@ -68,10 +70,11 @@ def _walk(folder: str, real: str, cancelled: Callable[[], bool]) -> Iterator[_Fo
     subfolders = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):  # as rglob: no cycles through links
-            subfolders.append(entry)
+            subfolders.append(entry.path)
         elif entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
-            yield _Found(entry.path, os.path.join(real, entry.name))
-    for entry in subfolders:
+            yield entry.path
+    del entries
+    for path in subfolders:
         if cancelled():
             return
-        yield from _walk(entry.path, os.path.join(real, entry.name), cancelled)
+        yield from _walk(path, cancelled)

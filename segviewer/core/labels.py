@@ -213,6 +213,68 @@ def default_palette_for(num_classes: int) -> Palette:
     return Palette(f"{num_classes} classes", pascal_colormap(max(num_classes, 1)))
 
 
+# ---------------------------------------------------------------------------------------------
+# The palette the viewer shows
+
+BACKGROUND_NAMES = frozenset({"background", "unlabeled", "unlabelled"})
+LIFT_BELOW = 0.45  # HLS lightness under which a colour is too dark to read over a photo
+LIFT_FLOOR = 0.30  # ...and the lightness the darkest colour (black) is lifted to
+
+
+def choose_palette(choice: str | None, classes: Sequence[ClassInfo] | None,
+                   num_classes: int) -> Palette:
+    """The palette to show. `choice` None means the model's own: its declared classes, or the
+    usual palette for its class count, with colours too dark for an overlay lifted (see
+    `lift_dark`). A chosen palette (a built-in name or a JSON file) is shown as it is, but gives
+    colours only when the model names its classes: the model's names stay."""
+    if choice is None:
+        palette = (palette_from_classes(classes, name="model") if classes
+                   else default_palette_for(num_classes))
+        colors = lift_dark(palette.colors)
+        background = background_id(palette)
+        if background is not None and background < len(colors):
+            colors[background] = palette.colors[background]  # drawn transparent: keep its swatch
+        return Palette(palette.name, colors, list(palette.names))
+    palette = get_palette(choice)
+    if not classes:
+        return palette
+    size = max(len(palette), max(info.id for info in classes) + 1)
+    names = [palette.class_name(i) for i in range(size)]
+    for info in classes:
+        names[info.id] = info.name
+    return Palette(palette.name, palette.lut(size), names)
+
+
+def background_id(palette: Palette) -> int | None:
+    """The class drawn transparent by default: the one named background (or unlabeled), else
+    id 0 when the classes have no names at all; None when id 0 is a real class (Cityscapes'
+    road)."""
+    for class_id, name in enumerate(palette.names):
+        if name.strip().lower() in BACKGROUND_NAMES:
+            return class_id
+    if palette.names and palette.names[0] == "class 0":
+        return 0
+    return None
+
+
+def lift_dark(colors: np.ndarray, below: float = LIFT_BELOW,
+              floor: float = LIFT_FLOOR) -> np.ndarray:
+    """Colours readable over a photo: an HLS lightness L under `below` becomes
+    floor + L * (below - floor) / below, hue and saturation kept (PASCAL's cat #400000 becomes
+    #ae0000). Lightness order is kept, so colours of one hue stay apart; lighter colours are
+    unchanged. Returns a new (N, 3) uint8 array."""
+    rgb = np.asarray(colors, dtype=np.float64).reshape(-1, 3) / 255.0
+    lightness = (rgb.max(axis=1) + rgb.min(axis=1)) / 2
+    dark = lightness < below
+    target = floor + lightness * (below - floor) / below
+    out = rgb.copy()
+    # Under L = 0.5, HLS with hue and saturation fixed is linear in L: scale the channels.
+    lit = dark & (lightness > 0)
+    out[lit] *= (target[lit] / lightness[lit])[:, None]
+    out[dark & (lightness == 0)] = floor  # black has no hue: a dark grey
+    return np.rint(out * 255.0).astype(np.uint8)
+
+
 def palette_from_classes(classes: Sequence[ClassInfo], name: str = "model") -> Palette:
     """A palette from the class list a model carries; ids need not be contiguous."""
     return _build(classes, name, f"palette '{name}'")
