@@ -26,26 +26,33 @@ PASCAL = get_palette("pascal")
 CAT = 8
 
 
-def hls(rgb) -> tuple[float, float, float]:
-    return colorsys.rgb_to_hls(*(c / 255 for c in rgb))
+def hue(rgb) -> float:
+    return colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0]
+
+
+def luma(rgb) -> float:
+    r, g, b = (c / 255 for c in rgb)
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def test_pascal_cat_is_lifted_keeping_its_hue_and_every_class_stays_distinct():
     lifted = lift_dark(PASCAL.colors[:21])
     assert tuple(PASCAL.colors[CAT]) == (64, 0, 0)  # nearly invisible over a photo
-    h, lightness, s = hls(lifted[CAT])
-    assert lightness >= LIFT_FLOOR and h == pytest.approx(0.0) and s == pytest.approx(1.0)
+    assert tuple(lifted[CAT]) == (198, 0, 0)
     assert len({tuple(c) for c in lifted}) == 21
     for before, after in zip(PASCAL.colors[:21], lifted, strict=True):
-        lb, la = hls(before)[1], hls(after)[1]
-        if lb >= LIFT_BELOW:
-            assert tuple(after) == tuple(before)  # light colours are left alone
+        if luma(before) >= LIFT_BELOW:
+            assert tuple(after) == tuple(before)  # light enough colours are left alone
         else:
-            assert LIFT_FLOOR - 0.01 <= la < LIFT_BELOW and la > lb
-            if lb > 0:
-                assert hls(after)[0] == pytest.approx(hls(before)[0], abs=0.01)
+            assert LIFT_FLOOR - 0.01 <= luma(after) < LIFT_BELOW + 0.01
+            assert luma(after) > luma(before)
+            if max(before) > 0:
+                assert hue(after) == pytest.approx(hue(before), abs=0.01)
     # Darker stays darker: aeroplane (128,0,0) and cat (64,0,0) keep their order.
-    assert hls(lifted[1])[1] > hls(lifted[CAT])[1]
+    assert luma(lifted[1]) > luma(lifted[CAT])
+    # Pure blue cannot be scaled further: it is mixed with white, its hue kept.
+    blue = lift_dark(np.array([[0, 0, 255]], np.uint8))[0]
+    assert luma(blue) >= LIFT_FLOOR and hue(blue) == pytest.approx(hue((0, 0, 255)), abs=0.01)
 
 
 def test_the_default_palette_is_lifted_but_named_palettes_and_ids_are_not():
@@ -66,7 +73,7 @@ def test_a_model_with_declared_classes_gets_them_lifted_too():
     classes = [ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "crack", (40, 0, 60)),
                ClassInfo(2, "rust", (230, 120, 20))]
     shown = choose_palette(None, classes, 3)
-    assert hls(shown.colors[1])[1] >= LIFT_FLOOR
+    assert luma(shown.colors[1]) >= LIFT_FLOOR
     assert tuple(shown.colors[2]) == (230, 120, 20)
     assert shown.names == ["background", "crack", "rust"]
 

@@ -342,13 +342,15 @@ def test_grpc_stand_in_server_versions_and_labels(window, qtbot, tf_serving, ima
     assert "gRPC" in window.model_info.toPlainText() or "grpc" in window.model_info.toPlainText()
 
 
-def test_palette_chooser_switches_names_and_colours(loaded, qtbot):
+def test_palette_chooser_switches_colours_and_keeps_the_model_names(loaded, qtbot):
     combo = loaded.legend.palette_combo
     index = combo.findData("cityscapes")
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    names = {r.id: r.name for r in loaded.legend.rows()}
-    assert names == {0: "road", 1: "sidewalk", 2: "building", 3: "wall"}
+    rows = {r.id: r for r in loaded.legend.rows()}
+    # A palette chosen for its colours keeps the model's class names.
+    assert {i: r.name for i, r in rows.items()} == {c["id"]: c["name"] for c in CLASSES}
+    assert rows[0].color == (128, 64, 128)  # cityscapes' road colour
     index = combo.findData("model")
     combo.setCurrentIndex(index)
     combo.activated.emit(index)

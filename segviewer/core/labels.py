@@ -217,8 +217,9 @@ def default_palette_for(num_classes: int) -> Palette:
 # The palette the viewer shows
 
 BACKGROUND_NAMES = frozenset({"background", "unlabeled", "unlabelled"})
-LIFT_BELOW = 0.45  # HLS lightness under which a colour is too dark to read over a photo
-LIFT_FLOOR = 0.30  # ...and the lightness the darkest colour (black) is lifted to
+LIFT_BELOW = 0.35  # luma (Rec. 601, 0-1) under which a colour is too dark to read over a photo
+LIFT_FLOOR = 0.20  # ...and the luma the darkest colour (black) is lifted to
+_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def choose_palette(choice: str | None, classes: Sequence[ClassInfo] | None,
@@ -259,20 +260,27 @@ def background_id(palette: Palette) -> int | None:
 
 def lift_dark(colors: np.ndarray, below: float = LIFT_BELOW,
               floor: float = LIFT_FLOOR) -> np.ndarray:
-    """Colours readable over a photo: an HLS lightness L under `below` becomes
-    floor + L * (below - floor) / below, hue and saturation kept (PASCAL's cat #400000 becomes
-    #ae0000). Lightness order is kept, so colours of one hue stay apart; lighter colours are
+    """Colours readable over a photo: a luma Y under `below` becomes
+    floor + Y * (below - floor) / below, with the hue kept (PASCAL's cat #400000 becomes
+    #c60000). Darker stays darker, so colours of one hue stay apart; lighter colours are
     unchanged. Returns a new (N, 3) uint8 array."""
     rgb = np.asarray(colors, dtype=np.float64).reshape(-1, 3) / 255.0
-    lightness = (rgb.max(axis=1) + rgb.min(axis=1)) / 2
-    dark = lightness < below
-    target = floor + lightness * (below - floor) / below
+    luma = rgb @ _LUMA
+    target = floor + luma * (below - floor) / below
     out = rgb.copy()
-    # Under L = 0.5, HLS with hue and saturation fixed is linear in L: scale the channels.
-    lit = dark & (lightness > 0)
-    out[lit] *= (target[lit] / lightness[lit])[:, None]
-    out[dark & (lightness == 0)] = floor  # black has no hue: a dark grey
-    return np.rint(out * 255.0).astype(np.uint8)
+    dark = luma < below
+    lit = dark & (luma > 0)
+    # Scale the channels (hue and saturation kept); where that would pass 1, scale to a full
+    # channel and mix with white (hue kept) for the rest of the way.
+    scaled = rgb[lit] * (target[lit] / luma[lit])[:, None]
+    over = scaled.max(axis=1) > 1.0
+    full = rgb[lit][over] / rgb[lit][over].max(axis=1, keepdims=True)
+    full_luma = full @ _LUMA
+    mix = (target[lit][over] - full_luma) / (1.0 - full_luma)
+    scaled[over] = full + mix[:, None] * (1.0 - full)
+    out[lit] = scaled
+    out[dark & (luma == 0)] = floor  # black has no hue: a grey
+    return np.rint(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def palette_from_classes(classes: Sequence[ClassInfo], name: str = "model") -> Palette:

@@ -39,14 +39,8 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from segviewer.core.labels import (
-    Palette,
-    PaletteError,
-    default_palette_for,
-    get_palette,
-    palette_from_classes,
-)
-from segviewer.core.overlay import blend, boundaries, class_shares
+from segviewer.core.labels import Palette, PaletteError, background_id, choose_palette, get_palette
+from segviewer.core.overlay import blend, boundaries, class_shares, overlay_lut
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.paths import resource_dir
 from segviewer.ui import tasks
@@ -267,6 +261,11 @@ class MainWindow(QMainWindow):
         self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts,
                                [QKeySequence.StandardKey.HelpContents])
         self.act_about = a(f"&About {APP_NAME}", self.show_about)
+        keys = [act.shortcut().toString() for act in (self.act_open, self.act_open_folder,
+                                                       self.act_connect)]
+        self.canvas.set_empty_text(f"Drop images or a folder here\nor open them: {keys[0]}, "
+                                   f"{keys[1]}\n\nConnect a model: {keys[2]}\n"
+                                   "Try the demo: File ▸ Open Demo")
 
     def _build_menus_and_toolbar(self) -> None:
         menu = self.menuBar()
@@ -483,7 +482,8 @@ class MainWindow(QMainWindow):
                             f"{prediction.labels.shape} for an image of {self.image.shape[:2]}")
             return
         self.prediction = prediction
-        self.legend.set_shares(class_shares(prediction.labels))
+        self.legend.set_shares(shares := class_shares(prediction.labels))
+        self.file_list.set_classes(path, shares)
         self._recolor()
         self._update_boundaries()
         self._update_title()
@@ -496,12 +496,7 @@ class MainWindow(QMainWindow):
             return
         labels = self.prediction.labels
         size = max(int(labels.max()) + 1, len(self.palette))
-        lut = np.empty((size, 4), np.uint8)
-        lut[:, :3] = self.palette.lut(size)
-        lut[:, 3] = 255
-        hidden = [i for i in self.legend.hidden if i < size]
-        lut[hidden, 3] = 0
-        self._colors = lut[labels]
+        self._colors = overlay_lut(self.palette.lut(size), self.legend.hidden)[labels]
         self.canvas.set_labels(self._colors)
 
     def _update_boundaries(self) -> None:
@@ -522,6 +517,7 @@ class MainWindow(QMainWindow):
         todo = []
         for path in self.file_list.paths():
             key = self._key(path)
+            self.file_list.set_classes(path, None)  # the old model's: set again when shown or run
             if key is not None and key in self.cache:
                 self.file_list.set_status(path, Status.DONE)
             elif self.file_list.status(path) is not Status.FAILED or key is not None:
@@ -563,6 +559,7 @@ class MainWindow(QMainWindow):
             self.file_list.set_status(result.path, Status.PENDING)
             return
         self.cache.put(result.key, result.prediction)
+        self.file_list.set_classes(result.path, class_shares(result.prediction.labels))
         self.file_list.set_status(result.path, Status.DONE)
         self._update_summary()
         if result.path == self.current_path:
@@ -712,14 +709,9 @@ class MainWindow(QMainWindow):
     def set_palette_choice(self, choice: str) -> None:
         """"model" (the model's own classes), a built-in palette name, or a JSON file path."""
         try:
-            if choice == FROM_MODEL:
-                classes = self.metadata.classes if self.metadata else None
-                if classes:
-                    palette = palette_from_classes(classes, name="model")
-                else:
-                    palette = default_palette_for(self._num_classes())
-            else:
-                palette = get_palette(choice)
+            palette = choose_palette(None if choice == FROM_MODEL else choice,
+                                     self.metadata.classes if self.metadata else None,
+                                     self._num_classes())
         except (PaletteError, OSError) as exc:
             self.show_error(str(exc))
             self.legend.set_palette(self.palette, self._palette_choice)
@@ -727,6 +719,9 @@ class MainWindow(QMainWindow):
         self._palette_choice = choice
         self.palette = palette
         self.legend.set_palette(palette, choice)
+        if (background := background_id(palette)) is not None:
+            self.legend.set_class_visible(background, False)  # transparent by default
+        self.file_list.set_class_names(dict(enumerate(palette.names)))
         self._recolor()
 
     def _num_classes(self) -> int:
@@ -803,8 +798,7 @@ class MainWindow(QMainWindow):
         """What the canvas shows in overlay mode, as one RGB image (hidden classes left out)."""
         if self.image is None or self._colors is None or self.prediction is None:
             return None
-        return blend(self.image, np.ascontiguousarray(self._colors[..., :3]), self.canvas.opacity,
-                     self.prediction.labels, self.legend.hidden)
+        return blend(self.image, self._colors, self.canvas.opacity)  # hidden: alpha 0
 
     def _ask_save(self, title: str, suffix: str, default: str) -> str | None:
         start = str(Path(self._last_folder()) / default)
