@@ -152,6 +152,8 @@ def test_class_filter_and_share_sort(files, qtbot):
     assert files.visible_paths() == [paths[0], paths[1]]
     files.set_filter(min_share=50)
     assert files.visible_paths() == [paths[1]]
+    row = files.proxy.index(0, 0)
+    assert files._status_line(row) == "pending · person 60.0 %"  # the share filtered on
     files.set_filter(class_id=0, min_share=0)
     files.set_sort(SortKey.CLASS_SHARE)
     assert files.visible_paths() == [paths[2], paths[0], paths[1]]  # no result: filtered out

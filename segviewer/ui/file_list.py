@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.ui.file_model import (
+    CLASSES_ROLE,
     MESSAGE_ROLE,
     PATH_ROLE,
     STATUS_ROLE,
@@ -68,9 +69,10 @@ _SORTS = (("Order opened", SortKey.ADDED), ("Name", SortKey.NAME),
 class _RowDelegate(QStyledItemDelegate):
     """Thumbnail, name and status line; asks the thumbnail cache only for the rows it paints."""
 
-    def __init__(self, thumbnails: ThumbnailCache, parent=None) -> None:
+    def __init__(self, thumbnails: ThumbnailCache, status_line, parent=None) -> None:
         super().__init__(parent)
         self._thumbnails = thumbnails
+        self._status_line = status_line  # index -> the text under the name
 
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
         return QSize(200, max(THUMB, 2 * option.fontMetrics.height()) + 2 * PAD)
@@ -106,8 +108,7 @@ class _RowDelegate(QStyledItemDelegate):
         color = _STATUS_COLORS[status]
         if color is not None and not selected:
             painter.setPen(color)
-        text = status_text(status, index.data(MESSAGE_ROLE))
-        text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
+        text = metrics.elidedText(self._status_line(index), Qt.TextElideMode.ElideRight, width)
         painter.drawText(QRect(left, top + line, width, line), Qt.AlignmentFlag.AlignVCenter, text)
         painter.restore()
 
@@ -146,7 +147,7 @@ class FileList(QWidget):
 
         self.view = QListView()
         self.view.setModel(self.proxy)
-        self.view.setItemDelegate(_RowDelegate(self.thumbnails, self.view))
+        self.view.setItemDelegate(_RowDelegate(self.thumbnails, self._status_line, self.view))
         self.view.setUniformItemSizes(True)  # one size hint for all rows: layout is O(1) per row
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -342,6 +343,17 @@ class FileList(QWidget):
         ids = [self.class_combo.itemData(i) for i in range(1, self.class_combo.count())]
         position = 1 + sum(1 for i in ids if i < class_id)
         self.class_combo.insertItem(position, self._class_label(class_id), class_id)
+
+    def _status_line(self, index: QModelIndex) -> str:
+        """The status; with a class filter or share sort, also that class's share."""
+        text = status_text(index.data(STATUS_ROLE), index.data(MESSAGE_ROLE))
+        class_id = self.proxy.class_id if self.proxy.class_id is not None else (
+            self.model.sort_class if self.model.sort_key is SortKey.CLASS_SHARE else None)
+        shares = index.data(CLASSES_ROLE)
+        if class_id is not None and shares is not None:
+            name = self._class_names.get(class_id, f"class {class_id}")
+            text += f" · {name} {shares.get(class_id, 0.0):.1f} %"
+        return text
 
     def _class_label(self, class_id: int) -> str:
         return f"{class_id} {self._class_names.get(class_id, f'class {class_id}')}"
