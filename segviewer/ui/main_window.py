@@ -249,6 +249,10 @@ class MainWindow(QMainWindow):
                           ["PgDown", "Right", "N"], sp.SP_ArrowForward)
         self.act_prev = a("&Previous Image", lambda: self.file_list.step(-1),
                           ["PgUp", "Left", "P"], sp.SP_ArrowBack)
+        self.act_first = a("F&irst Image", lambda: self.file_list.step(-self.file_list.count()),
+                           ["Home"])
+        self.act_last = a("L&ast Image", lambda: self.file_list.step(self.file_list.count()),
+                          ["End"])
         for act, short in ((self.act_open, "Open"), (self.act_open_folder, "Folder"),
                            (self.act_next, "Next"), (self.act_prev, "Previous")):
             act.setIconText(short)
@@ -293,7 +297,8 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         view.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
         view.addSeparator()
-        view.addActions([self.act_next, self.act_prev, self.act_rerun])
+        view.addActions([self.act_next, self.act_prev, self.act_first, self.act_last,
+                         self.act_rerun])
         view.addSeparator()
         for dock in (self.files_dock, self.legend_dock, self.info_dock):
             view.addAction(dock.toggleViewAction())
@@ -536,7 +541,8 @@ class MainWindow(QMainWindow):
         while self._queue:
             path = self._queue.popleft()
             key = self._key(path)
-            if path in self._thumbnails and (key is None or key in self.cache):
+            # No model: nothing to run (the list makes its own thumbnails, for rows shown).
+            if key is None or (path in self._thumbnails and key in self.cache):
                 if key is not None:
                     self.file_list.set_status(path, Status.DONE)
                 continue
