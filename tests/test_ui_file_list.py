@@ -240,3 +240,15 @@ def test_unreadable_files_get_a_no_preview_mark_not_a_crash(files, qtbot, tmp_pa
     files.set_thumbnail(str(broken), np.zeros((4, 8, 3), np.uint8))  # made from a decoded image
     image = files.thumbnails.get(str(broken))
     assert image is not None and (image.width(), image.height()) == (8, 8)
+
+
+def test_a_cancelled_walk_stops_and_reports_nothing(files, qtbot, big_folder):
+    walker = FolderWalker(files)
+    chunks, finished = [], []
+    walker.found.connect(chunks.append)
+    walker.finished.connect(finished.append)
+    walker.found.connect(lambda _: walker.cancel())  # the user opens something else
+    walker.start([big_folder])
+    qtbot.waitUntil(lambda: bool(chunks), timeout=10_000)
+    qtbot.waitUntil(lambda: not walker._couriers, timeout=10_000)  # the thread has ended
+    assert len(chunks) == 1 and finished == [] and not walker.running

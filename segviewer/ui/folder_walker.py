@@ -11,7 +11,9 @@ from PySide6.QtCore import QObject, Qt, Signal
 from segviewer.ui.workers import error_message
 
 FIRST_CHUNK = 200  # enough rows to fill a list: the first paint comes after one small chunk
-CHUNK = 5000
+CHUNK = 2000  # a few ms of GUI work each
+IN_FLIGHT = 2  # chunks handed over but not yet taken by the GUI: the walk waits beyond that,
+# so a slow GUI thread (a busy machine) gets one chunk per event-loop turn, never a backlog
 
 
 class _Courier(QObject):
@@ -41,9 +43,16 @@ class FolderWalker(QObject):
         courier = _Courier()
         self._couriers.add(courier)
         queued = Qt.ConnectionType.QueuedConnection
-        courier.found.connect(lambda chunk: cancel.is_set() or self.found.emit(chunk), queued)
+        slots = threading.Semaphore(IN_FLIGHT)
+
+        def take(chunk: list[str]) -> None:
+            slots.release()
+            if not cancel.is_set():
+                self.found.emit(chunk)
+
+        courier.found.connect(take, queued)
         courier.ended.connect(lambda n, error: self._ended(courier, cancel, n, error), queued)
-        threading.Thread(target=_walk, args=(list(inputs), courier, cancel), daemon=True,
+        threading.Thread(target=_walk, args=(list(inputs), courier, cancel, slots), daemon=True,
                          name="segviewer-walk").start()
 
     def cancel(self) -> None:
@@ -62,12 +71,17 @@ class FolderWalker(QObject):
             self.finished.emit(count)
 
 
-def _walk(inputs: list[str | Path], courier: _Courier, cancel: threading.Event) -> None:
+def _walk(inputs: list[str | Path], courier: _Courier, cancel: threading.Event,
+          slots: threading.Semaphore) -> None:
     from segviewer.core.folder_walk import walk_images
 
     count = 0
     try:
         for chunk in walk_images(inputs, (FIRST_CHUNK, CHUNK), cancel.is_set):
+            while not slots.acquire(timeout=0.1):
+                if cancel.is_set():
+                    courier.ended.emit(count, "")  # lets the walker drop its courier
+                    return
             count += len(chunk)
             courier.found.emit(chunk)
     except Exception as exc:  # every failure must reach the GUI as a message
