@@ -252,3 +252,21 @@ def test_a_cancelled_walk_stops_and_reports_nothing(files, qtbot, big_folder):
     qtbot.waitUntil(lambda: bool(chunks), timeout=10_000)
     qtbot.waitUntil(lambda: not walker._couriers, timeout=10_000)  # the thread has ended
     assert len(chunks) == 1 and finished == [] and not walker.running
+
+
+def test_clearing_the_list_empties_the_main_window(qtbot, tmp_path):
+    from segviewer.ui.main_window import MainWindow
+
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(tiny_png(90))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.open_paths([tmp_path])
+    qtbot.waitUntil(lambda: window.image is not None and window.idle, timeout=30_000)
+    window.file_list.remove_paths([window.current_path])  # the view moves to the other one
+    qtbot.waitUntil(lambda: window.current_path == str(tmp_path / "b.png")
+                    and window.image is not None, timeout=30_000)
+    window.file_list.clear_all()
+    assert window.current_path is None and window.image is None
+    assert window.canvas.image_shape is None and window.windowTitle() == "SegViewer"

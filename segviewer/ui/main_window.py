@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
 
         self.file_list = FileList()
         self.file_list.current_path_changed.connect(self.show_path)
+        self.file_list.paths_removed.connect(self._paths_removed)
         self.files_dock = self._dock("Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.legend = LegendWidget()
@@ -431,6 +432,17 @@ class MainWindow(QMainWindow):
         job.finished.connect(self._loaded)
         job.failed.connect(lambda message: self._load_failed(path, message))
         self._update_title()
+
+    def _paths_removed(self, paths: list[str]) -> None:
+        """Taken off the list (the files stay): not run any more; the canvas empties with it."""
+        gone = set(paths)
+        self._queue = deque(p for p in self._queue if p not in gone)
+        if self.current_path in gone:
+            self.current_path, self.image, self.prediction = None, None, None
+            self.canvas.set_image(None)
+            self.legend.set_shares(None)
+            self._update_title()
+        self._update_summary()
 
     def reload_current(self) -> None:
         if self.current_path is not None:
