@@ -18,6 +18,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QRect,
+    QSignalBlocker,
     QSize,
     Qt,
     QTimer,
@@ -318,7 +319,10 @@ class FileList(QWidget):
     # -- filter and sort -----------------------------------------------------------------------
     def set_filter(self, text: str | None = None, status: str | None = None,
                    class_id: int | None = None, min_share: int | None = None) -> None:
-        """Set the filter controls (status: "all", "pending", "done" or "failed")."""
+        """Set the filter controls (status: "all", "pending", "done" or "failed"); the list is
+        filtered once, after all of them are set."""
+        controls = (self.filter_edit, self.status_combo, self.class_combo, self.share_spin)
+        blockers = [QSignalBlocker(control) for control in controls]
         if text is not None:
             self.filter_edit.setText(text)
         if status is not None:
@@ -333,7 +337,11 @@ class FileList(QWidget):
             self.class_combo.setCurrentIndex(index)
         if min_share is not None:
             self.share_spin.setValue(min_share)
-        self._apply_filter()
+        del blockers
+        if class_id is not None:
+            self._class_changed()  # filters, and re-sorts a share sort for the new class
+        else:
+            self._apply_filter()
 
     def set_sort(self, key: SortKey) -> None:
         self.sort_combo.setCurrentIndex(self.sort_combo.findData(key))
