@@ -3,13 +3,17 @@ bounded LRU cache.
 
 `get(path)` returns the cached image or None and, on a miss, queues the file. Requests are a stack
 bounded to `max_pending`: when the user scrolls fast, rows that scrolled by are dropped before
-they are decoded (they are asked for again if painted again). Workers are plain Python threads,
-like `workers.JobRunner`'s, and hand QImages (safe off the GUI thread) back through a signal.
+they are decoded (they are asked for again if painted again). Decoding waits until no new row
+was asked for during `QUIET_S`: while the list scrolls, decoding would compete for the GIL
+with every row the GUI paints (a Python delegate) and decode rows already gone. Workers are
+plain Python threads, like `workers.JobRunner`'s, and hand QImages (safe off the GUI thread) back
+through a signal.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -17,6 +21,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
 from segviewer.ui.canvas import qimage_from_array
+
+QUIET_S = 0.04
 
 
 def square_image(rgb: np.ndarray) -> QImage:
@@ -40,6 +46,7 @@ class _Requests:
         self.pending: list[str] = []  # the newest request is decoded first
         self.queued: set[str] = set()  # pending or being decoded
         self.closed = False
+        self.last_push = 0.0
 
     def push(self, path: str) -> None:
         with self.lock:
@@ -47,15 +54,19 @@ class _Requests:
                 return
             self.queued.add(path)
             self.pending.append(path)
+            self.last_push = time.monotonic()
             if len(self.pending) > self.max_pending:
                 self.queued.discard(self.pending.pop(0))  # scrolled past before it was decoded
             self.lock.notify()
 
     def pop(self) -> str | None:
         with self.lock:
-            while not self.pending and not self.closed:
-                self.lock.wait()
-            return None if self.closed else self.pending.pop()
+            while not self.closed:
+                quiet_for = time.monotonic() - self.last_push
+                if self.pending and quiet_for >= QUIET_S:
+                    return self.pending.pop()
+                self.lock.wait(QUIET_S - quiet_for if self.pending else None)
+            return None
 
     def done(self, path: str) -> None:
         with self.lock:
