@@ -523,7 +523,8 @@ class MainWindow(QMainWindow):
     # ==========================================================================================
     # the prediction queue
     def _enqueue(self, paths: list[str]) -> None:
-        self._queue.extend(p for p in paths if p not in self._queue)
+        queued = set(self._queue)  # `in` on the deque would be quadratic for a big folder
+        self._queue.extend(p for p in paths if p not in queued)
         self._queued_total += len(paths)
         self._pump()
 
