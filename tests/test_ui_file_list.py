@@ -270,3 +270,21 @@ def test_clearing_the_list_empties_the_main_window(qtbot, tmp_path):
     window.file_list.clear_all()
     assert window.current_path is None and window.image is None
     assert window.canvas.image_shape is None and window.windowTitle() == "SegViewer"
+
+
+def test_thumbnails_are_small_upright_and_bounded(tmp_path):
+    from segviewer.core.thumbnails import load_thumbnail
+
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[:, :320] = (250, 20, 20)
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    Image.fromarray(photo).save(path, quality=90, exif=exif)
+    thumb = load_thumbnail(path, 112)
+    assert thumb.shape == (112, 84, 3) and thumb.dtype == np.uint8  # upright: portrait
+    assert thumb[:10].mean(axis=(0, 1))[0] > 200  # the red half is on top once upright
+    with pytest.raises(ValueError, match="at least 1"):
+        load_thumbnail(path, 0)
+    with pytest.raises(OSError):
+        load_thumbnail(tmp_path / "missing.png", 112)
