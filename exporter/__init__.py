@@ -1,6 +1,7 @@
-"""DeepLab research checkpoint -> TF Serving SavedModel (DESIGN.md). Imports TensorFlow lazily."""
+"""DeepLab research checkpoint -> TF Serving SavedModel. Imports TensorFlow lazily.
 
-__version__ = "0.1.0"
+The version written into each model's metadata is the package's (`segviewer.__version__`).
+"""
 
 
 class ExportError(Exception):

@@ -6,6 +6,7 @@ decoder) without building a network.
 
 from __future__ import annotations
 
+import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,12 @@ import numpy as np
 
 from exporter import ExportError
 from exporter.backbones import detect_variant
+from exporter.defaults import DEFAULT_ATROUS_RATES
+from segviewer.core.quiet_tensorflow import import_tensorflow
 
 LOGITS = "logits/semantic/weights"
 # Training bookkeeping a research checkpoint may carry next to the model's weights.
 _BOOKKEEPING = re.compile(r"^global_step$|/(Momentum|Adam|Adam_1|ExponentialMovingAverage)$")
-# Research defaults for three ASPP branches (common.py / the model zoo: atrous_rates 6,12,18).
-DEFAULT_ATROUS_RATES = (6, 12, 18)
-DEFAULT_DECODER_OUTPUT_STRIDE = 4
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,33 @@ class CheckpointInfo:
     shapes: dict[str, tuple[int, ...]]  # model variables (bookkeeping left out)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _latest(folder: Path) -> str | None:
+    """The prefix the folder's `checkpoint` state file names (None without one, as TF does)."""
+    tf = import_tensorflow()
+    try:
+        return tf.train.latest_checkpoint(str(folder))
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except (tf.errors.OpError, ValueError) as exc:
+        problem = f"cannot be read ({_one_line(exc)})"
+    raise ExportError(
+        f"checkpoint state file '{folder / 'checkpoint'}' {problem}; fix or remove it, or pass "
+        "the checkpoint prefix (e.g. model.ckpt) instead of its folder"
+    )
+
+
 def resolve_prefix(path: str | Path) -> str:
     """The checkpoint prefix for a prefix, a folder holding a checkpoint, or a `checkpoint` file."""
-    import tensorflow as tf
-
     p = Path(path).expanduser()
     if p.is_file() and p.name == "checkpoint":
         p = p.parent
     if p.is_dir():
-        latest = tf.train.latest_checkpoint(str(p))
+        latest = _latest(p)
         if latest and Path(f"{latest}.index").is_file():
             return latest
         indexes = sorted(p.glob("*.index"))
@@ -72,13 +90,13 @@ def resolve_prefix(path: str | Path) -> str:
 
 
 def _reader(prefix: str):
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     try:
         return tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as exc:
-        reason = (str(getattr(exc, "message", exc)) or type(exc).__name__).splitlines()[0]
-        raise ExportError(f"'{prefix}' is not a readable TF checkpoint ({reason})") from None
+        raise ExportError(
+            f"'{prefix}' is not a readable TF checkpoint ({_one_line(exc)})"
+        ) from None
 
 
 def read_shapes(prefix: str) -> dict[str, tuple[int, ...]]:
@@ -88,8 +106,37 @@ def read_shapes(prefix: str) -> dict[str, tuple[int, ...]]:
 
 
 def read_weights(prefix: str, names: list[str]) -> dict[str, np.ndarray]:
+    """The named weights; a damaged or missing `.data` file is an ExportError naming it."""
+    tf = import_tensorflow()
+    data = sorted(glob.glob(f"{glob.escape(prefix)}.data-*"))
+    if not data:
+        raise ExportError(
+            f"checkpoint data file '{prefix}.data-00000-of-00001' is missing (only its index "
+            f"'{prefix}.index' is there); copy the .data file(s) next to the index"
+        )
+    where = f"'{data[0]}'" if len(data) == 1 else f"'{prefix}.data-*'"
     reader = _reader(prefix)
-    return {name: reader.get_tensor(name) for name in names}
+    weights = {}
+    for name in names:
+        try:
+            weights[name] = reader.get_tensor(name)
+        except IndexError:  # TF's reader runs past the end of a cut-short file
+            problem = "is truncated (shorter than its index says)"
+        except (tf.errors.OpError, RuntimeError, ValueError) as exc:
+            reason = _one_line(exc)
+            if "checksum does not match" in reason.lower():
+                problem = "is damaged (checksum does not match)"
+            elif "no such file" in reason.lower():
+                problem = f"is missing a shard ({reason})"
+            else:
+                problem = f"cannot be read ({reason})"
+        else:
+            continue
+        raise ExportError(
+            f"checkpoint data {where} {problem} at variable '{name}'; copy or download the "
+            "checkpoint again"
+        )
+    return weights
 
 
 def inspect_checkpoint(path: str | Path) -> CheckpointInfo:

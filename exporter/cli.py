@@ -1,19 +1,27 @@
 """segviewer-export: a DeepLab research checkpoint -> a versioned TF Serving SavedModel.
 
 Thin wrapper over `exporter.export.export_model`. Exit codes: 0 done, 2 usage or export error
-(one line on stderr, never a traceback).
+(one line on stderr, never a traceback), 130 interrupted (Ctrl-C; nothing is written).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from exporter import ExportError
-from segviewer.core.cli_support import EXIT_OK, EXIT_USAGE, Parser
+from exporter.defaults import (
+    CROP_SIZE,
+    INFERENCE_SCALES,
+    MIN_TF_SERVING,
+    MIN_TF_SERVING_COMPAT,
+    OUTPUT_STRIDES,
+    parse_numbers,
+)
+from segviewer.core.cli_support import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser
+from segviewer.core.quiet_tensorflow import import_tensorflow
 
 _EPILOG = """\
 defaults: crop 513,513 (as research export_model.py); output stride 8 when the checkpoint has no
@@ -23,22 +31,18 @@ Versions go to EXPORT_DIR/MODEL_NAME/N, N = the next free number unless --model-
 """
 
 
-def _numbers(kind: Callable[[str], float | int], what: str) -> Callable[[str], tuple]:
+def _numbers(kind: Callable[[str], float], example: str | None = None) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
-        if text.strip().lower() == "none":
-            return ()
-        try:
-            return tuple(kind(part) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{what} must be comma-separated numbers, e.g. 6,12,18 (got '{text}')"
-            ) from None
+        try:  # argparse names the flag: "argument --crop-size: 'big' must be ..."
+            return parse_numbers(text, kind, "", example)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
 
 def _crop(text: str) -> tuple[int, int]:
-    sizes = _numbers(int, "--crop-size")(text)
+    sizes = _numbers(int, "513,513")(text)
     if len(sizes) == 1:
         sizes = sizes * 2
     if len(sizes) != 2:
@@ -67,16 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-variant", default="auto",
                    help="backbone, e.g. mobilenet_v2, xception_65 (default: auto, from names)")
     p.add_argument("--num-classes", type=int, help="default: from the logits' shape")
-    p.add_argument("--crop-size", type=_crop, default=(513, 513), metavar="H,W",
+    p.add_argument("--crop-size", type=_crop, default=CROP_SIZE, metavar="H,W",
                    help="network input size; (size - 1) must divide by the output stride")
-    p.add_argument("--atrous-rates", type=_numbers(int, "--atrous-rates"), metavar="R,R,R",
+    p.add_argument("--atrous-rates", type=_numbers(int), metavar="R,R,R",
                    help="ASPP rates, or 'none' (default: from the checkpoint, see below)")
-    p.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+    p.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES,
                    help="default: 8 without atrous rates, else 16")
     p.add_argument("--decoder-output-stride", type=int, metavar="N",
                    help="decoder stride; 0 for none (default: 4 if the checkpoint has a decoder)")
-    p.add_argument("--inference-scales", type=_numbers(float, "--inference-scales"),
-                   default=(1.0,), metavar="S,S",
+    p.add_argument("--inference-scales", type=_numbers(float),
+                   default=INFERENCE_SCALES, metavar="S,S",
                    help="average the softmax over these scales, e.g. 0.75,1.0,1.25")
     p.add_argument("--add-flipped-images", action="store_true",
                    help="also average over left-right flipped inputs")
@@ -84,29 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help='class names/colours {"classes":[{"id","name","color"}]} '
                         "(default: PASCAL/Cityscapes/ADE20K by class count)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--compat-older-servers", action="store_true",
+                   help=f"weights as constants, so that TF Serving older than {MIN_TF_SERVING} "
+                        f"(down to {MIN_TF_SERVING_COMPAT}) loads the model")
     p.add_argument("--version", action="version", version=f"%(prog)s {_app_version()}")
     return p
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with fd 2 closed: its native start-up logs (CUDA probing, absl) are not
-    for users, and they would bury the one-line error this tool promises."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _import_tensorflow_quietly()
+    try:
+        return _export(args)
+    except KeyboardInterrupt:  # the export's temporary folder is removed on the way out
+        print("segviewer-export: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _export(args: argparse.Namespace) -> int:
+    import_tensorflow()
     from exporter.export import ExportOptions, export_model
 
     options = ExportOptions(
@@ -120,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         atrous_rates=args.atrous_rates,
         output_stride=args.output_stride,
         decoder_output_stride=args.decoder_output_stride,
-        inference_scales=args.inference_scales or (1.0,),
+        inference_scales=args.inference_scales or INFERENCE_SCALES,
         add_flipped_images=args.add_flipped_images,
         labels=args.labels,
         overwrite=args.overwrite,
+        compat_older_servers=args.compat_older_servers,
     )
     started = time.monotonic()
 
@@ -136,9 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExportError as exc:
         print(f"segviewer-export: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("segviewer-export: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_USAGE
     s = result.settings
     print(
         f"\nExported {result.variant} ({result.num_classes} classes, output stride "
@@ -146,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{','.join(map(str, s['inference_scales']))}"
         f"{', flipped' if s['add_flipped_images'] else ''}) in {result.seconds:.1f} s\n"
         f"  path: {result.path}\n  size: {result.size_bytes / 1e6:.1f} MB\n"
+        f"  serves on: TF Serving {s['min_tensorflow_serving']} or newer\n"
         f"  classes: {', '.join(c['name'] for c in result.classes[:8])}"
         f"{', ...' if len(result.classes) > 8 else ''}\n\n{result.signatures}"
     )

@@ -108,15 +108,19 @@ class DeepLab:
     """The network with its weights as tf.Variables named as in the checkpoint.
 
     Not a tf.Module itself: the exporter attaches `variables` and the tf.functions to the module
-    it saves, so that every signature shares one copy of the weights.
+    it saves, so that every signature shares one copy of the weights. With `frozen`, the weights
+    are constants instead: the SavedModel then has no variables, and so none of the ops that
+    TensorFlow >= 2.10 writes to save them (DisableCopyOnRead), which older servers cannot load.
     """
 
-    def __init__(self, config: NetworkConfig, weights: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, config: NetworkConfig, weights: Mapping[str, np.ndarray], frozen: bool = False
+    ) -> None:
         import tensorflow as tf
 
         self.config = config
         self.variables = {
-            name: tf.Variable(value, trainable=False, name=name)
+            name: tf.constant(value) if frozen else tf.Variable(value, trainable=False, name=name)
             for name, value in weights.items()
         }
         self.backbone = make_backbone(config.variant, self.variables, config.output_stride)

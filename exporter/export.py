@@ -6,8 +6,10 @@ names that are not numbers), loaded back and run once, and only then renamed int
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,15 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from exporter import ExportError, __version__
+import segviewer
+from exporter import ExportError, defaults
 from exporter import checkpoint as ckpt
 from exporter.backbones import UnknownVariantError, known_variants, make_backbone
 from exporter.preprocess import scale_dimension
+from segviewer.core.quiet_tensorflow import import_tensorflow
 
 Progress = Callable[[str, int, int], None]
 _STEPS = ("read checkpoint", "check variables", "build network", "write SavedModel", "verify")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _LISTED = 6  # variables named in an error message before "and N more"
+# `.<version>.tmp-<host>-<pid>-<random>`: the export writing it names itself, so the next export
+# removes only folders whose process has gone (killed); older releases left `.<v>.tmp-<random>`.
+_TEMP = re.compile(r"^\.\d+\.tmp-(?:(?P<host>.+)-(?P<pid>\d+)-)?[a-z0-9_]+$")
 
 
 @dataclass
@@ -36,14 +43,16 @@ class ExportOptions:
     model_version: int | None = None  # None: the next free version
     model_variant: str = "auto"
     num_classes: int | None = None  # None: from the logits' shape
-    crop_size: tuple[int, int] = (513, 513)
+    crop_size: tuple[int, int] = defaults.CROP_SIZE
     atrous_rates: tuple[int, ...] | None = None  # None: from the checkpoint's ASPP branches
-    output_stride: int | None = None  # None: 8 without atrous rates, else 16
+    output_stride: int | None = None  # None: defaults.default_output_stride(atrous rates)
     decoder_output_stride: int | None = None  # None: 4 if the checkpoint has a decoder; 0: none
-    inference_scales: tuple[float, ...] = (1.0,)
+    inference_scales: tuple[float, ...] = defaults.INFERENCE_SCALES
     add_flipped_images: bool = False
     labels: str | Path | None = None  # palette JSON with the class names and colours
     overwrite: bool = False
+    # Weights as graph constants, for servers older than MIN_TF_SERVING (see DeepLab `frozen`).
+    compat_older_servers: bool = False
 
 
 @dataclass
@@ -103,15 +112,14 @@ def _resolve_config(options: ExportOptions, info: ckpt.CheckpointInfo):
                 f"checkpoint has {info.aspp_branches} atrous ASPP branches; pass --atrous-rates "
                 f"with {info.aspp_branches} rates"
             )
-        # The published rates are for output stride 16; at 8 the research code doubles them.
-        stride = options.output_stride or (16 if info.atrous_rates else 8)
-        rates = tuple(r * 16 // stride for r in info.atrous_rates)
-    output_stride = options.output_stride or (16 if rates else 8)
-    if output_stride not in (8, 16, 32):
+        stride = options.output_stride or defaults.default_output_stride(info.atrous_rates)
+        rates = defaults.rates_at(info.atrous_rates, stride)
+    output_stride = options.output_stride or defaults.default_output_stride(rates)
+    if output_stride not in defaults.OUTPUT_STRIDES:
         raise ExportError(f"--output-stride {output_stride} is not supported; use 8, 16 or 32")
     decoder = options.decoder_output_stride
     if decoder is None:
-        decoder = ckpt.DEFAULT_DECODER_OUTPUT_STRIDE if info.has_decoder else 0
+        decoder = defaults.DEFAULT_DECODER_OUTPUT_STRIDE if info.has_decoder else 0
     crop = tuple(options.crop_size)
     if len(crop) != 2 or min(crop) < 1:
         raise ExportError(f"--crop-size {crop} is not valid; give two positive sizes, e.g. 513,513")
@@ -180,14 +188,18 @@ def _check_variables(config, info: ckpt.CheckpointInfo) -> dict[str, np.ndarray]
     return ckpt.read_weights(info.prefix, list(expected))
 
 
-def _settings(config, info: ckpt.CheckpointInfo) -> dict[str, Any]:
+def _settings(config, info: ckpt.CheckpointInfo, compat: bool) -> dict[str, Any]:
     settings = asdict(config)
     settings.update(
+        compat_older_servers=compat,
+        min_tensorflow_serving=(
+            defaults.MIN_TF_SERVING_COMPAT if compat else defaults.MIN_TF_SERVING
+        ),
         crop_size=list(config.crop_size),
         atrous_rates=list(config.atrous_rates),
         inference_scales=list(config.inference_scales),
         depth_multiplier=info.depth_multiplier,
-        exporter_version=__version__,
+        exporter_version=segviewer.__version__,
         checkpoint=info.prefix,  # as given (relative stays relative: no build paths in models)
     )
     settings.pop("image_pooling")
@@ -200,9 +212,9 @@ def _dir_size(path: Path) -> int:
 
 def _verify(path: Path, num_classes: int) -> str:
     """Load the written model and segment one small image through every image signature."""
-    import tensorflow as tf
-
     from exporter.signatures import OUTPUT, describe
+
+    tf = import_tensorflow()
 
     loaded = tf.saved_model.load(str(path))
     image = np.linspace(0, 255, 37 * 53 * 3).astype(np.uint8).reshape(1, 37, 53, 3)
@@ -250,17 +262,18 @@ def export_model(
     from exporter.signatures import build_module, class_list, metadata_json
 
     classes = class_list(config.num_classes, options.labels)
-    settings = _settings(config, info)
+    settings = _settings(config, info, options.compat_older_servers)
     step(2)
-    model = DeepLab(config, weights)
+    model = DeepLab(config, weights, frozen=options.compat_older_servers)
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create '{base}': {exc.strerror or exc}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=base))
+    remove_leftovers(base)
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-{owner}-", dir=base))
     try:
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         step(3)
         module, signatures = build_module(model, metadata_json(classes, settings), tmp)
         saved = tmp / "model"
@@ -283,6 +296,35 @@ def export_model(
         seconds=time.monotonic() - started,
         steps=steps,
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
+
+
+def remove_leftovers(model_dir: Path) -> list[Path]:
+    """Remove the temporary folders that killed exports left in `model_dir`; returns them.
+
+    A folder whose export is still running on this machine, or that another machine is writing,
+    is kept."""
+    removed = []
+    for child in sorted(model_dir.iterdir()):
+        found = _TEMP.match(child.name)
+        if found is None or not child.is_dir():
+            continue
+        if found["pid"] and (
+            found["host"] != socket.gethostname() or _alive(int(found["pid"]))
+        ):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(child)
+    return removed
 
 
 def _replace(source: Path, target: Path) -> None:

@@ -31,3 +31,15 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
         QSettings.setPath(QSettings.Format.IniFormat, scope, str(home / "qsettings"))
+
+
+@pytest.fixture(scope="session")
+def toy_base(tmp_path_factory) -> Path:
+    """<base>/toy/1 and /2: real SavedModels with the exporter's signatures and the same classes;
+    v2 shifts every label by one (see test_local_backend.toy_labels)."""
+    from test_local_backend import save_toy_model
+
+    base = tmp_path_factory.mktemp("toy_models")
+    save_toy_model(base / "toy" / "1", shift=0)
+    save_toy_model(base / "toy" / "2", shift=1)
+    return base

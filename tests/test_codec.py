@@ -95,14 +95,21 @@ def test_typed_fields_written_by_protobuf(field: str, values: list, dtype) -> No
     _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
 
 
-def test_fewer_values_than_elements_repeat_the_last_like_tensorflow() -> None:
+def test_fewer_values_than_elements_are_refused_before_allocating() -> None:
+    """tf.make_ndarray repeats the last value; a few bytes could then declare gigabytes."""
     proto = tensor_pb2.TensorProto(dtype=tf.int64.as_datatype_enum)
-    for size in (2, 3):
+    for size in (1, 100000, 100000):
         proto.tensor_shape.dim.add(size=size)
-    proto.int64_val.extend([4, 9])
-    _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
+    proto.int64_val.extend([4])
+    with pytest.raises(codec.DecodeError, match="declares 10000000000 values, 1 present"):
+        codec.decode_tensor(proto.SerializeToString())
     proto.ClearField("int64_val")
-    _same(codec.decode_tensor(proto.SerializeToString()), tf.make_ndarray(proto))
+    with pytest.raises(codec.DecodeError, match="0 present"):
+        codec.decode_tensor(proto.SerializeToString())
+    content = tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum, tensor_content=b"\0" * 4)
+    content.tensor_shape.dim.add(size=3)
+    with pytest.raises(codec.DecodeError, match="declares 3 values, 1 present"):
+        codec.decode_tensor(content.SerializeToString())
 
 
 def test_unpacked_repeated_fields_are_read() -> None:
@@ -167,3 +174,30 @@ def test_1080p_label_map_round_trip() -> None:
     data = codec.encode_tensor(labels, typed=True)
     assert len(data) < labels.size * 2  # one or two bytes per value, not eight
     _same(codec.decode_tensor(data), labels)
+
+
+def test_mutated_answers_raise_decode_errors_only() -> None:
+    """Random damage to a PredictResponse gives a ValueError, never another exception (a varint
+    where a length belongs once allocated its value in bytes)."""
+    import contextlib
+    import random
+
+    head = b"\x12\x06\n\x04tiny"  # model_spec { name: "tiny" }
+    good = head + codec.encode_tensor_map(1, {
+        "labels": np.arange(12, dtype=np.int64).reshape(1, 3, 4),
+        "name": np.array(b"x", dtype=object), "scores": np.ones((2, 2), np.float32),
+        "half": np.ones(3, np.float16), "flags": np.ones(2, bool)}, typed=True)
+    rng = random.Random(5)
+    for _ in range(3000):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.6:
+                data[at] = rng.randrange(256)
+            else:
+                data[at:at] = b"\xff" * rng.randint(1, 11)
+        with contextlib.suppress(ValueError):
+            codec.decode_predict_response(bytes(data))
+    varint_as_key = b"\x0a\x04" + b"\x08\xff\xff\x7f"  # map entry whose key is a varint
+    with pytest.raises(codec.DecodeError, match="wire type"):
+        codec.split_tensor_map(varint_as_key, 1)

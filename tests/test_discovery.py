@@ -17,6 +17,8 @@ from segviewer.core.serving.base import (
     TensorSpec,
 )
 from segviewer.core.serving.discovery import (
+    AnswerError,
+    class_count,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
@@ -157,3 +159,44 @@ def test_parse_metadata_json_forms():
     assert parse_metadata_json(exporter) == ([ClassInfo(0, "bg", (1, 2, 3))], {"num_classes": 1})
     assert parse_metadata_json("{not json") == (None, {})
     assert parse_metadata_json('{"num_classes": 21}') == (None, {"num_classes": 21})
+
+
+def test_answers_are_checked_before_use():
+    plan = plan_prediction(EXPORTER)
+    labels = np.zeros((1, 3, 3), np.int64)
+    with pytest.raises(AnswerError, match="is 3x3 \\(HxW\\) for a 4x4 image"):
+        to_labels(labels, plan, (4, 4))  # not a whole factor: never stretched
+    with pytest.raises(AnswerError, match="is 1x1"):
+        to_labels(np.zeros((1, 1, 1), np.int64), plan, (64, 64))  # 64 is past the 32 stride
+    with pytest.raises(AnswerError, match="holds float64"):
+        to_labels(np.zeros((1, 4, 4)), plan, (4, 4))
+    with pytest.raises(AnswerError, match="label id 21, outside the model's 21 classes"):
+        to_labels(np.full((1, 4, 4), 21, np.int64), plan, (4, 4), num_classes=21)
+    with pytest.raises(AnswerError, match="label id 65536, outside 0-65535"):
+        to_labels(np.full((1, 4, 4), 65536, np.int64), plan, (4, 4))
+    assert to_labels(np.full((1, 4, 4), 20, np.int64), plan, (4, 4), num_classes=21).max() == 20
+
+
+def test_class_count_takes_the_larger_of_classes_and_settings():
+    classes = [ClassInfo(0, "a", (0, 0, 0)), ClassInfo(5, "b", (0, 0, 0))]
+    assert class_count(ModelMetadata("m", 1, {}, classes)) == 6
+    assert class_count(ModelMetadata("m", 1, {}, classes, {"num_classes": 21})) == 21
+    assert class_count(ModelMetadata("m", 1, {}, None, {"num_classes": True})) is None
+    assert class_count(ModelMetadata("m", 1, {})) is None
+
+
+def test_an_encoded_output_must_be_one_png():
+    plan = plan_prediction(EXPORTER, signature="encoded")
+    for value in (10**12, "text"):
+        bad = np.empty((), dtype=object)
+        bad[()] = value
+        with pytest.raises(AnswerError, match="is not one PNG image"):
+            to_labels(bad, plan, (2, 2))
+    with pytest.raises(AnswerError, match="is not a PNG image"):
+        to_labels(np.array(b"GIF89a", dtype=object), plan, (2, 2))
+
+
+def test_broken_stored_metadata_is_ignored_not_raised():
+    deep = '{"classes": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for text in (deep, '{"classes": [5, null]}', b"\xff\xfe", '{"classes": [{"id": 1}]}'):
+        assert parse_metadata_json(text) == (None, {})

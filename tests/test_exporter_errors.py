@@ -6,8 +6,12 @@ Broken checkpoints are made from the reference checkpoint with tests/checkpoint_
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from checkpoint_factory import read_research_checkpoint, write_research_checkpoint
@@ -174,9 +178,51 @@ def test_bad_model_name(tmp_path):
     assert not (tmp_path.parent / "up").exists()
 
 
+# TensorFlow's own log level is left to the tool, as in a user's terminal.
+ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+DATA_FILE = "model.ckpt.data-00000-of-00001"
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "exporter.cli", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def _damaged(tmp_path, damage: str):
+    """A copy of the reference checkpoint with one kind of damage, as downloads and disks do it."""
+    folder = tmp_path / damage
+    shutil.copytree(REFERENCE, folder)
+    data = folder / DATA_FILE
+    if damage == "truncated data":
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    elif damage == "missing data":
+        data.unlink()
+    elif damage == "flipped bytes":
+        flipped = bytearray(data.read_bytes())
+        for at in range(1000, len(flipped), 4096):
+            flipped[at] ^= 0xFF
+        data.write_bytes(bytes(flipped))
+    elif damage == "state file not UTF-8":
+        (folder / "checkpoint").write_bytes(b'model_checkpoint_path: "model\xff\xfe.ckpt"\n')
+    return folder
+
+
+@pytest.mark.parametrize(("damage", "named", "problem"), [
+    ("truncated data", DATA_FILE, "is truncated (shorter than its index says)"),
+    ("missing data", DATA_FILE, "is missing"),
+    ("flipped bytes", DATA_FILE, "is damaged (checksum does not match)"),
+    ("state file not UTF-8", "checkpoint", "is not UTF-8 text"),
+])
+def test_damaged_checkpoint_is_one_line_and_exit_code_2(tmp_path, damage, named, problem):
+    folder = _damaged(tmp_path, damage)
+    export_dir = tmp_path / "models"
+    run = _cli("--checkpoint", str(folder), "--export-dir", str(export_dir), "--model-name", "m")
+    assert run.returncode == 2, run.stderr
+    # One line: no traceback, and none of TensorFlow's own ERROR/WARNING or C++ log lines.
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("segviewer-export: error: "), run.stderr
+    assert f"'{folder / named}' {problem}" in run.stderr
+    assert not (export_dir / "m" / "1").exists()
 
 
 def test_cli_error_is_one_line_and_exit_code_2(tmp_path):
@@ -192,7 +238,7 @@ def test_cli_usage_error_is_one_line(tmp_path):
                "--crop-size", "big")
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1, run.stderr
-    assert "--crop-size must be comma-separated numbers" in run.stderr
+    assert "argument --crop-size: 'big' must be comma-separated numbers, e.g. 513,513" in run.stderr
     assert not (tmp_path / "m").exists()
 
 
@@ -200,3 +246,49 @@ def test_decoder_stride_the_backbone_lacks(tmp_path):
     message = _export_error(tmp_path, REFERENCE, decoder_output_stride=2)
     assert message == ("--decoder-output-stride 2 is not available: mobilenet_v2 has decoder "
                        "features at strides 4, 8, 16")
+
+
+def _start_export(export_dir) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "--checkpoint", str(REFERENCE), "--export-dir",
+         str(export_dir), "--model-name", "m", "--crop-size", "65,65"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+    )
+
+
+def _wait_for_temp_folder(process: subprocess.Popen, model_dir) -> list:
+    """The export's temporary folder once it exists (the SavedModel is being written into it)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(model_dir.glob(".1.tmp-*")) if model_dir.is_dir() else []
+        if found:
+            return found
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"the export ended or stalled before writing: {process.communicate()[1]}")
+
+
+@pytest.mark.slow
+def test_a_killed_exports_leftovers_are_removed_by_the_next_export(tmp_path):
+    export_dir = tmp_path / "models"
+    process = _start_export(export_dir)
+    leftovers = _wait_for_temp_folder(process, export_dir / "m")
+    process.kill()
+    process.communicate()
+    assert all(p.is_dir() for p in leftovers)  # SIGKILL: no clean-up ran
+
+    result = export_model(ExportOptions(REFERENCE, export_dir, "m", crop_size=(65, 65)))
+    assert result.version == 1  # the killed export had not written version 1
+    assert [p.name for p in (export_dir / "m").iterdir()] == ["1"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path):
+    export_dir = tmp_path / "models"
+    process = _start_export(export_dir)
+    _wait_for_temp_folder(process, export_dir / "m")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr == "segviewer-export: interrupted; nothing was written\n"
+    assert list((export_dir / "m").iterdir()) == []

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 from conftest import DATA
 
+import segviewer
+from exporter.defaults import MIN_TF_SERVING
+
 tf = pytest.importorskip("tensorflow")
 
 pytestmark = pytest.mark.slow
@@ -56,6 +59,7 @@ def test_cli_summary(exported):
     for signature in ("serving_default", "probabilities", "encoded", "segviewer_metadata"):
         assert f"signature_def['{signature}']" in stdout
     assert "inputs['images'] dtype: DT_UINT8 shape: (1, -1, -1, 3)" in stdout
+    assert f"serves on: TF Serving {MIN_TF_SERVING} or newer" in stdout
 
 
 def test_probabilities_and_encoded_agree_with_serving_default(exported):
@@ -92,5 +96,7 @@ def test_metadata_signature_and_asset(exported):
     assert settings["decoder_output_stride"] is None
     assert settings["inference_scales"] == [1.0]
     assert settings["add_flipped_images"] is False
-    assert settings["exporter_version"]
+    assert settings["exporter_version"] == segviewer.__version__  # one version source
+    assert settings["min_tensorflow_serving"] == MIN_TF_SERVING
+    assert settings["compat_older_servers"] is False
     assert settings["checkpoint"].endswith("mobilenet_v2/model.ckpt")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import DATA
 
 from exporter import ExportError
-from exporter.export import ExportOptions, export_model, next_free_version
+from exporter.export import ExportOptions, export_model
 
 tf = pytest.importorskip("tensorflow")
 
@@ -32,13 +33,6 @@ def first_export(tmp_path_factory):
     calls = []
     result = export_model(_options(export_dir), progress=lambda *a: calls.append(a))
     return export_dir, result, calls
-
-
-def test_next_free_version(tmp_path):
-    assert next_free_version(tmp_path, "m") == 1
-    for name in ("1", "7", "notes", ".9.tmp-x"):
-        (tmp_path / "m" / name).mkdir(parents=True)
-    assert next_free_version(tmp_path, "m") == 8
 
 
 def test_export_takes_the_next_free_version_and_reports_progress(first_export):
@@ -93,3 +87,37 @@ def test_export_dir_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ExportError, match="cannot create"):
         export_model(_options(tmp_path / "file"))
+
+
+def _ops(path) -> set[str]:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    return {n.op for n in graph.node} | {
+        n.op for f in graph.library.function for n in f.node_def
+    }
+
+
+def test_compat_older_servers_has_no_variable_ops_and_the_same_answers(tmp_path):
+    from exporter.defaults import MIN_TF_SERVING, MIN_TF_SERVING_COMPAT
+
+    normal = export_model(_options(tmp_path, model_version=1))
+    compat = export_model(_options(tmp_path, model_version=2, compat_older_servers=True))
+    assert _metadata(normal.path)["settings"]["min_tensorflow_serving"] == MIN_TF_SERVING
+    settings = _metadata(compat.path)["settings"]
+    assert settings["min_tensorflow_serving"] == MIN_TF_SERVING_COMPAT
+    assert settings["compat_older_servers"] is True
+    # Saving the weights' variables is what needs TF >= 2.10 (README); should TensorFlow stop
+    # writing this op, MIN_TF_SERVING is to be measured again.
+    assert "DisableCopyOnRead" in _ops(normal.path)
+    assert "DisableCopyOnRead" not in _ops(compat.path)
+    stored = tf.train.load_checkpoint(str(compat.path / "variables" / "variables"))
+    assert set(stored.get_variable_to_shape_map()) == {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+    image = tf.constant(np.linspace(0, 255, 41 * 29 * 3).astype(np.uint8).reshape(1, 41, 29, 3))
+    answers = []
+    for result in (normal, compat):
+        model = tf.saved_model.load(str(result.path))
+        answers.append(model.signatures["probabilities"](images=image))
+    for key in ("segmentation_map", "probabilities"):
+        np.testing.assert_array_equal(answers[0][key].numpy(), answers[1][key].numpy())

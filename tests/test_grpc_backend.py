@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from segviewer.core.serving import grpc_backend
+from segviewer.core.serving import calls
 from segviewer.core.serving.base import Backend, BackendError, ModelRef, ModelVersion
 from segviewer.core.serving.grpc_backend import GrpcBackend
 from segviewer.devserver.repository import Servable
@@ -32,7 +32,12 @@ def backend(tf_serving):
 def sleeps(monkeypatch) -> list[float]:
     """The backoff delays the backend waits, recorded instead of slept."""
     recorded: list[float] = []
-    monkeypatch.setattr(grpc_backend.time, "sleep", recorded.append)
+
+    def sleep(self, seconds: float) -> bool:
+        recorded.append(round(seconds, 3))
+        return False
+
+    monkeypatch.setattr(calls.Interrupt, "sleep", sleep)
     return recorded
 
 
@@ -124,7 +129,7 @@ def test_each_status_is_one_clear_line(backend, image, sleeps, call, code, text)
     assert caught.value.code == code
     assert text in str(caught.value)
     assert "\n" not in str(caught.value)
-    assert sleeps == []  # only UNAVAILABLE and DEADLINE_EXCEEDED are retried
+    assert sleeps == []  # only UNAVAILABLE is retried
 
 
 def test_server_down_retries_with_backoff_then_says_so(image, sleeps) -> None:
@@ -133,12 +138,13 @@ def test_server_down_retries_with_backoff_then_says_so(image, sleeps) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    backend = GrpcBackend(f"127.0.0.1:{port}", ["tiny"], retries=3, backoff=0.01)
+    backend = GrpcBackend(f"127.0.0.1:{port}", ["tiny"], retry_for=1.0)
     with pytest.raises(BackendError) as caught:
         backend.predict(image, ModelRef("tiny"))
     assert caught.value.code == "UNAVAILABLE"
     assert str(caught.value).startswith(f"cannot reach 127.0.0.1:{port} — is TF Serving running?")
-    assert sleeps == [0.01, 0.02, 0.04]
+    assert "retried for 1 s" in str(caught.value)
+    assert sleeps[:4] == [0.1, 0.2, 0.4, 0.8]
 
 
 @pytest.fixture
@@ -161,13 +167,13 @@ def stalled_server():
     server.stop(grace=None)
 
 
-def test_deadline_is_per_call_and_retried(stalled_server, sleeps) -> None:
-    backend = GrpcBackend(stalled_server, ["tiny"], timeout=0.2, retries=1, backoff=0.5)
+def test_deadline_is_the_whole_call_and_never_retried(stalled_server, sleeps) -> None:
+    backend = GrpcBackend(stalled_server, ["tiny"], timeout=0.2)
     with pytest.raises(BackendError) as caught:
         backend.versions("tiny")
     assert caught.value.code == "DEADLINE_EXCEEDED"
     assert "no answer from" in str(caught.value) and "within 0.2 s" in str(caught.value)
-    assert sleeps == [0.5]
+    assert sleeps == []
 
 
 def test_4k_image_both_ways(backend) -> None:
@@ -205,8 +211,8 @@ def test_tls_with_a_custom_ca(start_tf_serving, tiny_base, tls_files, image, sle
         assert backend.description.endswith("(TLS)")
         np.testing.assert_array_equal(backend.predict(image, ModelRef("tiny")).labels,
                                       tiny_labels(image, 1))
-    for untrusted in (GrpcBackend(server.grpc_address, ["tiny"], tls=True, retries=0),
-                      GrpcBackend(server.grpc_address, ["tiny"], retries=0)):
+    for untrusted in (GrpcBackend(server.grpc_address, ["tiny"], tls=True, retry_for=0),
+                      GrpcBackend(server.grpc_address, ["tiny"], retry_for=0)):
         with pytest.raises(BackendError) as caught:
             untrusted.versions("tiny")
         assert caught.value.code == "UNAVAILABLE"
@@ -221,14 +227,14 @@ def test_client_certificate(start_tf_serving, tiny_base, tls_files, image) -> No
     np.testing.assert_array_equal(backend.predict(image, ModelRef("tiny")).labels,
                                   tiny_labels(image, 1))
     with pytest.raises(BackendError) as caught:
-        GrpcBackend(server.grpc_address, ["tiny"], ca_file=cert, retries=0).versions("tiny")
+        GrpcBackend(server.grpc_address, ["tiny"], ca_file=cert, retry_for=0).versions("tiny")
     assert caught.value.code == "UNAVAILABLE"
 
 
 def test_unreadable_tls_files_are_named(tmp_path) -> None:
-    with pytest.raises(BackendError, match=r"cannot read the CA file .*missing\.pem"):
+    with pytest.raises(BackendError, match=r"cannot read --ca-file .*missing\.pem"):
         GrpcBackend("127.0.0.1:1", ca_file=tmp_path / "missing.pem")
-    with pytest.raises(BackendError, match="needs both"):
+    with pytest.raises(BackendError, match="needs both --cert-file and --key-file"):
         GrpcBackend("127.0.0.1:1", cert_file=tmp_path / "c.pem")
 
 

@@ -9,21 +9,25 @@ import colorsys
 import numpy as np
 import pytest
 
-from segviewer.core.labels import (
+from segviewer.core.labels import colorize, colorize_rgba, default_palette_for, get_palette
+from segviewer.core.overlay import blend, overlay_lut
+from segviewer.core.palettes import (
     LIFT_BELOW,
     LIFT_FLOOR,
     background_id,
-    choose_palette,
-    colorize,
-    default_palette_for,
-    get_palette,
     lift_dark,
+    shown_palette,
 )
-from segviewer.core.overlay import blend, overlay_lut
-from segviewer.core.serving.base import ClassInfo
+from segviewer.core.serving.base import ClassInfo, ModelMetadata
+from segviewer.core.viewer_state import ModelIdentity, ViewerState
 
 PASCAL = get_palette("pascal")
 CAT = 8
+
+
+def model(classes=None, num_classes: int | None = None) -> ModelMetadata:
+    settings = {"num_classes": num_classes} if num_classes else {}
+    return ModelMetadata("toy", 1, {}, classes, settings)
 
 
 def hue(rgb) -> float:
@@ -56,12 +60,13 @@ def test_pascal_cat_is_lifted_keeping_its_hue_and_every_class_stays_distinct():
 
 
 def test_the_default_palette_is_lifted_but_named_palettes_and_ids_are_not():
-    shown = choose_palette(None, None, 21)
+    shown = shown_palette(None, model(num_classes=21))
     assert tuple(shown.colors[CAT]) == tuple(lift_dark(PASCAL.colors[CAT:CAT + 1])[0])
     assert tuple(shown.colors[0]) == (0, 0, 0)  # the background keeps its swatch (transparent)
     assert shown.names[:21] == PASCAL.names[:21]
     assert tuple(get_palette("pascal").colors[CAT]) == (64, 0, 0)  # ground truth still maps back
-    assert tuple(choose_palette("pascal", None, 21).colors[CAT]) == (64, 0, 0)  # chosen: as is
+    chosen = shown_palette("pascal", model(num_classes=21))
+    assert tuple(chosen.colors[CAT]) == (64, 0, 0)  # chosen: as is
     labels = np.array([[0, CAT], [15, CAT]], np.uint8)
     before = labels.copy()
     rgb, unknown = colorize(labels, shown)
@@ -72,7 +77,7 @@ def test_the_default_palette_is_lifted_but_named_palettes_and_ids_are_not():
 def test_a_model_with_declared_classes_gets_them_lifted_too():
     classes = [ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "crack", (40, 0, 60)),
                ClassInfo(2, "rust", (230, 120, 20))]
-    shown = choose_palette(None, classes, 3)
+    shown = shown_palette(None, model(classes))
     assert luma(shown.colors[1]) >= LIFT_FLOOR
     assert tuple(shown.colors[2]) == (230, 120, 20)
     assert shown.names == ["background", "crack", "rust"]
@@ -81,12 +86,12 @@ def test_a_model_with_declared_classes_gets_them_lifted_too():
 def test_a_palette_chosen_for_colours_keeps_the_model_class_names():
     classes = [ClassInfo(0, "sky", (1, 2, 3)), ClassInfo(1, "ground", (4, 5, 6)),
                ClassInfo(25, "drone", (7, 8, 9))]
-    shown = choose_palette("cityscapes", classes, 26)
+    shown = shown_palette("cityscapes", model(classes))
     assert shown.names[0] == "sky" and shown.names[1] == "ground" and shown.names[25] == "drone"
     assert shown.names[2] == "building"  # ids the model does not name keep the palette's
     assert tuple(shown.colors[0]) == (128, 64, 128)  # the colours are cityscapes'
     assert len(shown) == 26  # the model's id 25 is past cityscapes' 19: a fallback colour
-    without_names = choose_palette("cityscapes", None, 19)
+    without_names = shown_palette("cityscapes", model(num_classes=19))
     assert without_names.names[0] == "road"
 
 
@@ -119,3 +124,17 @@ def test_overlay_lut_rejects_bad_input():
         overlay_lut(np.zeros((3, 3), np.uint8), opacities={1: 1.5})
     with pytest.raises(ValueError, match=r"uint8 \[N, 3\]"):
         overlay_lut(np.zeros((3, 4), np.uint8))
+
+
+def test_the_viewer_colours_through_the_overlay_lut_and_starts_with_the_background_hidden():
+    palette = shown_palette(None, model(num_classes=21))
+    labels = np.array([[0, CAT], [15, 0]], np.uint8)
+    np.testing.assert_array_equal(colorize_rgba(labels, palette, {0}),
+                                  overlay_lut(palette.lut(16), {0})[labels])
+    state = ViewerState()
+    assert state.hidden == frozenset()  # no model yet: nothing hidden
+    state.set_model(ModelIdentity("toy", 1, "here"), model(num_classes=21))
+    assert state.hidden == {0} and tuple(state.palette.colors[CAT]) != (64, 0, 0)
+    state.set_class_hidden(0, False)
+    state.choose_palette("cityscapes")  # id 0 is road there, a real class: stays shown
+    assert state.hidden == frozenset()

@@ -31,9 +31,18 @@ ICONS = REPO / "resources" / "icons"
 VENV_BIN = Path(sys.executable).parent
 
 
-def _run(args: list[str | Path], **kwargs) -> subprocess.CompletedProcess[str]:
+# Limits for one command. The PyInstaller build took 8.8 min on 2 cores: its limit leaves about
+# twice that, and the test's own timeout covers the build plus two runs of the frozen app.
+RUN_TIMEOUT = 240
+BUILD_TIMEOUT = 1200
+FROZEN_TEST_TIMEOUT = BUILD_TIMEOUT + 2 * RUN_TIMEOUT + 120
+
+
+def _run(
+    args: list[str | Path], timeout: float = RUN_TIMEOUT, **kwargs
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(arg) for arg in args], capture_output=True, text=True, timeout=540, **kwargs
+        [str(arg) for arg in args], capture_output=True, text=True, timeout=timeout, **kwargs
     )
 
 
@@ -266,6 +275,7 @@ def test_wheel_alone_carries_the_code_and_resources(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FROZEN_TEST_TIMEOUT)
 def test_pyinstaller_folder_runs_the_demo(tmp_path):
     """The folder (about 1.7 GB) is deleted afterwards."""
     app = tmp_path / "dist" / "segviewer"
@@ -280,6 +290,7 @@ def _build_and_run_frozen_app(app: Path, tmp_path: Path) -> None:
     build_sh = REPO / "packaging" / "build.sh"
     build = _run(
         ["bash", build_sh, "--dist", app.parent, "--work", tmp_path / "work"],
+        timeout=BUILD_TIMEOUT,
         env={**os.environ, "PYTHON": sys.executable},
     )
     assert build.returncode == 0, build.stderr[-3000:]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from test_batch import write_mixed_folder
 
@@ -45,10 +46,11 @@ def test_mixed_folder_then_resume(serving_models, tmp_path):
     assert "Traceback" not in result.stderr
     failed = [line for line in result.stderr.splitlines() if "failed:" in line]
     assert len(failed) == 1 and "corrupt.png" in failed[0]
-    for path in good:
-        labels = load_label_png(out / f"{path.stem}.png")
+    for path in good:  # outputs mirror the inputs' folders
+        rel = path.relative_to(tmp_path / "in")
+        labels = load_label_png(out / rel.with_suffix(".png"))
         assert np.array_equal(labels, tiny_labels(load_image(path), shift=1))
-        assert is_valid_png(out / f"{path.stem}_overlay.png")
+        assert is_valid_png(out / rel.with_name(f"{rel.stem}_overlay.png"))
     data = json.loads(report.read_text())
     assert (data["ok"], data["failed"], data["skipped"]) == (4, 1, 0)
     assert data["failures"][0]["input"].endswith("corrupt.png")
@@ -59,6 +61,7 @@ def test_mixed_folder_then_resume(serving_models, tmp_path):
     assert again.returncode == 1
     data = json.loads(report.read_text())
     assert (data["total"], data["skipped"], data["failed"]) == (5, 4, 1)
+    assert "not reading" in again.stderr and str(out) in again.stderr  # --out inside the input
 
 
 def test_served_grpc_and_rest_match_in_process_with_workers(serving_models, tf_serving,
@@ -92,7 +95,7 @@ def test_connection_and_usage_errors_exit_2_with_one_line(serving_models, tmp_pa
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--server", dead,
-                                  "--model", "tiny"), dead)
+                                  "--model", "tiny", "--retry-for", "0.5"), dead, "--retry-for")
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
                                   serving_models, "--model", "nope"), "nope", "tiny")
     assert_one_line_error(predict(image, "--out", tmp_path / "o", "--saved-model",
@@ -118,7 +121,7 @@ def test_ctrl_c_finishes_in_flight_and_exits_130(serving_models, tmp_path):
          "--model", "tiny", "--workers", "2", "--summary", str(report)],
         stderr=subprocess.PIPE, text=True)
     first = process.stderr.readline()
-    while first and not first.startswith("30/300"):  # TF may log first; wait for the progress
+    while first and "img/s" not in first:  # TF may log first; wait for the progress
         first = process.stderr.readline()
     assert first, "the run ended before printing progress"
     process.send_signal(signal.SIGINT)
@@ -149,7 +152,7 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_progress_bar_on_a_terminal_plain_lines_otherwise():
+def test_progress_line_on_a_terminal_plain_lines_otherwise():
     failure = Failure(Path("bad.png"), "cannot read 'bad.png': file is truncated")
     events = [BatchProgress(0, 20, 0, 0, 0, 0.0)] + [
         BatchProgress(i, 20, i - (i > 4), int(i > 4), 0, i / 10, Path(f"{i}.png"),
@@ -162,19 +165,17 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise():
         printer(event)
     printer.finish()
     text = terminal.getvalue()
-    assert "\r[" in text and text.endswith("\n")
-    assert "[" + "#" * 24 + "]  20/20  1 failed  10.0 img/s" in text
-    assert "ETA 0:0" in text  # shown while the run is under way
-    assert "\rsegviewer-predict: failed: bad.png: cannot read" not in text  # bar cleared first
-    assert "\x1b[Ksegviewer-predict: failed: bad.png: cannot read 'bad.png'" in text
+    assert "\r" in text and text.endswith("\n")
+    assert "20/20" in text and "1 failed" in text
+    assert text.count("segviewer-predict: failed: bad.png: cannot read 'bad.png'") == 1
 
     pipe = io.StringIO()
     printer = ProgressPrinter(pipe, quiet=False)
     for event in events:
         printer(event)
     lines = pipe.getvalue().splitlines()
-    assert lines[0] == "2/20  10.0 img/s  ETA 0:02"
-    assert len(lines) == 11 and lines[-1].startswith("20/20  1 failed")
+    assert lines[0] == "10% 2/20 [00:00<00:01, 10.00img/s]"
+    assert len(lines) == 11 and "20/20" in lines[-1] and lines[-1].endswith("1 failed")
     assert sum("failed: bad.png" in line for line in lines) == 1
 
     quiet = io.StringIO()
@@ -183,3 +184,85 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise():
         printer(event)
     assert quiet.getvalue().splitlines() == [
         "segviewer-predict: failed: bad.png: cannot read 'bad.png': file is truncated"]
+
+
+def test_progress_counts_while_the_total_is_unknown():
+    pipe = io.StringIO()
+    printer = ProgressPrinter(pipe, quiet=False)
+    for i in range(1, 251):
+        printer(BatchProgress(i, None, i, 0, 0, i / 100, Path(f"{i}.png")))
+    assert pipe.getvalue().splitlines() == ["100img [00:01, 100.00img/s]",
+                                            "200img [00:02, 100.00img/s]"]
+    terminal = Terminal()
+    printer = ProgressPrinter(terminal, quiet=False)
+    printer(BatchProgress(7, None, 7, 0, 0, 0.5, Path("7.png")))
+    printer.finish()  # the line as it stands: a count, no total yet
+    assert "7img [" in terminal.getvalue()
+    terminal = Terminal()
+    printer = ProgressPrinter(terminal, quiet=False)
+    printer(BatchProgress(7, None, 7, 0, 0, 0.5, Path("7.png")))
+    printer(BatchProgress(8, 9, 8, 0, 0, 0.6, Path("8.png")))  # the listing ended: 9 in all
+    printer.finish()
+    assert "8/9" in terminal.getvalue()
+
+
+def test_outputs_that_would_replace_inputs_or_each_other_exit_2(serving_models, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / folder / "photo.png")
+    before = (tmp_path / "a" / "photo.png").read_bytes()
+    run = ["--saved-model", serving_models, "--model", "tiny"]
+    # Issue 13: `a b --out a` replaced a/photo.png with b's label map (exit 0).
+    assert_one_line_error(predict(tmp_path / "a", tmp_path / "b", "--out", tmp_path / "a", *run),
+                          str(tmp_path / "a"), "--out")
+    assert (tmp_path / "a" / "photo.png").read_bytes() == before
+    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(tmp_path / "a" / "photo_overlay.png")
+    result = predict(tmp_path / "a", "--out", tmp_path / "out", "--overlay", *run)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert str(tmp_path / "a" / "photo.png") in error
+    assert str(tmp_path / "a" / "photo_overlay.png") in error
+    assert_one_line_error(predict(tmp_path / "a", "--out", tmp_path / "o", "--shard", "3/3",
+                                  *run), "--shard", "0 <= K < N")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(predict(tmp_path / "empty", "--out", tmp_path / "o", *run),
+                          "no images found")
+
+
+def test_shard_summaries_merge(serving_models, tmp_path):
+    write_mixed_folder(tmp_path / "in")
+    run = ["--saved-model", serving_models, "--model", "tiny", "--quiet"]
+    parts = []
+    for k in range(2):
+        parts.append(tmp_path / f"s{k}.json")
+        predict(tmp_path / "in", "--out", tmp_path / "out", "--shard", f"{k}/2", "--summary",
+                parts[-1], *run)
+    merged = tmp_path / "all.json"
+    result = predict("--merge-summaries", *parts, "--summary", merged)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(merged.read_text())
+    assert (data["total"], data["ok"], data["failed"], data["shards"]) == (5, 4, 1, 2)
+    assert data["model"] == "tiny" and data["version"] == 2
+    assert sum(c["percent"] for c in data["class_shares"]) == pytest.approx(100, abs=0.01)
+    assert_one_line_error(predict("--merge-summaries", tmp_path / "nope.json", "--summary",
+                                  merged), "nope.json")
+
+
+def test_a_read_only_out_stops_at_the_first_write_naming_the_folder(serving_models, tmp_path):
+    write_mixed_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (an immutable folder stands for a "
+                    "read-only mount)")
+    try:
+        result = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
+                         "--model", "tiny", "--workers", "1")
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"cannot write to '{out}'" in last and "not run" in last
+    assert sum("failed:" in line for line in result.stderr.splitlines()) <= 2

@@ -141,6 +141,6 @@ def test_https_with_a_ca_file_and_auth_header(start_tf_serving, tiny_base, tls_f
 def test_request_json_is_what_json_reads_back(array) -> None:
     import json
 
-    from segviewer.core.serving.rest_backend import _json_value
+    from segviewer.core.serving.rest_json import encode
 
-    np.testing.assert_array_equal(np.asarray(json.loads(_json_value(array))), array)
+    np.testing.assert_array_equal(np.asarray(json.loads(encode(array))), array)

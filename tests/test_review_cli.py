@@ -125,8 +125,8 @@ def test_one_line_errors(models, review_set, tmp_path):
     assert_one_line_error(review(images, "--a", models, "--gt", tmp_path / "nowhere"),
                           "--gt", "nowhere", "not a folder")
     dead = f"127.0.0.1:{free_port()}"
-    assert_one_line_error(review(images, "--a", dead, "--a-model", "seg", "--b-version", "2"),
-                          "cannot reach", dead, "model A")
+    assert_one_line_error(review(images, "--a", dead, "--a-model", "seg", "--b-version", "2",
+                                 "--retry-for", "0.5"), "cannot reach", dead, "model A")
     assert_one_line_error(review(images, "--a", dead), "pick one with --a-model")
     assert_one_line_error(review(images, "--a", tmp_path / "no_models"), "--a", "does not exist")
     assert_one_line_error(review(images, "--a", models, "--a-version", "2", "--b-version", "2"),

@@ -6,13 +6,12 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import DEMO
-from test_local_backend import save_toy_model
+from test_local_backend import CLASSES
 
 import segviewer
 from segviewer.paths import demo_models_dir
@@ -26,13 +25,6 @@ def segviewer_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.C
                           capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
-@pytest.fixture(scope="module")
-def toy_model(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("app_models")
-    save_toy_model(base / "toy" / "1", shift=0)
-    return base / "toy"
-
-
 def test_version_alone_prints_the_app_version():
     result = segviewer_cmd("--version")
     assert result.returncode == 0
@@ -44,6 +36,8 @@ def test_version_alone_prints_the_app_version():
     (["no/such/photo.png"], "'no/such/photo.png' does not exist"),
     (["--screenshot", "out.jpg"], "must end in .png"),
     (["--model", "deeplab"], "need a model"),
+    (["--demo", "--version", "3"], "--version 3: the demo model has versions 1, 2"),
+    (["--demo", "--compare-versions", "1", "7"], "--compare-versions 7: the demo model has"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, message):
     result = segviewer_cmd(*args)
@@ -59,20 +53,34 @@ def test_window_paints_without_importing_tensorflow():
     assert "tensorflow-imported=False" in result.stdout
 
 
-def test_screenshot_after_inference(toy_model, tmp_path):
+def pixels_near(shot: np.ndarray, rgb, tolerance: int = 3) -> int:
+    return int(np.count_nonzero(np.all(np.abs(shot.astype(int) - rgb) <= tolerance, axis=2)))
+
+
+def test_screenshot_after_inference(toy_base, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     photo = np.zeros((60, 90, 3), np.uint8)
     photo[:, 45:, 0] = 200  # right half: class 3 for the toy model
     iio.imwrite(images / "half.png", photo)
     out = tmp_path / "shot.png"
-    result = segviewer_cmd(str(images), "--saved-model", str(toy_model), "--version", "1",
-                           "--screenshot", str(out))
+    result = segviewer_cmd(str(images), "--saved-model", str(toy_base / "toy"), "--version",
+                           "1", "--screenshot", str(out))
     assert result.returncode == 0, result.stderr
-    height, width = iio.imread(out).shape[:2]
+    shot = iio.imread(out)
+    height, width = shot.shape[:2]
     assert f"saved {out} ({width}x{height})" in result.stdout
     assert width >= 640 and height >= 480  # the window (1400x900, or what the screen allows)
     assert not list(tmp_path.glob(".*tmp*"))
+    # The labels are drawn where their classes are: class 0 over the black left half, class 3
+    # over the red right half, each at the default 50 % opacity over the photo (the canvas
+    # shows the 90x60 image a few hundred pixels wide, so each half covers thousands of pixels).
+    left = np.array(CLASSES[0]["color"]) / 2
+    right = (np.array(CLASSES[3]["color"]) + np.array((200, 0, 0))) / 2
+    assert pixels_near(shot, left) > 5000
+    assert pixels_near(shot, right) > 5000
+    # Not the bare photo: only the list's thumbnail (at most 56x56) shows its red half.
+    assert pixels_near(shot, (200, 0, 0)) < 56 * 56
 
 
 def test_screenshot_reports_a_dead_server_and_exits_1(tmp_path):
@@ -97,3 +105,13 @@ def test_demo_screenshot(tmp_path):
     assert result.returncode == 0, result.stderr
     height, width = iio.imread(out).shape[:2]
     assert f"saved {out} ({width}x{height})" in result.stdout
+
+
+@pytest.mark.skipif(not (demo_models_dir() / "pascal" / "2").is_dir(),
+                    reason="the demo SavedModels are exported by the exporter")
+def test_demo_shows_the_version_asked_for(tmp_path):
+    out = tmp_path / "demo_v2.png"
+    photo = DEMO / "images" / "chelsea.png"
+    result = segviewer_cmd(str(photo), "--demo", "--version", "2", "--screenshot", str(out))
+    assert result.returncode == 0, result.stderr
+    assert '"chelsea.png — pascal v2 — SegViewer"' in result.stdout

@@ -25,10 +25,10 @@ from test_review import (
 
 from segviewer.core.review import VERDICTS_FILE, SortKey, Verdict
 from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.canvas import array_from_qimage
 from segviewer.ui.compare_window import CompareMode, CompareWindow
 from segviewer.ui.dialogs.compare_sources import CompareChoice, CompareSourcesDialog, SourceChoice
-from segviewer.ui.dialogs.connect import ConnectionSpec
 
 WAIT_MS = 120_000  # the first SavedModel load imports TensorFlow
 MAGENTA = (255, 0, 255)
@@ -74,6 +74,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
     # Worst first by mIoU drop (right: -62.5 points, left: smaller, same: no ground truth).
     assert window.review.sort_key is SortKey.MIOU_DROP
     assert window.review.keys() == ["right.png", "left.png", "same.png"]
+    assert window.review.current_key == "right.png"  # nobody chose one: the worst is shown
     window.review.set_sort_key(SortKey.AGREEMENT)
     assert window.review.keys() == ["right.png", "left.png", "same.png"]
 
@@ -101,7 +102,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
                                            f"{share_b - share_a:+.2f}"]
     # right.png's ground truth is all class 1: A is perfect, B gives 10 of 40 pixels to class 3.
     window.review.select("right.png")
-    qtbot.waitUntil(lambda: window.views.key == "right.png")
+    qtbot.waitUntil(lambda: window.views is not None and window.views.key == "right.png")
     table = window.class_table()
     assert table[1][3:] == ["100.00", "75.00", "-25.00"]
     assert table[3][3:] == ["–", "0.00", "–"]
@@ -116,7 +117,7 @@ def test_toy_versions_numbers_verdicts_restart_and_report(qtbot, seg_models, rev
 
     # Swipe: A left of the divider, B right of it (a white line between), moved with [ and ].
     window.review.select("left.png")
-    qtbot.waitUntil(lambda: window.views.key == "left.png")
+    qtbot.waitUntil(lambda: window.views is not None and window.views.key == "left.png")
     a, b = rule_a(arrays["left"]), rule_b(arrays["left"])
     qtbot.keyClick(window, Qt.Key.Key_W)
     assert window.mode is CompareMode.SWIPE and window.swipe.value() == 50
@@ -385,3 +386,42 @@ def test_colour_coded_ground_truth_and_the_ignore_label(qtbot, seg_models, revie
     assert [r.key for r in window.session.failures] == ["left.png", "right.png"]
     assert "2 failed: left.png: " in window.statusBar().currentMessage()
     assert window.review.keys() == ["same.png"]
+
+
+@pytest.mark.skipif(not (DEMO_MODELS / "2").is_dir(),
+                    reason="the demo SavedModels are exported by the exporter")
+def test_the_image_chosen_while_comparing_stays_chosen_and_panes_never_show_stale_labels(
+        qtbot):
+    """Issue: the queue jumped to another image when the comparison finished."""
+    paths = sorted((DEMO / "images").glob("*.png"))
+    choice = CompareChoice(SourceChoice(ConnectionSpec("local", str(DEMO_MODELS)), "pascal", 1),
+                           SourceChoice(ConnectionSpec("local", str(DEMO_MODELS)), "pascal", 2))
+    window = CompareWindow(choice, paths)
+    qtbot.addWidget(window)
+    window.resize(1200, 700)
+    window.show()
+    qtbot.waitUntil(lambda: len(window.review.keys()) >= 2 or window.session is not None,
+                    timeout=WAIT_MS)
+    assert window.session is None, "the comparison ended before an image could be chosen"
+    # Of two images in, the one A and B agree on more cannot be the worst of the four.
+    arrived = [r for r in window._arrived if r.ok][:2]
+    chosen = max(arrived, key=lambda r: r.agreement).key
+    other = min(arrived, key=lambda r: r.agreement).key
+    window.review.select(other)
+    qtbot.waitUntil(lambda: window.views is not None and window.views.key == other,
+                    timeout=WAIT_MS)
+    assert window.caption_a.text().startswith("A  ·  pascal v1  ·  ")  # named before the end
+    assert window.caption_b.text().startswith("B  ·  pascal v2  ·  ")
+
+    window.review.select(chosen)
+    # At once: the other image's pictures are gone, the captions say what is coming.
+    assert window.views is None
+    assert not window.canvas_a.has_labels and not window.canvas_b.has_labels
+    assert window.canvas_a.image_shape is None
+    assert window.caption_a.text() == f"{chosen}  ·  drawing…"
+    qtbot.waitUntil(lambda: window.session is not None and window.idle, timeout=300_000)
+    assert window.review.current_key == chosen
+    assert window.review.keys()[0] != chosen  # the queue is sorted worst first
+    qtbot.waitUntil(lambda: window.views is not None and window.views.key == chosen)
+    assert window.canvas_a.has_labels and window.canvas_b.has_labels
+    window.close()

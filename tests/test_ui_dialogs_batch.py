@@ -104,8 +104,22 @@ def test_cancel_stops_the_run(qtbot, model_dir, tmp_path):
 
     summary = dialog.summary
     assert summary.cancelled
-    assert summary.not_run > 0
+    assert summary.ok + summary.failed < len(paths)
     written = sorted(out.glob("*.png")) if out.exists() else []
     assert len(written) == summary.ok < len(paths)
     assert dialog.status.text().startswith("Cancelled: ")
     assert dialog.isVisible()  # the summary stays on screen
+
+
+def test_an_output_folder_holding_the_images_never_replaces_them(qtbot, model_dir, tmp_path):
+    """Output folder = image folder: photo.png's label map would be photo.png itself."""
+    photo = tmp_path / "photo.png"
+    iio.imwrite(photo, np.full((8, 8, 3), 200, np.uint8))
+    before = photo.read_bytes()
+    dialog = make_dialog(qtbot, model_dir, [photo], tmp_path)
+    qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    assert dialog.status.kind == "error"
+    assert str(photo) in dialog.status.text() and "replace" in dialog.status.text()
+    assert dialog.summary is None and dialog.run_button.isEnabled()
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]

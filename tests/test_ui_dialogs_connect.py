@@ -4,12 +4,14 @@ dead gRPC port, and the stand-in TF Serving server; recent servers round-trip th
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec, parse_headers
+from segviewer.core.serving.connection import ConnectionSpec
+from segviewer.ui.dialogs.connect import ConnectDialog, parse_headers
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,36 @@ def test_cancel_while_testing_closes_at_once(qtbot, dialog):
     assert not dialog.isVisible()
 
 
+def test_a_cancelled_test_cancels_its_call_in_flight():
+    from hostile_servers import HostileGrpc
+
+    from segviewer.core.serving.base import BackendError
+    from segviewer.ui.dialogs.connect import probe
+    from segviewer.ui.workers import TaskState
+
+    server = HostileGrpc()
+    server.hang_status.set()  # answers only when the test ends
+    state = TaskState(lambda done, total: None, lambda partial: None)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            probe(state, ConnectionSpec("grpc", server.address, ("tiny",)))
+        except BackendError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        worker.join(0.5)
+        state.cancel()
+        worker.join(10)  # the call would wait 30 s for its deadline
+        assert not worker.is_alive()
+        assert outcome and outcome[0].code == "CANCELLED"
+    finally:
+        server.stop()
+
+
 def test_incomplete_fields_are_named_without_a_worker(qtbot, dialog):
     dialog.tabs.setCurrentIndex(1)
     dialog.grpc_models.setText("")
@@ -176,6 +208,28 @@ def test_accept_returns_the_spec_and_remembers_it(qtbot, settings):
     assert second.connection() == spec
     assert second.recent.count() == 2
     assert second.recent.itemText(1) == spec.describe()
+
+
+def test_rest_takes_client_certificates_and_headers_over_https_only(qtbot, settings):
+    dialog = ConnectDialog(None, settings)
+    qtbot.addWidget(dialog)
+    dialog.tabs.setCurrentIndex(2)
+    dialog.rest_url.setText("http://models.example.org:8501")
+    dialog.rest_models.setText("deeplab")
+    dialog.rest_cert.setText("/etc/client.pem")
+    dialog.rest_key.setText("/etc/client.key")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert "https://" in dialog.status.text()
+    dialog.rest_url.setText("https://models.example.org")
+    dialog.rest_headers.setPlainText("Authorization: Bearer abc")
+    spec = dialog.connection()
+    assert (spec.cert_file, spec.key_file, spec.headers) == (
+        "/etc/client.pem", "/etc/client.key", (("authorization", "Bearer abc"),))
+    again = ConnectDialog(None, settings)
+    qtbot.addWidget(again)
+    again.set_connection(spec)
+    assert again.connection() == spec
 
 
 def test_parse_headers_keeps_colons_in_values():

@@ -41,10 +41,30 @@ def test_inspecting_the_demo_checkpoint_shows_what_it_holds(qtbot, dialog, tmp_p
         "mobilenet_v2, 21 classes, decoder: no, depth multiplier 1\n"
         "272 variables; atrous rates: none; suggested output stride 8"
     )
-    assert dialog.output_stride.currentText() == "8"
+    assert dialog.output_stride.currentText() == "auto"
     assert not dialog.export_button.isEnabled()  # no export folder yet
     dialog.export_dir.setText(str(tmp_path))
     assert dialog.export_button.isEnabled()
+
+
+def test_options_leave_the_exporters_defaults_to_the_exporter(qtbot, dialog, tmp_path):
+    from exporter.export import ExportOptions
+
+    pick(qtbot, dialog, CHECKPOINT)
+    dialog.export_dir.setText(str(tmp_path))
+    options = dialog.options()
+    defaults = ExportOptions(options.checkpoint, options.export_dir, options.model_name)
+    for name in ("crop_size", "atrous_rates", "output_stride", "inference_scales",
+                 "compat_older_servers"):
+        assert getattr(options, name) == getattr(defaults, name), name
+    dialog.output_stride.setCurrentText("16")
+    dialog.atrous_rates.setText("none")
+    dialog.inference_scales.setText("0.75, 1.0")
+    dialog.compat.setChecked(True)
+    options = dialog.options()
+    assert (options.output_stride, options.atrous_rates) == (16, ())
+    assert options.inference_scales == (0.75, 1.0)
+    assert options.compat_older_servers
 
 
 def test_version_follows_the_folder_and_name(dialog, tmp_path):

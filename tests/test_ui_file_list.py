@@ -288,3 +288,29 @@ def test_thumbnails_are_small_upright_and_bounded(tmp_path):
         load_thumbnail(path, 0)
     with pytest.raises(OSError):
         load_thumbnail(tmp_path / "missing.png", 112)
+
+
+def test_the_main_window_lists_a_big_folder_as_it_is_walked(qtbot, big_folder, tmp_path):
+    from segviewer.ui import settings as keys
+    from segviewer.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    sizes, statuses = [], []
+    window.state.images_added.connect(lambda paths: sizes.append(len(paths)))
+    window.state.status_changed.connect(lambda *args: statuses.append(args))
+    window.open_paths([big_folder])
+    assert not window.idle  # the walk counts as work (what --screenshot waits for)
+    qtbot.waitUntil(lambda: window.idle and window.image is not None, timeout=60_000)
+    assert sizes[0] == FIRST_CHUNK and len(sizes) > 2 and sum(sizes) == N
+    assert window.file_list.paths() == window.state.paths and window.file_list.count() == N
+    assert window.current_path == str(big_folder / "a" / "img00000.png")  # the first, shown
+    assert statuses == []  # no model: nothing decoded for it, every image stays pending
+    assert window.prefs.get(keys.RECENT)[0] == str(big_folder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window.open_paths([empty])
+    qtbot.waitUntil(lambda: window.idle and bool(window.errors), timeout=30_000)
+    assert window.errors[-1].startswith(f"No images found in {empty}")
+    assert window.prefs.get(keys.RECENT)[0] == str(big_folder)  # not remembered

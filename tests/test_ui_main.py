@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -14,26 +15,18 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
-from test_local_backend import CLASSES, save_toy_model, toy_labels
+from test_local_backend import CLASSES, toy_labels
 
 from segviewer.core.images import load_label_png
+from segviewer.core.overlay import class_shares
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.canvas import ViewMode, array_from_qimage
-from segviewer.ui.dialogs.connect import ConnectionSpec
 from segviewer.ui.file_list import Status
 from segviewer.ui.main_window import MainWindow
 
 WAIT_MS = 120_000  # first use of a SavedModel imports TensorFlow
 STRIPE_REDS = (10, 70, 130, 200)  # toy model v1: class = red // 64 -> 0, 1, 2, 3
 STRIPE_W, HEIGHT = 30, 40
-
-
-@pytest.fixture(scope="module")
-def toy_base(tmp_path_factory) -> Path:
-    """<base>/toy/1 and /2: the same classes, v2 shifts every label by one."""
-    base = tmp_path_factory.mktemp("ui_models")
-    save_toy_model(base / "toy" / "1", shift=0)
-    save_toy_model(base / "toy" / "2", shift=1)
-    return base
 
 
 @pytest.fixture
@@ -123,8 +116,8 @@ def test_drop_folder_runs_every_image_and_marks_the_broken_one(loaded, images):
 
 def test_failed_image_shows_its_error_and_the_window_keeps_working(loaded, qtbot, images):
     loaded.file_list.step(2)  # the broken file
-    qtbot.waitUntil(lambda: loaded.image is None)
-    assert "c_broken.png" in loaded.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: "c_broken.png" in loaded.statusBar().currentMessage())
+    assert loaded.image is None and not loaded.canvas.has_labels
     broken = images / "c_broken.png"
     iio.imwrite(broken, np.full((20, 30, 3), 200, np.uint8))  # the user fixes the file...
     qtbot.keyClick(loaded.canvas, Qt.Key.Key_F5)  # ...and reloads it
@@ -278,7 +271,8 @@ def test_dead_server_shows_an_error_and_the_window_keeps_working(loaded, qtbot):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    spec = ConnectionSpec("grpc", f"127.0.0.1:{port}", models=("toy",), timeout=3.0)
+    spec = ConnectionSpec("grpc", f"127.0.0.1:{port}", models=("toy",), timeout=3.0,
+                          retry_for=0.5)
     job = loaded.connect_to(spec)
     with qtbot.waitSignal(job.failed, timeout=WAIT_MS) as failed:
         pass
@@ -375,30 +369,33 @@ def test_zoom_keys_and_wheel(loaded, qtbot):
     assert loaded.zoom_label.text() == f"{fitted * 100:.0f} %"
 
 
-def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
-    seen = []
-
-    def close_it() -> None:
-        dialog = QApplication.activeModalWidget()
-        seen.append(type(dialog).__name__)
-        dialog.reject()
-
-    QTimer.singleShot(300, close_it)
-    loaded.act_batch.trigger()  # modal: returns once close_it rejects it
-    assert seen == ["BatchExportDialog"]
+MODAL_WAIT_S = 60
 
 
 def modal_then(action) -> list[str]:
-    """Run `action` on the next modal dialog once it is up; returns the dialog's class name."""
+    """Run `action` on the next modal dialog once it is up (polled every 20 ms on the event loop
+    the dialog's exec() runs, so a slow machine waits as long as it needs, up to a minute);
+    returns the dialog's class name in a list filled then."""
     seen: list[str] = []
+    deadline = time.monotonic() + MODAL_WAIT_S
 
-    def run() -> None:
+    def poll() -> None:
         dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            if time.monotonic() < deadline:
+                QTimer.singleShot(20, poll)
+            return
         seen.append(type(dialog).__name__)
         action(dialog)
 
-    QTimer.singleShot(300, run)
+    QTimer.singleShot(0, poll)
     return seen
+
+
+def test_batch_export_menu_opens_the_dialogs_engineers_dialog(loaded, qtbot):
+    seen = modal_then(lambda dialog: dialog.reject())
+    loaded.act_batch.trigger()  # modal: returns once the dialog is rejected
+    assert seen == ["BatchExportDialog"]
 
 
 def test_connect_menu_uses_the_connect_dialogs_choice(window, qtbot, toy_base, images):
@@ -433,14 +430,23 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
         iio.imwrite(folder / f"img{i:02d}.png", rng.integers(0, 256, (300, 400, 3), np.uint8))
     connect_toy(window, qtbot, toy_base)
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window._process_job is not None and window.backend is not None,
+
+    def done() -> list[str]:
+        return [p for p in window.file_list.paths() if window.file_list.status(p) is Status.DONE]
+
+    # Mid-run: images have been segmented and the next one is in the worker.
+    qtbot.waitUntil(lambda: len(done()) >= 2 and window.predictor.process.running,
                     timeout=WAIT_MS)
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    assert window.progress.isVisible() and window.cancel_button.isVisible()
+    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
     wait_idle(window, qtbot)
+    finished = done()
     statuses = [window.file_list.status(p) for p in window.file_list.paths()]
-    assert Status.PENDING in statuses
+    assert 2 <= len(finished) < 40 and Status.PENDING in statuses
     assert Status.FAILED not in statuses and Status.RUNNING not in statuses
     assert window.progress.isHidden() and window.cancel_button.isHidden()
+    qtbot.wait(500)
+    assert done() == finished  # the run stopped: nothing more came in after the cancel
     pending = next(p for p in window.file_list.paths() if p != window.current_path
                    and window.file_list.status(p) is Status.PENDING)
     window.file_list.select_path(pending)  # choosing an image runs it again
@@ -463,3 +469,163 @@ def test_dropping_several_files_lists_each_once_without_a_model(window, qtbot, i
                                 Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert not enter.isAccepted()  # only local files and folders are accepted
+
+
+# -- the screen never lies: what is shown carries the identity of what made it ------------------
+DEMO_MODELS = Path(__file__).resolve().parent.parent / "resources" / "demo" / "models"
+DEMO_PHOTO = DEMO_MODELS.parent / "images" / "astronaut.png"
+needs_demo = pytest.mark.skipif(not (DEMO_MODELS / "pascal" / "2").is_dir(),
+                                reason="the demo SavedModels are exported by the exporter")
+
+
+def choose_version(window: MainWindow, version: int) -> None:
+    combo = window.selector.version_combo
+    index = combo.findData(version)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)  # what choosing an entry with the mouse emits
+
+
+def labelled_pixel(window: MainWindow, class_id: int) -> tuple[int, int]:
+    ys, xs = np.nonzero(window.prediction.labels == class_id)
+    middle = len(xs) // 2
+    return int(xs[middle]), int(ys[middle])
+
+
+@needs_demo
+def test_switching_version_mid_inference_and_cancelling_never_shows_the_old_labels(window,
+                                                                                     qtbot):
+    """Issue: connect, let v1 finish, pick v2, press Esc — v1's mask stayed under v2's name."""
+    from segviewer.core.serving.connection import ConnectionSpec as Spec
+
+    window.opacity_slider.setValue(100)
+    window.connect_to(Spec("local", str(DEMO_MODELS / "pascal")), version=1)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    wait_idle(window, qtbot)
+    x, y = labelled_pixel(window, 15)  # the astronaut: PASCAL's person
+    person = np.array(window.palette.color(15))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(window, x, y) - person).max() <= 2)
+    assert "pascal v1" in window.legend.source_label.text()
+
+    choose_version(window, 2)
+    # At once, before v2 has answered: no labels on screen, and every label says so.
+    assert not window.canvas.has_labels and window.prediction is None
+    assert "switching to pascal v2" in window.windowTitle()
+    assert "switching to pascal v2" in window.legend.source_label.text()
+    assert all(r.share is None for r in window.legend.rows())  # no shares of v1's mask
+    photo = window.image[y, x].astype(int)  # (the canvas scales it smoothly: a few levels off)
+    assert np.abs(viewport_rgb(window, x, y) - photo).max() <= 8
+    assert np.abs(photo - person).max() > 40
+
+    # v2 (three scales, flipped) is segmenting the photo: cancel in the middle of it.
+    qtbot.waitUntil(lambda: window.ref.version == 2 and window.predictor.process.running,
+                    timeout=WAIT_MS)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    wait_idle(window, qtbot)
+    assert window.windowTitle() == "astronaut.png — pascal v2 — SegViewer"
+    assert window.selector.version_combo.currentData() == 2
+    assert window.prediction is None and not window.canvas.has_labels
+    assert "No labels shown yet for pascal v2" in window.legend.source_label.text()
+    assert np.abs(viewport_rgb(window, x, y) - photo).max() <= 8
+    assert window.file_list.status(str(DEMO_PHOTO)) is Status.PENDING
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_F5)  # v2 again, to the end this time
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.prediction.version == 2
+    assert window.legend.source_label.text().startswith("Labels from <b>pascal v2 ·")
+    x, y = labelled_pixel(window, 15)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(window, x, y) - person).max() <= 2)
+
+
+@needs_demo
+def test_cancelling_a_version_switch_before_it_lands_goes_back_to_the_old_version(window,
+                                                                                    qtbot):
+    from segviewer.core.serving.connection import ConnectionSpec as Spec
+
+    window.connect_to(Spec("local", str(DEMO_MODELS / "pascal")), version=1)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    wait_idle(window, qtbot)
+    choose_version(window, 2)
+    window.cancel_work()  # the metadata of v2 has not arrived: v1 stays the model
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.prediction.version == 1
+    assert window.windowTitle() == "astronaut.png — pascal v1 — SegViewer"
+    assert window.selector.version_combo.currentData() == 1
+    assert "pascal v1" in window.legend.source_label.text()
+
+
+@needs_demo
+def test_demo_opens_the_version_asked_for(window, qtbot):
+    window.open_demo(images=False, version=2)
+    window.open_paths([DEMO_PHOTO])
+    qtbot.waitUntil(lambda: window.prediction is not None, timeout=WAIT_MS)
+    assert window.ref.version == 2 and window.prediction.version == 2
+    assert "pascal v2" in window.windowTitle()
+
+
+def test_progress_counts_each_listed_image_once(window, qtbot, toy_base, tmp_path):
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for i in range(4):
+        iio.imwrite(folder / f"img{i}.png", np.full((40, 60, 3), 60 * i, np.uint8))
+    connect_toy(window, qtbot, toy_base)
+    qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
+    seen: list[tuple[int, int]] = []
+
+    def record() -> None:  # after the window's own update (connected after it)
+        if window.progress.isVisible() and window.progress.format().startswith("Segmenting"):
+            seen.append((window.progress.value(), window.progress.maximum()))
+
+    window.predictor.changed.connect(record)
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.idle and all(
+        window.file_list.status(p) is Status.DONE for p in window.file_list.paths()),
+        timeout=WAIT_MS)
+    assert seen and {total for _, total in seen} == {4}
+    assert max(done for done, _ in seen) == 3  # the last one running: 3 of 4 done
+
+
+def test_a_picked_colour_survives_a_reconnect(loaded, qtbot, toy_base):
+    loaded.opacity_slider.setValue(100)
+    loaded.legend.set_class_color(1, (255, 0, 255))
+    magenta = np.array((255, 0, 255))
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5) - magenta).max() <= 2)
+    connect_toy(loaded, qtbot, toy_base)  # the same model again
+    qtbot.waitUntil(lambda: loaded.prediction is not None and loaded.idle, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: np.abs(viewport_rgb(loaded, stripe_x(1), 5) - magenta).max() <= 2)
+    assert next(r for r in loaded.legend.rows() if r.id == 1).color == (255, 0, 255)
+
+
+def test_ids_no_palette_can_colour_are_an_error_not_a_crash(loaded, qtbot):
+    from segviewer.core.serving.base import Prediction
+
+    identity = loaded.state.identity
+    shape = loaded.image.shape[:2]
+    wild = Prediction(np.full(shape, 70000, np.uint32), None, identity.model, identity.version)
+    assert loaded.state.offer_result(loaded.current_path, identity, wild)
+    assert "class id 70000" in loaded.errors[-1] and "a_stripes.png" in loaded.errors[-1]
+    assert not loaded.canvas.has_labels  # nothing drawn rather than wrong colours
+    loaded.state.offer_result(loaded.current_path, identity, loaded.cache.get(
+        loaded.predictor.key(loaded.current_path)))
+    assert loaded.canvas.has_labels
+
+
+def test_the_list_filters_by_the_classes_of_each_result_and_home_end_jump(loaded, qtbot, images):
+    files = loaded.file_list
+    stripes = str(images / "a_stripes.png")
+    expected = class_shares(toy_labels(iio.imread(stripes), 0))
+    assert files.model.classes(stripes) == pytest.approx(expected)
+    combo = [files.class_combo.itemText(i) for i in range(1, files.class_combo.count())]
+    assert combo and all(text.split()[1] == f"class{text.split()[0]}" for text in combo)
+    combo = loaded.selector.version_combo
+    combo.setCurrentIndex(0)  # v2: the classes shift, the list's follow the new model
+    combo.activated.emit(0)
+    qtbot.waitUntil(lambda: loaded.ref.version == 2 and loaded.prediction is not None,
+                    timeout=WAIT_MS)
+    assert files.model.classes(stripes) == pytest.approx(
+        class_shares(toy_labels(iio.imread(stripes), 1)))
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_End)
+    assert Path(loaded.current_path).name == "c_broken.png"
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_Home)
+    assert loaded.current_path == stripes

@@ -1,47 +1,65 @@
 """Folder runs: segment many images with one model and write their label maps (and overlays).
 
-Used by `segviewer-predict` and the GUI's batch export. Requests run concurrently on a thread
-pool; results come back in the caller's thread (progress callbacks included), so a GUI worker can
-forward them as signals. A failing input is recorded with its reason and the run goes on. Every
-file is written atomically, and a cancelled run (the `cancel` event, or Ctrl-C in the thread that
-called `run_batch`) lets the requests in flight finish and starts no new ones. A run whose server
-goes away stops the same way after a few "unavailable" answers in a row.
+Used by `segviewer-predict` and the GUI's batch export. Inputs stream in as the folders are walked
+(`inputs.walk_inputs`), each is placed by the output plan (`output_plan`, which refuses outputs
+that would replace an input or each other) and, with a shard, kept only if it is in it. Requests
+run on a bounded pool (`pool.bounded_map`); results come back in the caller's thread (progress
+callbacks included), so a GUI worker can forward them as signals.
+
+- A failing input is recorded with its one-line reason and the run goes on.
+- Each label map carries its provenance (`provenance`); `resume` skips only outputs made by the
+  same model, version and signature, and recomputes the others.
+- A label map and its overlay are written as a pair, atomically: if one fails, neither stays.
+- The run stops (starting no new requests; the ones in flight finish, or end as "not run" when the
+  backend was interrupted) on `cancel` or Ctrl-C in the thread that called `run_batch`, at the
+  first "unavailable" (the backend has already retried for its --retry-for window), after a few
+  missed deadlines in a row (a wedged server), at the first error that means the output folder
+  cannot be written (disk full, read-only), and at an output clash.
+- Memory: at most `max_pixels` decoded pixels are in flight at once, whatever `workers` is; an
+  image above `max_pixels` is refused from its header, before it is decoded.
 """
 
 from __future__ import annotations
 
-import os
+import errno
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from segviewer.core.images import (
     ImageLoadError,
+    atomic_write_group,
+    encode_png,
     is_valid_png,
+    label_array_for_png,
     load_image,
-    save_label_png,
-    save_rgb_png,
+    remove_stale_temps,
 )
-from segviewer.core.labels import (
-    Palette,
-    colorize,
-    default_palette_for,
-    get_palette,
-    palette_from_classes,
-)
+from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.labels import Palette, colorize
+from segviewer.core.output_plan import OutputPlan, Outputs, PlanError
 from segviewer.core.overlay import blend, class_counts
-from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.palettes import palette_for
+from segviewer.core.pool import bounded_map
+from segviewer.core.provenance import Provenance
+from segviewer.core.provenance import read as read_provenance
+from segviewer.core.provenance import write as with_provenance
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.discovery import plan_prediction
+from segviewer.core.shards import Shard
+from segviewer.core.summary import BatchSummary, Failure
 
-OVERLAY_SUFFIX = "_overlay"
-# Consecutive "server unavailable" failures (at least this many, and two rounds of workers) after
-# which a run stops instead of failing every remaining input the same way.
-UNAVAILABLE_LIMIT = 8
+__all__ = ["BatchOptions", "BatchProgress", "BatchSummary", "Failure", "palette_for", "run_batch"]
+
+# Consecutive missed deadlines (at least this many, and two rounds of workers) after which a run
+# stops instead of failing every remaining input the same way.
+MISSED_DEADLINE_LIMIT = 8
+# Decoded pixels allowed for one input, and in flight at once (--max-pixels): 8K (33 MP) fits.
+DEFAULT_MAX_PIXELS = 64_000_000
+# Write errors that no other input would escape: they stop the run, naming the folder.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 @dataclass
@@ -53,13 +71,9 @@ class BatchOptions:
     opacity: float = 0.5
     palette: Palette | None = None  # overlay colours; None: the model's own (see palette_for)
     workers: int = 1  # concurrent requests
-    resume: bool = False  # skip inputs whose outputs exist and are complete PNGs
-
-
-@dataclass(frozen=True)
-class Failure:
-    input: Path
-    reason: str  # one line
+    resume: bool = False  # skip inputs whose outputs this model and version already made
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class BatchProgress:
     """The run's state after one more input finished (or, with `path` None, at the start)."""
 
     done: int  # ok + failed + skipped
-    total: int
+    total: int | None  # None while the inputs are still being listed
     ok: int
     failed: int
     skipped: int
@@ -83,213 +97,217 @@ class BatchProgress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left at the current rate, None until there is a rate."""
-        return (self.total - self.done) / self.rate if self.rate else None
+        """Seconds left at the current rate, None until there is a rate and a total."""
+        return (self.total - self.done) / self.rate if self.rate and self.total else None
+
+
+class PixelBudget:
+    """Decoded pixels in flight, shared by the workers: an image waits until it fits (one image
+    alone always fits, so the run never deadlocks)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._free = threading.Condition()
+
+    def acquire(self, pixels: int) -> None:
+        with self._free:
+            self._free.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+
+    def release(self, pixels: int) -> None:
+        with self._free:
+            self.used -= pixels
+            self._free.notify_all()
 
 
 @dataclass
-class BatchSummary:
-    total: int
-    ok: int = 0
-    failed: int = 0
-    skipped: int = 0
-    cancelled: bool = False  # stopped before every input ran
-    interrupted: bool = False  # ... by Ctrl-C
-    lost_connection: str = ""  # ... because the server went away: its last error, else ""
-    failures: list[Failure] = field(default_factory=list)
-    class_pixels: dict[int, int] = field(default_factory=dict)  # over the images segmented now
-    durations: list[float] = field(default_factory=list)  # seconds per segmented image
-    seconds: float = 0.0  # wall time of the run
-
-    @property
-    def not_run(self) -> int:
-        return self.total - self.ok - self.failed - self.skipped
-
-    def class_shares(self) -> dict[int, float]:
-        """{class id: percent of all pixels segmented in this run}."""
-        pixels = sum(self.class_pixels.values())
-        return {i: 100.0 * n / pixels for i, n in sorted(self.class_pixels.items())}
-
-    def to_json(self, palette: Palette | None = None) -> dict[str, Any]:
-        """The --summary file: counts, failures, per-class pixel shares and timings."""
-        times = np.array(self.durations, dtype=np.float64)
-        timings = {"total_s": round(self.seconds, 4)}
-        if times.size:
-            timings |= {
-                "per_image_mean_s": round(float(times.mean()), 4),
-                "per_image_p50_s": round(float(np.percentile(times, 50)), 4),
-                "per_image_p95_s": round(float(np.percentile(times, 95)), 4),
-                "images_per_s": round((self.ok + self.failed) / self.seconds, 3)
-                if self.seconds else None,
-            }
-        return {
-            "total": self.total,
-            "ok": self.ok,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "not_run": self.not_run,
-            "cancelled": self.cancelled,
-            "lost_connection": self.lost_connection or None,
-            "failures": [{"input": str(f.input), "reason": f.reason} for f in self.failures],
-            "class_shares": [
-                {"id": i, "name": palette.class_name(i) if palette else f"class {i}",
-                 "percent": round(share, 4)}
-                for i, share in self.class_shares().items()
-            ],
-            "timings": timings,
-        }
-
-
-def output_names(inputs: list[Path]) -> list[Path]:
-    """Label-map paths relative to the output folder, one per input, all distinct.
-
-    `<stem>.png` when stems are unique; otherwise every output mirrors its input's folder relative
-    to the inputs' common folder, and same-stem files in one folder keep their extension
-    (`a.jpg.png`)."""
-    stems = [p.stem for p in inputs]
-    if len(set(stems)) == len(stems):
-        return [Path(f"{s}.png") for s in stems]
-    absolute = [p.resolve() for p in inputs]
-    common = Path(os.path.commonpath([p.parent for p in absolute]))
-    keys = [(p.parent, p.stem) for p in absolute]
-    clashes = {k for k in keys if keys.count(k) > 1}
-    return [
-        p.parent.relative_to(common) / (f"{p.name}.png" if k in clashes else f"{p.stem}.png")
-        for p, k in zip(absolute, keys, strict=True)
-    ]
-
-
-def overlay_name(label_path: Path) -> Path:
-    return label_path.with_name(f"{label_path.stem}{OVERLAY_SUFFIX}.png")
-
-
-def palette_for(meta: ModelMetadata) -> Palette:
-    """The model's own classes when it stores them, else the usual palette for its class count,
-    else PASCAL's colours (any id gets a colour)."""
-    if meta.classes:
-        return palette_from_classes(meta.classes, meta.name)
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return default_palette_for(count)
-    return get_palette("pascal")
+class _Job:
+    input: Input
+    outputs: Outputs
 
 
 @dataclass
 class _Result:
-    index: int
+    job: _Job
     status: str  # "ok" | "failed" | "skipped" | "not_run"
     seconds: float = 0.0
     counts: dict[int, int] = field(default_factory=dict)
     reason: str = ""
-    code: str = ""  # BackendError code of a failure
+    code: str = ""  # BackendError code of a failure; "OUTPUT" when the folder cannot be written
+    recomputed: bool = False  # --resume found outputs of another model, or incomplete ones
+
+
+class _OutputError(Exception):
+    """The output folder cannot be written: the run stops."""
 
 
 def run_batch(
     backend: Backend,
     ref: ModelRef,
-    inputs: list[Path],
+    inputs: Iterable[str | Path],
     out_dir: Path,
     options: BatchOptions,
     progress: Callable[[BatchProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    provenance: Provenance | None = None,
+    note: Callable[[str], None] | None = None,
+    walk: Iterable[Input] | None = None,
 ) -> BatchSummary:
-    """Segment `inputs` with `ref` on `backend`, writing label maps (and overlays) under `out_dir`.
+    """Segment `inputs` (files, folders, glob patterns) with `ref` on `backend`, writing label maps
+    (and overlays) under `out_dir`, each recording `provenance` (by default read from the model's
+    metadata). `note` hears one-line remarks (what was skipped under `out_dir`). `walk` is the
+    caller's own `walk_inputs(inputs, out_dir)` when it has already started it.
 
-    Raises BackendError only when the overlay palette needs the model's metadata and that fails;
-    per-input failures are recorded in the summary."""
+    Raises PlanError when the outputs would replace an input folder, and BackendError when the
+    model's metadata is needed and fails; per-input failures and an output clash found while the
+    inputs stream in are recorded in the summary."""
     cancel = cancel or threading.Event()
     stop = threading.Event()  # set by the run itself; the caller's `cancel` is left alone
     out_dir = Path(out_dir)
+    arguments = [str(a) for a in inputs]
+    plan = OutputPlan(out_dir, arguments, options.overlay)
     palette = options.palette
-    if options.overlay and palette is None:
-        palette = palette_for(backend.metadata(ref))
-    names = output_names(inputs)
-    summary = BatchSummary(total=len(inputs))
+    if provenance is None or (options.overlay and palette is None):
+        meta = backend.metadata(ref)
+        palette = palette or palette_for(meta)
+        signature = plan_prediction(meta, options.signature, options.input_name,
+                                    options.output_name).signature
+        provenance = provenance or Provenance(ref.name, meta.version, signature,
+                                              backend.description)
+    budget = PixelBudget(options.max_pixels)
+    summary = BatchSummary()
+    summary.listing_complete = False
     start = time.perf_counter()
+
+    def stopped() -> bool:
+        return cancel.is_set() or stop.is_set()
 
     def report(path: Path | None = None, failure: Failure | None = None) -> None:
         if progress is not None:
-            progress(BatchProgress(summary.ok + summary.failed + summary.skipped, summary.total,
+            progress(BatchProgress(summary.ok + summary.failed + summary.skipped,
+                                   summary.total if summary.listing_complete else None,
                                    summary.ok, summary.failed, summary.skipped,
                                    time.perf_counter() - start, path, failure))
 
-    def process(index: int) -> _Result:
-        if cancel.is_set() or stop.is_set():
-            return _Result(index, "not_run")
-        label_path = out_dir / names[index]
-        targets = [label_path, overlay_name(label_path)] if options.overlay else [label_path]
-        if options.resume and all(is_valid_png(t) for t in targets):
-            return _Result(index, "skipped")
+    def skipped_under_out(path: Path) -> None:
+        summary.skipped_under_out += 1
+        if note is not None:
+            note(f"not reading '{path}': it is under --out '{out_dir}'")
+
+    def jobs() -> Iterator[_Job]:
+        folder = None
+        items = walk if walk is not None else walk_inputs(arguments, out_dir,
+                                                          on_skipped=skipped_under_out)
+        for item in items:
+            outputs = plan.place(item)  # before the shard: every shard refuses the same clashes
+            if options.shard is not None and not options.shard.holds(item.rel):
+                continue
+            if outputs.folder != folder:  # outputs arrive folder by folder
+                folder = outputs.folder
+                summary.removed_temps += remove_stale_temps(Path(folder))
+            summary.total += 1
+            yield _Job(item, outputs)
+        summary.listing_complete = True
+
+    def process(job: _Job) -> _Result:
+        if stopped():
+            return _Result(job, "not_run")
+        recomputed = False
+        if options.resume:
+            made_by = read_provenance(job.outputs.label)
+            if provenance.same_model(made_by) and all(is_valid_png(p)
+                                                      for p in job.outputs.paths):
+                return _Result(job, "skipped")
+            recomputed = made_by is not None or job.outputs.label.exists()
         began = time.perf_counter()
+        reserved: list[int] = []
+
+        def reserve(pixels: int) -> None:
+            budget.acquire(pixels)
+            reserved.append(pixels)
+
         try:
-            image = load_image(inputs[index])
+            image = load_image(job.input.path, options.max_pixels, reserve)
             labels = backend.predict(image, ref, options.signature, options.input_name,
                                      options.output_name).labels
-            label_path.parent.mkdir(parents=True, exist_ok=True)
-            save_label_png(label_path, labels)
-            if options.overlay:
+            files = [(job.outputs.label,
+                      with_provenance(encode_png(label_array_for_png(labels)), provenance))]
+            if job.outputs.overlay is not None:
                 colors, _ = colorize(labels, palette)
-                save_rgb_png(targets[1], blend(image, colors, options.opacity))
+                files.append((job.outputs.overlay, with_provenance(
+                    encode_png(blend(image, colors, options.opacity)), provenance)))
+            _write(files)
         except BackendError as exc:
-            return _Result(index, "failed", reason=str(exc), code=exc.code)
+            if exc.code == "CANCELLED" and (cancel.is_set() or stop.is_set()):
+                return _Result(job, "not_run")  # cut short by Ctrl-C or cancel
+            return _Result(job, "failed", reason=str(exc), code=exc.code)
         except ImageLoadError as exc:
-            return _Result(index, "failed", reason=str(exc))
+            return _Result(job, "failed", reason=str(exc))
+        except _OutputError as exc:
+            stop.set()  # now, not when recorded: the inputs queued behind this one stay unrun
+            return _Result(job, "failed", reason=str(exc), code="OUTPUT")
         except (OSError, ValueError) as exc:  # a write that failed, or labels a PNG cannot hold
-            return _Result(index, "failed", reason=f"{type(exc).__name__}: {exc}")
-        return _Result(index, "ok", time.perf_counter() - began, class_counts(labels))
+            return _Result(job, "failed", reason=f"{job.input.path}: {type(exc).__name__}: {exc}")
+        finally:
+            for pixels in reserved:
+                budget.release(pixels)
+        return _Result(job, "ok", time.perf_counter() - began, class_counts(labels),
+                       recomputed=recomputed)
 
-    unavailable = 0  # consecutive UNAVAILABLE failures
-    unavailable_limit = max(UNAVAILABLE_LIMIT, 2 * options.workers)
+    missed = 0  # consecutive missed deadlines
+    missed_limit = max(MISSED_DEADLINE_LIMIT, 2 * options.workers)
 
     def record(result: _Result) -> None:
-        nonlocal unavailable
-        path = inputs[result.index]
+        nonlocal missed
+        path = result.job.input.path
         failure = None
-        unavailable = unavailable + 1 if result.code == "UNAVAILABLE" else 0
-        if unavailable >= unavailable_limit and not stop.is_set():
+        missed = missed + 1 if result.code == "DEADLINE_EXCEEDED" else 0
+        lost = result.code == "UNAVAILABLE" or missed >= missed_limit
+        if lost and not stop.is_set():
             summary.lost_connection = result.reason
             stop.set()
+        if result.code == "OUTPUT" and not summary.output_error:
+            summary.output_error = result.reason
+            stop.set()
+        summary.recomputed += result.recomputed
         if result.status == "ok":
             summary.ok += 1
-            summary.durations.append(result.seconds)
+            summary.latency.add(result.seconds)
             for class_id, count in result.counts.items():
                 summary.class_pixels[class_id] = summary.class_pixels.get(class_id, 0) + count
         elif result.status == "failed":
             failure = Failure(path, result.reason.splitlines()[0] if result.reason else "failed")
-            summary.failed += 1
-            summary.failures.append(failure)
+            summary.add_failure(failure)
         elif result.status == "skipped":
             summary.skipped += 1
         else:
             return
         report(path, failure)
 
+    def interrupted() -> None:  # Ctrl-C: no new requests; those in flight finish their writes
+        summary.interrupted = True
+        stop.set()
+
     report()
-    # A short queue: cancelling never waits for more than about two requests per worker.
-    limit = max(1, options.workers) * 2
-    queue: Iterator[int] = iter(range(len(inputs)))
-    pending: set[Future[_Result]] = set()
-    with ThreadPoolExecutor(max_workers=max(1, options.workers),
-                            thread_name_prefix="segviewer-batch") as pool:
-        while True:
-            try:
-                while not (cancel.is_set() or stop.is_set()) and len(pending) < limit:
-                    index = next(queue, None)
-                    if index is None:
-                        break
-                    pending.add(pool.submit(process, index))
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    pending.discard(future)
-                    record(future.result())
-            except KeyboardInterrupt:
-                # Ctrl-C: stop submitting, let in-flight requests finish their (atomic) writes.
-                summary.interrupted = True
-                stop.set()
-    summary.cancelled = (cancel.is_set() or stop.is_set()) and summary.not_run > 0
-    order = {path: i for i, path in enumerate(inputs)}
-    summary.failures.sort(key=lambda f: order[f.input])
+    try:
+        for result in bounded_map(process, jobs(), options.workers, stopped, interrupted,
+                                  "segviewer-batch"):
+            record(result)
+    except PlanError as exc:
+        summary.plan_error = str(exc)
+    summary.cancelled = stopped() or bool(summary.plan_error)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _write(files: list[tuple[Path, bytes]]) -> None:
+    folder = files[0][0].parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_group(files)
+    except OSError as exc:
+        if exc.errno in _OUTPUT_ERRNOS:
+            raise _OutputError(f"cannot write to '{folder}': {exc.strerror or exc} — free space "
+                               "or pick a writable --out, then run again with --resume") from None
+        raise

@@ -14,10 +14,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
+from tqdm import tqdm
+
 from segviewer.core.batch import (
+    DEFAULT_MAX_PIXELS,
     BatchOptions,
     BatchProgress,
     BatchSummary,
@@ -35,11 +39,16 @@ from segviewer.core.cli_support import (
     only_model,
     positive_int,
 )
-from segviewer.core.images import atomic_write_bytes, find_images
+from segviewer.core.images import atomic_write_bytes
+from segviewer.core.inputs import Input, walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
-from segviewer.core.serving import open_backend
+from segviewer.core.output_plan import OutputPlan, PlanError
+from segviewer.core.provenance import Provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.connection import ConnectionSpec, add_connection_flags
 from segviewer.core.serving.discovery import plan_prediction
+from segviewer.core.shards import Shard, ShardError
+from segviewer.core.summary import SummaryError, merge_summaries
 
 PROG = "segviewer-predict"
 
@@ -51,15 +60,15 @@ def _opacity(text: str) -> float:
     return value
 
 
-def _header(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
-    return key.strip().lower(), value  # gRPC metadata keys must be lower case
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _ModelVersionOrAppVersion(argparse.Action):
-    """`--version N` picks the model version (DESIGN.md); a bare `--version` prints the program's.
+    """`--version N` picks the model version; a bare `--version` prints the program's.
 
     An action, not a post-parse check, so that the bare form works without the required INPUT and
     --out, as argparse's own version action does."""
@@ -80,15 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Segment images with a TF Serving model (gRPC or REST) or "
                 "a SavedModel run in-process; write label maps (and overlays) as PNG.",
                 epilog="exit codes: 0 all done, 1 some inputs failed (named on stderr), 2 usage "
-                "or connection error, 130 interrupted (files written so far are complete)")
+                "or connection error, 130 interrupted (files written so far are complete). "
+                f"Shards' summaries: {PROG} --merge-summaries A.json B.json ... --summary ALL.json")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, folders (searched recursively) or glob patterns")
+                   help="image files, folders (searched recursively) or glob patterns; outputs "
+                   "mirror each input's path relative to its argument")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", metavar="HOST:PORT", help="TF Serving gRPC address")
-    where.add_argument("--rest", metavar="URL", help="TF Serving REST URL, e.g. http://host:8501")
-    where.add_argument("--saved-model", metavar="DIR",
-                       help="run in-process: a SavedModel, model folder or base folder")
+    add_connection_flags(p, required=True)
     p.add_argument("--model", metavar="NAME", help="model name (default: the only model)")
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--version", nargs="?", action=_ModelVersionOrAppVersion, metavar="N",
@@ -105,97 +112,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="concurrent requests (default: 4 remote, 1 in-process)")
     p.add_argument("--resume", action="store_true",
-                   help="skip inputs whose outputs already exist and are complete PNGs")
-    p.add_argument("--tls", action="store_true", help="use TLS for gRPC")
-    p.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) to trust")
-    p.add_argument("--cert-file", metavar="PEM", help="client certificate (mutual TLS)")
-    p.add_argument("--key-file", metavar="PEM", help="client key (mutual TLS)")
-    p.add_argument("--header", type=_header, action="append", default=[], metavar="K=V",
-                   help="gRPC metadata sent with every call (repeatable)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
+                   help="skip inputs whose outputs this model, version and signature already "
+                   "made (complete PNGs); recompute the others")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only shard K of N (0 <= K < N): a stable 1/N of the inputs by "
+                   "their relative path, so N runs cover every input once")
+    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse larger images (from their header, before decoding); also the "
+                   f"decoded pixels in flight at once (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--summary", type=Path, metavar="FILE", help="write a JSON run summary")
     p.add_argument("--quiet", action="store_true", help="no progress; errors only")
     return p
 
 
 class ProgressPrinter:
-    """A redrawn bar with rate and ETA on a terminal; a plain line every ~10 % otherwise.
+    """tqdm's line on a terminal (rate, ETA; a count while the total is still unknown); the same
+    text as plain lines otherwise, every ~10 % (every 100 inputs while the total is unknown).
     Failures always get their own line."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
         self.stream = stream
         self.quiet = quiet
-        self.tty = stream.isatty()
-        self._last_draw = 0.0
-        self._bar_shown = False
+        self.bar: tqdm | None = None
+        if not quiet and stream.isatty():
+            self.bar = tqdm(file=stream, unit="img", dynamic_ncols=True, mininterval=0.1,
+                            leave=True)
+        self._started = time.monotonic()
 
     def __call__(self, p: BatchProgress) -> None:
         if p.failure is not None:
             self.note(f"failed: {p.failure.input}: {p.failure.reason}")
-        if self.quiet or p.total == 0:
+        if self.quiet:
             return
-        if self.tty:
-            now = time.monotonic()
-            if p.done == p.total or now - self._last_draw >= 0.1 or p.failure is not None:
-                self._last_draw = now
-                self.stream.write("\r" + self._line(p, bar=True) + "\x1b[K")
-                self.stream.flush()
-                self._bar_shown = True
-        elif p.path is not None and (p.done % max(1, min(100, p.total // 10)) == 0
-                                     or p.done == p.total):
-            print(self._line(p, bar=False), file=self.stream, flush=True)
-
-    def _line(self, p: BatchProgress, bar: bool) -> str:
-        width = 24
-        filled = width * p.done // p.total
-        parts = [f"[{'#' * filled}{'.' * (width - filled)}]"] if bar else []
-        parts.append(f"{p.done}/{p.total}")
-        if p.failed:
-            parts.append(f"{p.failed} failed")
-        if p.rate:
-            parts.append(f"{p.rate:.1f} img/s")
-        if p.eta is not None and p.done < p.total:
-            parts.append(f"ETA {_clock(p.eta)}")
-        return "  ".join(parts)
+        if self.bar is not None:
+            if p.total is not None and self.bar.total != p.total:
+                self.bar.total = p.total
+                self.bar.refresh()
+            postfix = f"{p.failed} failed" if p.failed else ""
+            if postfix != getattr(self.bar, "postfix", ""):
+                self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(p.done - self.bar.n)
+            return
+        step = max(1, min(100, p.total // 10)) if p.total else 100
+        if p.path is not None and (p.done % step == 0 or p.done == p.total):
+            line = tqdm.format_meter(p.done, p.total, p.elapsed, unit="img", ncols=0).strip()
+            extra = f"  {p.failed} failed" if p.failed else ""
+            print(f"{line}{extra}", file=self.stream, flush=True)
 
     def note(self, message: str) -> None:
-        self._clear()
-        print(f"{PROG}: {message}", file=self.stream, flush=True)
-
-    def _clear(self) -> None:
-        if self._bar_shown:
-            self.stream.write("\r\x1b[K")
-            self._bar_shown = False
+        if self.bar is not None:
+            self.bar.write(f"{PROG}: {message}", file=self.stream)
+        else:
+            print(f"{PROG}: {message}", file=self.stream, flush=True)
 
     def finish(self) -> None:
-        if self._bar_shown:
-            self.stream.write("\n")
-            self._bar_shown = False
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _open(args: argparse.Namespace) -> Backend:
-    spec = args.server or args.rest or args.saved_model
-    if args.server and "://" in args.server and not args.server.startswith(("grpc://", "grpcs://")):
-        raise UsageError(f"--server takes HOST:PORT (gRPC), got '{args.server}' — use --rest for "
-                         "a REST URL")
-    if args.rest and not args.rest.startswith(("http://", "https://")):
-        raise UsageError(f"--rest takes an http(s):// URL, got '{args.rest}'")
     if args.saved_model and not Path(args.saved_model).exists():
         raise UsageError(f"--saved-model '{args.saved_model}' does not exist — pass the folder "
                          "that holds saved_model.pb, or its model or base folder")
-    if args.saved_model:
-        spec = str(Path(args.saved_model))  # a folder named like host:port stays a folder
-    elif args.server and "://" not in args.server:
-        spec = f"grpc://{args.server}"
-    return open_backend(spec, models=[args.model] if args.model else [], tls=args.tls,
-                        ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
-                        headers=args.header, timeout=args.timeout)
+    spec = ConnectionSpec.from_args(args, (args.model,) if args.model else ())
+    return spec.open()
 
 
 def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
@@ -204,14 +185,18 @@ def _model_ref(backend: Backend, args: argparse.Namespace) -> ModelRef:
 
 
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter) -> Iterator[None]:
-    """While the run lasts, Ctrl-C sets `cancel` instead of raising: no new requests start, the
-    ones in flight finish their (atomic) writes, and the summary still gets written."""
+def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter,
+                    backend: Backend) -> Iterator[None]:
+    """While the run lasts (metadata included), Ctrl-C sets `cancel` and interrupts the backend
+    instead of raising: no new requests start, the calls in flight are cancelled (files written
+    so far are complete), and the summary still gets written."""
 
     def stop(signum: int, frame: object) -> None:
-        if not cancel.is_set():
-            printer.note("stopping: finishing the requests in flight")
+        if cancel.is_set():  # a second Ctrl-C: e.g. an in-process model that cannot be cancelled
+            raise KeyboardInterrupt
+        printer.note("stopping: cancelling the requests in flight")
         cancel.set()
+        backend.interrupt()
 
     if threading.current_thread() is not threading.main_thread():  # signals go to main only
         yield
@@ -224,9 +209,31 @@ def _ctrl_c_cancels(cancel: threading.Event, printer: ProgressPrinter) -> Iterat
 
 
 def _write_summary(path: Path, summary: BatchSummary, palette: Palette | None, run: dict) -> None:
-    data = run | summary.to_json(palette)
+    _write_json(path, run | summary.to_json(palette))
+
+
+def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
+    """The run's inputs, walked once: the first image is found before connecting (no images is
+    a usage error without loading a model), and the walk goes on from there in the run."""
+    skipped: list[Path] = []
+
+    def skip(path: Path) -> None:
+        skipped.append(path)
+        print(f"{PROG}: not reading '{path}': it is under --out '{args.out}'", file=sys.stderr)
+
+    walk = walk_inputs(args.inputs, args.out, on_skipped=skip)
+    first = next(walk, None)
+    if first is None:
+        if skipped:
+            raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
+                             "outside the inputs")
+        raise UsageError(f"no images found in {' '.join(args.inputs)}")
+    return chain([first], walk)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -236,65 +243,108 @@ def _run(args: argparse.Namespace) -> int:
             palette = get_palette(args.palette)
         except PaletteError as exc:
             raise UsageError(str(exc)) from None
-    found = find_images(args.inputs)
-    if not found:
-        raise UsageError(f"no images found in {' '.join(args.inputs)}")
-    # Never read our own outputs (a folder run with --out inside it) nor overwrite an input.
-    out = args.out.resolve()
-    inputs = [p for p in found if not p.resolve().is_relative_to(out)]
-    if not inputs:
-        raise UsageError(f"all inputs are inside --out '{args.out}' — pick an output folder "
-                         "outside the inputs")
-    make_out_dir(args.out)
     if args.summary and args.summary.is_dir():
         raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
+    make_out_dir(args.out)
+    try:  # an input folder inside --out: refused before connecting
+        OutputPlan(args.out, args.inputs, args.overlay)
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+    walk = _start_walk(args)
 
     backend = _open(args)
+    printer = ProgressPrinter(sys.stderr, args.quiet)
+    cancel = threading.Event()
     try:
-        ref = _model_ref(backend, args)
-        # Check model, version and signature before touching any input: a wrong address or name
-        # is one clear error, not one failure per file.
-        meta = backend.metadata(ref)
-        plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
-        if ref.version is None and ref.label is None and meta.version is not None:
-            # One run, one version: a newer one appearing mid-run must not mix the outputs.
-            ref = ModelRef(ref.name, meta.version)
-        if palette is None and args.overlay:
-            palette = palette_for(meta)
-        local = args.saved_model is not None
-        options = BatchOptions(args.signature, args.input_name, args.output_name, args.overlay,
-                               args.opacity, palette, args.workers or (1 if local else 4),
-                               args.resume)
-        printer = ProgressPrinter(sys.stderr, args.quiet)
-        cancel = threading.Event()
-        with _ctrl_c_cancels(cancel, printer):
-            summary = run_batch(backend, ref, inputs, args.out, options, printer, cancel)
+        with _ctrl_c_cancels(cancel, printer, backend):
+            ref = _model_ref(backend, args)
+            # Check model, version and signature before touching any input: a wrong address or
+            # name is one clear error, not one failure per file.
+            meta = backend.metadata(ref)
+            plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
+            if ref.version is None and ref.label is None and meta.version is not None:
+                # One run, one version: a newer one appearing mid-run must not mix the outputs.
+                ref = ModelRef(ref.name, meta.version)
+            if palette is None and args.overlay:
+                palette = palette_for(meta)
+            local = args.saved_model is not None
+            options = BatchOptions(args.signature, args.input_name, args.output_name,
+                                   args.overlay, args.opacity, palette,
+                                   args.workers or (1 if local else 4), args.resume,
+                                   args.max_pixels, args.shard)
+            provenance = Provenance(ref.name, meta.version, plan.signature, backend.description)
+            summary = run_batch(backend, ref, args.inputs, args.out, options, printer, cancel,
+                                provenance, printer.note, walk)
         printer.finish()
+    except BackendError:
+        if not cancel.is_set():
+            raise
+        printer.finish()
+        print(f"{PROG}: interrupted before any input ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         backend.close()
 
     if args.summary:
         _write_summary(args.summary, summary, palette or palette_for(meta), {
             "model": ref.name, "version": meta.version, "signature": plan.signature,
-            "backend": backend.description, "out": str(args.out)})
+            "backend": backend.description, "out": str(args.out),
+            "shard": str(args.shard) if args.shard else None})
     counts = f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} skipped"
-    if summary.lost_connection:
-        print(f"{PROG}: error: stopped, the model is unreachable ({summary.lost_connection}); "
-              f"{counts}, {summary.not_run} not run — run again with --resume", file=sys.stderr)
+    if args.resume:
+        counts += (f" (made by this model already), {summary.recomputed} recomputed (made by "
+                   "another model or version, or incomplete)")
+    if summary.removed_temps and not args.quiet:
+        print(f"{PROG}: removed {summary.removed_temps} temporary files left by killed runs",
+              file=sys.stderr)
+    not_run = (f"{summary.not_run} not run" if summary.listing_complete
+               else "the remaining inputs not run")
+    if summary.plan_error:
+        print(f"{PROG}: error: {summary.plan_error} ({counts})", file=sys.stderr)
         return EXIT_USAGE
+    for reason, what in ((summary.output_error, "the output folder cannot be written"),
+                         (summary.lost_connection, "the model is unreachable")):
+        if reason:
+            print(f"{PROG}: error: stopped, {what} ({reason}); {counts}, {not_run} — run again "
+                  "with --resume", file=sys.stderr)
+            return EXIT_USAGE
     if summary.interrupted or cancel.is_set():
-        print(f"{PROG}: interrupted — {counts}, {summary.not_run} not run; every file written "
-              "is complete (run again with --resume to continue)", file=sys.stderr)
+        print(f"{PROG}: interrupted — {counts}, {not_run}; every file written is complete "
+              "(run again with --resume to continue)", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet:
         print(f"{PROG}: {counts} in {summary.seconds:.1f} s → {args.out}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _merge(argv: list[str]) -> int:
+    """`--merge-summaries A.json B.json ... --summary ALL.json`: the shards' summaries as one."""
+    p = Parser(prog=f"{PROG} --merge-summaries", description=_merge.__doc__)
+    p.add_argument("--merge-summaries", nargs="+", type=Path, required=True, metavar="FILE")
+    p.add_argument("--summary", type=Path, required=True, metavar="FILE")
+    args = p.parse_args(argv)
+    summaries = []
+    for path in args.merge_summaries:
+        try:
+            summaries.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read summary '{path}': {exc}") from None
     try:
-        return _run(args)
+        merged = merge_summaries(summaries)
+    except SummaryError as exc:
+        raise UsageError(f"cannot merge {len(summaries)} summaries: {exc}") from None
+    _write_json(args.summary, merged)
+    print(f"{PROG}: {len(summaries)} summaries: {merged['ok']} ok, {merged['failed']} failed, "
+          f"{merged['skipped']} skipped → {args.summary}", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if "--merge-summaries" in argv:
+            return _merge(argv)
+        return _run(build_parser().parse_args(argv))
     except (UsageError, BackendError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -16,13 +16,18 @@ CLI feed identical pixels whatever the file's format, mode or EXIF orientation:
 
 from __future__ import annotations
 
-import glob
+import errno
+import hashlib
 import io
 import os
+import re
 import secrets
 import shutil
+import socket
+import stat
+import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -34,7 +39,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif",
 )
 
-_GLOB_CHARS = frozenset("*?[")
 
 
 class ImageLoadError(Exception):
@@ -55,25 +59,58 @@ _UMASK = _umask()
 # Loading
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3] (see the module docstring for the conversions)."""
+def load_image(
+    path: str | Path,
+    max_pixels: int | None = None,
+    reserve: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3] (see the module docstring for the conversions).
+
+    The size is read from the header before any pixel is decoded: above `max_pixels` the image is
+    refused, and `reserve(pixels)` (a run's memory budget) is called before decoding. Only regular
+    files are opened: a FIFO, device or socket is refused without blocking on it."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                raise ImageLoadError(f"cannot read '{path}': file is empty (0 bytes) "
-                                     "(re-export or re-download it)")
-            return _decode(f, str(path))
-    except FileNotFoundError:
-        raise ImageLoadError(f"cannot read '{path}': file not found (check the path)") from None
-    except IsADirectoryError:
-        raise ImageLoadError(f"cannot read '{path}': is a folder, not an image file "
-                             "(pass the files, or the folder to a batch run)") from None
-    except PermissionError:
-        raise ImageLoadError(f"cannot read '{path}': permission denied "
-                             "(check the file's permissions)") from None
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        raise ImageLoadError(f"cannot read '{path}': {e.strerror or e}") from None
+        raise ImageLoadError(_open_error(path, e)) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageLoadError(_open_error(path, IsADirectoryError()))
+        raise ImageLoadError(f"cannot read '{path}': not a regular file "
+                             f"({_kind(info.st_mode)}) — pass image files only")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size == 0:
+            raise ImageLoadError(f"cannot read '{path}': file is empty (0 bytes) "
+                                 "(re-export or re-download it)")
+        try:
+            return _decode(f, str(path), max_pixels, reserve)
+        except OSError as e:  # reading failed (EIO, a file that vanished under a network mount)
+            raise ImageLoadError(f"cannot read '{path}': {e.strerror or e}") from None
+
+
+def _open_error(path: Path, e: OSError) -> str:
+    if isinstance(e, FileNotFoundError):
+        return f"cannot read '{path}': file not found (check the path)"
+    if isinstance(e, IsADirectoryError):
+        return (f"cannot read '{path}': is a folder, not an image file "
+                "(pass the files, or the folder to a batch run)")
+    if isinstance(e, PermissionError):
+        return f"cannot read '{path}': permission denied (check the file's permissions)"
+    if e.errno == errno.ELOOP:
+        return f"cannot read '{path}': symlink loop (fix or remove the link)"
+    return f"cannot read '{path}': {e.strerror or e}"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -84,9 +121,17 @@ def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return _decode(io.BytesIO(data), name)
 
 
-def _decode(f: BinaryIO, name: str) -> np.ndarray:
+def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
+            reserve: Callable[[int], None] | None = None) -> np.ndarray:
     try:
         with Image.open(f) as img:
+            pixels = img.width * img.height  # from the header: nothing decoded yet
+            if max_pixels is not None and pixels > max_pixels:
+                raise ImageLoadError(
+                    f"cannot read '{name}': {img.width}x{img.height} is {pixels:,} pixels, above "
+                    f"the limit of {max_pixels:,} (raise it with --max-pixels)")
+            if reserve is not None:
+                reserve(pixels)
             img.load()  # decode now, so a truncated file fails here and not later
             upright = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(upright)
@@ -155,10 +200,84 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    with atomic_path(path) as tmp, open(tmp, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    atomic_write_group([(Path(path), data)])
+
+
+def atomic_write_group(files: list[tuple[Path, bytes]]) -> None:
+    """Write several files as one: each goes to a temporary name first, and only when all are
+    written are they renamed into place. If any write or rename fails, none of them stays (a
+    label map never outlives its failed overlay)."""
+    temps: list[Path] = []
+    placed: list[Path] = []
+    try:
+        for path, data in files:
+            tmp = temp_name(path)
+            temps.append(tmp)
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp-style 0600 would surprise users
+        for tmp, (path, _) in zip(temps, files, strict=True):
+            os.replace(tmp, path)
+            placed.append(path)
+    except BaseException:
+        for tmp in temps:
+            _remove(tmp)
+        for path in placed:
+            _remove(path)
+        raise
+
+
+# Temporary names have a fixed length whatever the final name's (a 250-character name must not
+# fail because of its temporary one), and say which host and process wrote them, so that a later
+# run can tell a killed run's leftovers from another live run's files in flight.
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+_TEMP = re.compile(r"^\.segviewer-([0-9a-f]{8})-(\d+)-[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+# Leftovers of another machine (or a container since gone) are removed once this old.
+FOREIGN_TEMP_AGE = 24 * 3600.0
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh temporary path beside `path` (same suffix, so format-by-suffix writers work)."""
+    return path.with_name(
+        f".segviewer-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix[:8]}")
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Remove the temporary files that killed runs left in `folder`; returns how many.
+
+    Stale: written on this host by a process that is gone, or older than FOREIGN_TEMP_AGE."""
+    removed = 0
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".segviewer-")]
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None:
+            continue
+        host, pid = match.group(1), int(match.group(2))
+        try:
+            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if (host == _HOST and not _alive(pid)) or age > FOREIGN_TEMP_AGE:
+            _remove(Path(entry.path))
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 @contextmanager
@@ -166,7 +285,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside `path`; on success it replaces `path`, on error it is
     removed. The temporary name keeps the suffix so writers that pick a format by suffix work."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    tmp = temp_name(path)
     try:
         yield tmp
         if tmp.is_file():
@@ -288,36 +407,9 @@ def find_images(inputs: Iterable[str | Path], recursive: bool = True) -> list[Pa
     Folders give their image files (by extension, case-insensitive; hidden files skipped), sorted,
     searched recursively unless `recursive` is False. Glob patterns give the matching image files,
     sorted. A file named explicitly is kept as given (even if it is missing or has an unknown
-    extension) so that the caller reports it by name when it fails to load.
+    extension) so that the caller reports it by name when it fails to load. The list form of
+    `inputs.walk_inputs`, for callers that hold every path anyway (the viewer, the review).
     """
-    found: list[Path] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            candidates = _images_in(path, recursive)
-        elif not path.exists() and _GLOB_CHARS & set(str(item)):
-            matches = sorted(glob.glob(str(item), recursive=True))
-            candidates = [Path(m) for m in matches if _is_image_name(Path(m)) and Path(m).is_file()]
-        else:
-            candidates = [path]
-        for candidate in candidates:
-            key = candidate.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append(candidate)
-    return found
+    from segviewer.core.inputs import walk_inputs  # it builds on this module's extensions
 
-
-def _images_in(folder: Path, recursive: bool) -> list[Path]:
-    walker = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(
-        p for p in walker
-        if _is_image_name(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.is_file()
-    )
-
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    return [item.path for item in walk_inputs(inputs, recursive=recursive)]

@@ -11,7 +11,7 @@ any label map can be shown and its unknown ids reported.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from segviewer.core.overlay import overlay_lut
 from segviewer.core.serving.base import ClassInfo
 from segviewer.paths import resource_dir
 
@@ -213,76 +214,6 @@ def default_palette_for(num_classes: int) -> Palette:
     return Palette(f"{num_classes} classes", pascal_colormap(max(num_classes, 1)))
 
 
-# ---------------------------------------------------------------------------------------------
-# The palette the viewer shows
-
-BACKGROUND_NAMES = frozenset({"background", "unlabeled", "unlabelled"})
-LIFT_BELOW = 0.35  # luma (Rec. 601, 0-1) under which a colour is too dark to read over a photo
-LIFT_FLOOR = 0.20  # ...and the luma the darkest colour (black) is lifted to
-_LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def choose_palette(choice: str | None, classes: Sequence[ClassInfo] | None,
-                   num_classes: int) -> Palette:
-    """The palette to show. `choice` None means the model's own: its declared classes, or the
-    usual palette for its class count, with colours too dark for an overlay lifted (see
-    `lift_dark`). A chosen palette (a built-in name or a JSON file) is shown as it is, but gives
-    colours only when the model names its classes: the model's names stay."""
-    if choice is None:
-        palette = (palette_from_classes(classes, name="model") if classes
-                   else default_palette_for(num_classes))
-        colors = lift_dark(palette.colors)
-        background = background_id(palette)
-        if background is not None and background < len(colors):
-            colors[background] = palette.colors[background]  # drawn transparent: keep its swatch
-        return Palette(palette.name, colors, list(palette.names))
-    palette = get_palette(choice)
-    if not classes:
-        return palette
-    size = max(len(palette), max(info.id for info in classes) + 1)
-    names = [palette.class_name(i) for i in range(size)]
-    for info in classes:
-        names[info.id] = info.name
-    return Palette(palette.name, palette.lut(size), names)
-
-
-def background_id(palette: Palette) -> int | None:
-    """The class drawn transparent by default: the one named background (or unlabeled), else
-    id 0 when the classes have no names at all; None when id 0 is a real class (Cityscapes'
-    road)."""
-    for class_id, name in enumerate(palette.names):
-        if name.strip().lower() in BACKGROUND_NAMES:
-            return class_id
-    if palette.names and palette.names[0] == "class 0":
-        return 0
-    return None
-
-
-def lift_dark(colors: np.ndarray, below: float = LIFT_BELOW,
-              floor: float = LIFT_FLOOR) -> np.ndarray:
-    """Colours readable over a photo: a luma Y under `below` becomes
-    floor + Y * (below - floor) / below, with the hue kept (PASCAL's cat #400000 becomes
-    #c60000). Darker stays darker, so colours of one hue stay apart; lighter colours are
-    unchanged. Returns a new (N, 3) uint8 array."""
-    rgb = np.asarray(colors, dtype=np.float64).reshape(-1, 3) / 255.0
-    luma = rgb @ _LUMA
-    target = floor + luma * (below - floor) / below
-    out = rgb.copy()
-    dark = luma < below
-    lit = dark & (luma > 0)
-    # Scale the channels (hue and saturation kept); where that would pass 1, scale to a full
-    # channel and mix with white (hue kept) for the rest of the way.
-    scaled = rgb[lit] * (target[lit] / luma[lit])[:, None]
-    over = scaled.max(axis=1) > 1.0
-    full = rgb[lit][over] / rgb[lit][over].max(axis=1, keepdims=True)
-    full_luma = full @ _LUMA
-    mix = (target[lit][over] - full_luma) / (1.0 - full_luma)
-    scaled[over] = full + mix[:, None] * (1.0 - full)
-    out[lit] = scaled
-    out[dark & (luma == 0)] = floor  # black has no hue: a grey
-    return np.rint(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def palette_from_classes(classes: Sequence[ClassInfo], name: str = "model") -> Palette:
     """A palette from the class list a model carries; ids need not be contiguous."""
     return _build(classes, name, f"palette '{name}'")
@@ -406,18 +337,37 @@ def colorize(labels: np.ndarray, palette: Palette) -> tuple[np.ndarray, np.ndarr
 
     One LUT lookup sized to the largest id, so uint16 maps colour as fast as uint8 ones."""
     labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
-    if labels.size == 0:
+    high = _highest_id(labels)
+    if high < 0:
         return np.zeros((*labels.shape, 3), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0:
-        raise ValueError(f"labels contain negative class id {low}")
-    if high > MAX_CLASS_ID:
-        raise ValueError(f"labels contain class id {high} (at most {MAX_CLASS_ID} are supported)")
     rgb = np.take(palette.lut(high + 1), labels, axis=0)  # several times faster than lut[labels]
     if high < len(palette):
         return rgb, np.zeros(0, dtype=np.int64)
     counts = np.bincount(labels.ravel(), minlength=high + 1)
     unknown = np.flatnonzero(counts[len(palette):]) + len(palette)
     return rgb, unknown.astype(np.int64)
+
+
+def colorize_rgba(labels: np.ndarray, palette: Palette,
+                  hidden: Iterable[int] = frozenset()) -> np.ndarray:
+    """What the viewer draws and exports blend: the palette's colours through
+    `overlay.overlay_lut`, opaque except the `hidden` classes (fully clear). RGBA uint8."""
+    labels = np.asarray(labels)
+    high = _highest_id(labels)
+    if high < 0:
+        return np.zeros((*labels.shape, 4), dtype=np.uint8)
+    return np.take(overlay_lut(palette.lut(high + 1), hidden), labels, axis=0)
+
+
+def _highest_id(labels: np.ndarray) -> int:
+    """The largest class id in `labels` (-1 when empty); ValueError for ids no palette colours."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    if labels.size == 0:
+        return -1
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise ValueError(f"labels contain negative class id {low}")
+    if high > MAX_CLASS_ID:
+        raise ValueError(f"labels contain class id {high} (at most {MAX_CLASS_ID} are supported)")
+    return high

@@ -20,7 +20,7 @@ def overlay_lut(
 ) -> np.ndarray:
     """An RGBA lookup table (N, 4) uint8 for colouring label maps as an overlay: the colours,
     alpha 255 scaled by each class's opacity (`opacities`, 0-1, default 1), 0 for `hidden` ids
-    (e.g. the background, see `labels.background_id`). `lut[labels]` is what the viewer draws
+    (e.g. the background, see `palettes.background_id`). `lut[labels]` is what the viewer draws
     (at the global opacity) and what `blend` takes for exports, so both agree pixel for pixel."""
     colors = np.asarray(colors)
     if colors.ndim != 2 or colors.shape[1] != 3 or colors.dtype != np.uint8:

@@ -22,8 +22,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,7 +32,6 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segviewer.core.batch import palette_for
 from segviewer.core.compare import Scores, confusion_matrix, gt_from_color, iou_deltas, scores
 from segviewer.core.images import (
     IMAGE_EXTENSIONS,
@@ -45,7 +43,9 @@ from segviewer.core.images import (
 )
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts, disagreement
-from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.palettes import num_classes_of, palette_for
+from segviewer.core.pool import bounded_map
+from segviewer.core.serving.base import Backend, BackendError, ModelRef
 
 VERDICTS_FILE = ".segviewer-review.json"
 _T = TypeVar("_T")
@@ -350,16 +350,6 @@ def load_ground_truth(path: Path, palette: Palette | None = None,
 # Running
 
 
-def num_classes_of(meta: ModelMetadata) -> int | None:
-    """The class count a model declares: its export settings, else its class list."""
-    count = meta.settings.get("num_classes")
-    if isinstance(count, int) and count > 0:
-        return count
-    if meta.classes:
-        return max(c.id for c in meta.classes) + 1
-    return None
-
-
 def run_review(
     a: Source,
     b: Source,
@@ -403,37 +393,22 @@ def run_review(
             result.error = _one_line(f"{path}: {exc}")
         return result
 
-    done = 0
     total = len(images)
     if progress is not None:
         progress(0, total)
-    limit = max(1, options.workers) * 2  # a short queue: cancelling waits for little
-    queue: Iterator[int] = iter(range(total))
-    pending: dict[Future[ImageResult], int] = {}
-    with ThreadPoolExecutor(max_workers=max(1, options.workers),
-                            thread_name_prefix="segviewer-review") as pool:
-        while True:
-            try:
-                while not cancel.is_set() and len(pending) < limit:
-                    index = next(queue, None)
-                    if index is None:
-                        break
-                    pending[pool.submit(process, index)] = index
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    result = future.result()
-                    slots[pending.pop(future)] = result
-                    done += 1
-                    if on_result is not None:
-                        on_result(result)
-                    if progress is not None:
-                        progress(done, total)
-            except KeyboardInterrupt:
-                # Ctrl-C: start no new image, let those in flight finish.
-                session.interrupted = True
-                cancel.set()
+
+    def interrupted() -> None:  # Ctrl-C: start no new image, let those in flight finish
+        session.interrupted = True
+        cancel.set()
+
+    results = bounded_map(lambda i: (i, process(i)), range(total), options.workers,
+                          cancel.is_set, interrupted, "segviewer-review")
+    for done, (index, result) in enumerate(results, start=1):
+        slots[index] = result
+        if on_result is not None:
+            on_result(result)
+        if progress is not None:
+            progress(done, total)
     session.results = [r for r in slots if r is not None]
     session.cancelled = len(session.results) < total
     return session

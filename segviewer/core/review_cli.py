@@ -39,8 +39,12 @@ from segviewer.core.review import (
     VerdictStore,
     run_review,
 )
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.connection import (
+    ConnectionSpec,
+    add_connection_flags,
+    spec_options,
+)
 
 PROG = "segviewer-review"
 
@@ -85,27 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worst images shown in the report (default 8)")
     p.add_argument("--workers", type=positive_int, metavar="N",
                    help="images in flight (default: 4 with a server, 1 in-process)")
-    p.add_argument("--timeout", type=float, metavar="S", help="per-request timeout in seconds")
+    add_connection_flags(p, where=False)
     p.add_argument("--quiet", action="store_true", help="errors only")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
-def _open(flag: str, spec: str, model: str | None, timeout: float | None) -> Backend:
-    if Path(spec).exists():
-        spec = str(Path(spec))  # a folder named like host:port stays a folder
-    elif "://" not in spec and not _looks_remote(spec):
-        raise UsageError(f"{flag} '{spec}' does not exist — pass HOST:PORT, an http(s):// URL or "
-                         "a SavedModel folder")
+def _open(flag: str, text: str, model: str | None, args: argparse.Namespace) -> Backend:
     try:
-        return open_backend(spec, models=[model] if model else [], timeout=timeout)
+        spec = ConnectionSpec.parse(text, **spec_options(args, (model,) if model else ()))
+        if spec.kind == "local" and not Path(text).exists():
+            raise UsageError(f"{flag} '{text}' does not exist — pass HOST:PORT, an http(s):// "
+                             "URL or a SavedModel folder")
+        return spec.open()
     except BackendError as exc:
         raise UsageError(f"{flag}: {exc}") from None
-
-
-def _looks_remote(spec: str) -> bool:
-    host, sep, port = spec.rpartition(":")
-    return bool(sep and host and port.isdigit())
 
 
 def _ref(flag: str, backend: Backend, name: str | None, version: int | None) -> ModelRef:
@@ -160,9 +158,9 @@ def _run(args: argparse.Namespace) -> int:
 
     b_spec = args.b or args.a
     b_name = args.b_model or args.a_model
-    backend_a = _open("--a", args.a, args.a_model, args.timeout)
+    backend_a = _open("--a", args.a, args.a_model, args)
     # One backend when both sides are on the same server or folder: one connection, one TF.
-    backend_b = backend_a if b_spec == args.a else _open("--b", b_spec, b_name, args.timeout)
+    backend_b = backend_a if b_spec == args.a else _open("--b", b_spec, b_name, args)
     try:
         ref_a = _ref("--a", backend_a, args.a_model, args.a_version)
         ref_b = _ref("--b", backend_b, b_name, args.b_version)

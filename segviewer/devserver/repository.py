@@ -8,15 +8,15 @@ get_model_status_impl.cc) so clients meet the same failures they will meet in pr
 
 from __future__ import annotations
 
-import logging
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from segviewer.core.quiet_tensorflow import import_tensorflow
+from segviewer.core.serving.base import status_code
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -30,19 +30,6 @@ class ServingError(Exception):
         self.message = message
 
 
-def import_tensorflow() -> Any:
-    """TensorFlow, imported when first needed, with its start-up chatter turned down."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
-    return tf
-
-
-def _op_error_code(exc: BaseException) -> str:
-    """InvalidArgumentError -> INVALID_ARGUMENT: TF's OpError class names are the status codes."""
-    name = type(exc).__name__.removesuffix("Error")
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
 @dataclass(frozen=True)
@@ -114,7 +101,7 @@ class Servable:
         try:
             outputs = self.obj.signatures[key](**feeds)
         except tf.errors.OpError as exc:
-            raise ServingError(_op_error_code(exc), exc.message.splitlines()[0]) from exc
+            raise ServingError(status_code(exc), exc.message.splitlines()[0]) from exc
         wanted = output_filter or list(outputs)
         return {alias: _numpy(outputs[alias], tf) for alias in wanted}
 

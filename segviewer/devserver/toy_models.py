@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segviewer.devserver.repository import import_tensorflow
+from segviewer.core.quiet_tensorflow import import_tensorflow
 
 NUM_CLASSES = 4
 CLASSES = [

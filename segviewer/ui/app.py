@@ -2,6 +2,8 @@
 
     segviewer [PATH ...] [--server HOST:PORT | --rest URL | --saved-model DIR | --demo]
               [--model NAME] [--version N] [--compare-versions A B] [--screenshot OUT.png]
+              [--tls] [--ca-file F] [--cert-file F] [--key-file F] [--header K=V]
+              [--timeout S] [--retry-for S] [--max-message-mb MB]
     segviewer --version          (no number: print the app's version and exit)
 
 `--version N` picks the model version, as in segviewer-predict; given alone it prints the
@@ -18,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from segviewer.core.serving.base import BackendError
+from segviewer.core.serving.connection import ConnectionSpec, add_connection_flags
+
 SHOW_APP_VERSION = "show"
 SCREENSHOT_TIMEOUT_S = 600
 FIRST_PAINT_ENV = "SEGVIEWER_EXIT_ON_FIRST_PAINT"  # benchmarks/gui.py: print epoch time, quit
@@ -29,14 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Review semantic segmentations: open images, run a model, explore the labels.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="images or folders to open")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--server", metavar="HOST:PORT", help="TF Serving gRPC address")
-    where.add_argument("--rest", metavar="URL", help="TF Serving REST base URL, e.g. "
-                       "http://localhost:8501")
-    where.add_argument("--saved-model", metavar="DIR",
-                       help="run a SavedModel (or a folder of versions) in this process")
+    where = add_connection_flags(parser)
+    assert where is not None
     where.add_argument("--demo", action="store_true",
-                       help="the demo photos with the bundled PASCAL model (version 1)")
+                       help="the demo photos with the bundled PASCAL model (version 1 unless "
+                       "--version says otherwise)")
     parser.add_argument("--model", metavar="NAME", help="model name (default: the first served)")
     parser.add_argument("--version", nargs="?", const=SHOW_APP_VERSION, metavar="N",
                         help="model version (default: the newest); alone: print the app version")
@@ -51,8 +53,9 @@ class UsageError(Exception):
     pass
 
 
-def _check(args: argparse.Namespace) -> int | None:
-    """The model version to use; raises UsageError naming the bad argument and the fix."""
+def _check(args: argparse.Namespace) -> tuple[int | None, ConnectionSpec | None]:
+    """The model version and connection to use; raises UsageError naming the bad argument and
+    the fix."""
     version = None
     if args.version is not None:
         try:
@@ -74,6 +77,10 @@ def _check(args: argparse.Namespace) -> int | None:
             raise UsageError(f"--screenshot '{out}' must end in .png")
         if not out.resolve().parent.is_dir():
             raise UsageError(f"--screenshot: folder '{out.resolve().parent}' does not exist")
+    if args.demo:
+        for flag, wanted in ([("--version", version)] if version else []) + [
+                ("--compare-versions", v) for v in args.compare_versions or []]:
+            _check_demo_version(flag, wanted)
     if args.compare_versions and not (args.server or args.rest or args.saved_model
                                       or args.demo):
         raise UsageError("--compare-versions needs a model: add --server, --rest, "
@@ -82,7 +89,24 @@ def _check(args: argparse.Namespace) -> int | None:
                                         or args.demo):
         raise UsageError("--model/--version need a model: add --server, --rest, --saved-model "
                          "or --demo")
-    return version
+    spec = None
+    if args.server or args.rest or args.saved_model:
+        try:
+            spec = ConnectionSpec.from_args(args, (args.model,) if args.model else ())
+            spec.check()
+        except BackendError as exc:
+            raise UsageError(str(exc)) from None
+    return version, spec
+
+
+def _check_demo_version(flag: str, version: int) -> None:
+    from segviewer.paths import demo_models_dir
+
+    model = demo_models_dir() / "pascal"
+    versions = sorted(int(p.name) for p in model.iterdir() if p.is_dir() and p.name.isdigit())
+    if version not in versions:
+        raise UsageError(f"{flag} {version}: the demo model has versions "
+                         f"{', '.join(map(str, versions))} — pick one of them")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,14 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"segviewer {segviewer.__version__}")
         return 0
     try:
-        version = _check(args)
+        version, spec = _check(args)
     except UsageError as exc:
         print(f"segviewer: error: {exc}", file=sys.stderr)
         return 2
-    return _run(args, version, started)
+    return _run(args, version, spec, started)
 
 
-def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
+def _run(args: argparse.Namespace, version: int | None, spec: ConnectionSpec | None,
+         started: float) -> int:
     from PySide6.QtWidgets import QApplication
 
     from segviewer.ui.main_window import APP_NAME, MainWindow, app_icon
@@ -114,19 +139,10 @@ def _run(args: argparse.Namespace, version: int | None, started: float) -> int:
     if os.environ.get(FIRST_PAINT_ENV):
         _exit_on_first_paint(app, window, started)
 
-    spec = None
-    if args.server or args.rest or args.saved_model:
-        from segviewer.ui.dialogs.connect import ConnectionSpec
-    if args.server:
-        spec = ConnectionSpec("grpc", args.server, models=(args.model,) if args.model else ())
-    elif args.rest:
-        spec = ConnectionSpec("rest", args.rest, models=(args.model,) if args.model else ())
-    elif args.saved_model:
-        spec = ConnectionSpec("local", args.saved_model)
     if args.compare_versions:
         window = _compare_window(args, spec)  # shown instead of the main window
     elif args.demo:
-        window.open_demo(images=not args.paths)
+        window.open_demo(images=not args.paths, version=version or 1)
     elif spec is not None:
         window.connect_to(spec, args.model, version)
     if args.paths and not args.compare_versions:
@@ -144,7 +160,6 @@ def _compare_window(args: argparse.Namespace, spec):
     from segviewer.paths import demo_dir, demo_models_dir
     from segviewer.ui.compare_window import CompareWindow
     from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
-    from segviewer.ui.dialogs.connect import ConnectionSpec
 
     if args.demo:
         spec = ConnectionSpec("local", str(demo_models_dir()))
@@ -200,7 +215,8 @@ class _ScreenshotWhenIdle:
             try:
                 shot = array_from_qimage(self.window.grab().toImage())
                 save_rgb_png(self.out, shot)
-                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]})")
+                print(f"segviewer: saved {self.out} ({shot.shape[1]}x{shot.shape[0]}) of "
+                      f"\"{self.window.windowTitle()}\"")
             except OSError as exc:
                 error = f"could not save {self.out}: {exc}"
         if error is not None:

@@ -1,4 +1,4 @@
-"""Predictions kept per (image, backend, model, version) so that flipping back is instant."""
+"""Predictions kept per (image, model identity) so that flipping back is instant."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from typing import NamedTuple
 import numpy as np
 
 from segviewer.core.serving.base import Prediction
+from segviewer.core.viewer_state import ModelIdentity
 
 
 class CacheKey(NamedTuple):
     path: str
-    backend: str
-    model: str
-    version: int | None
+    identity: ModelIdentity
     probabilities: bool = False  # asked for class probabilities too
 
 

@@ -7,8 +7,6 @@ edges stay crisp when zoomed in.
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
@@ -20,14 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segviewer.core.viewer_state import ViewMode
+
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
-
-
-class ViewMode(Enum):
-    OVERLAY = "overlay"
-    LABELS = "labels"
-    IMAGE = "image"
 
 
 def qimage_from_array(array: np.ndarray) -> QImage:

@@ -4,11 +4,13 @@ full status underneath.
 Rows show a thumbnail, the file name (elided in the middle) and the status on its own line, so a
 failure reason is never cut by the path; the tooltip and the line under the list show it whole.
 The list is a `QListView` over `file_model.FileModel` through the `FileFilter` proxy: 100,000
-rows cost a few Python lists, and thumbnails are made only for painted rows (`ThumbnailCache`).
+rows cost a few Python lists, and thumbnails are made only for painted rows (`ThumbnailCache`,
+asked by `file_row.RowDelegate`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -17,14 +19,12 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
-    QRect,
     QSignalBlocker,
-    QSize,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPalette
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -32,14 +32,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QSizePolicy,
     QSpinBox,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
+from segviewer.core.viewer_state import Status
 from segviewer.ui.file_model import (
     CLASSES_ROLE,
     MESSAGE_ROLE,
@@ -48,70 +47,19 @@ from segviewer.ui.file_model import (
     FileFilter,
     FileModel,
     SortKey,
-    Status,
     status_text,
 )
+from segviewer.ui.file_row import THUMB, RowDelegate
 from segviewer.ui.thumbnails import ThumbnailCache
 
 __all__ = ["FileList", "Status"]
 
-THUMB = 56  # logical pixels; thumbnails are made at twice that, sharp on HiDPI
-PAD = 3
 REFILTER_MS = 300  # status changes re-apply a status/class filter or sort at most this often
 
-_STATUS_COLORS = {Status.FAILED: QColor(200, 40, 40), Status.DONE: None,
-                  Status.PENDING: QColor(130, 130, 130), Status.RUNNING: QColor(40, 110, 200)}
 _STATUS_FILTERS = (("All statuses", None), ("Pending", {Status.PENDING, Status.RUNNING}),
                    ("Done", {Status.DONE}), ("Failed", {Status.FAILED}))
 _SORTS = (("Order opened", SortKey.ADDED), ("Name", SortKey.NAME),
           ("Status (failed first)", SortKey.STATUS), ("Class share", SortKey.CLASS_SHARE))
-
-
-class _RowDelegate(QStyledItemDelegate):
-    """Thumbnail, name and status line; asks the thumbnail cache only for the rows it paints."""
-
-    def __init__(self, thumbnails: ThumbnailCache, status_line, parent=None) -> None:
-        super().__init__(parent)
-        self._thumbnails = thumbnails
-        self._status_line = status_line  # index -> the text under the name
-
-    def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
-        return QSize(200, max(THUMB, 2 * option.fontMetrics.height()) + 2 * PAD)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        style = opt.widget.style() if opt.widget else None
-        if style is not None:  # selection and hover background, as the style draws them
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        rect = option.rect
-        path = index.data(PATH_ROLE)
-        box = QRect(rect.left() + PAD, rect.top() + PAD, THUMB, THUMB)
-        image = self._thumbnails.get(path)
-        if image is not None:
-            painter.drawImage(box, image)
-        else:
-            painter.fillRect(box.adjusted(4, 4, -4, -4), QColor(200, 200, 204)
-                             if not self._thumbnails.failed(path) else QColor(230, 200, 200))
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        left = box.right() + 2 * PAD
-        width = max(0, rect.right() - left - PAD)
-        metrics = option.fontMetrics
-        line = metrics.height()
-        top = rect.top() + (rect.height() - 2 * line) // 2
-        painter.save()
-        painter.setPen(opt.palette.color(text_role))
-        name = metrics.elidedText(index.data(), Qt.TextElideMode.ElideMiddle, width)
-        painter.drawText(QRect(left, top, width, line), Qt.AlignmentFlag.AlignVCenter, name)
-        status = index.data(STATUS_ROLE)
-        color = _STATUS_COLORS[status]
-        if color is not None and not selected:
-            painter.setPen(color)
-        text = metrics.elidedText(self._status_line(index), Qt.TextElideMode.ElideRight, width)
-        painter.drawText(QRect(left, top + line, width, line), Qt.AlignmentFlag.AlignVCenter, text)
-        painter.restore()
 
 
 class FileList(QWidget):
@@ -145,10 +93,14 @@ class FileList(QWidget):
         for text, key in _SORTS:
             self.sort_combo.addItem(f"Sort: {text}", key)
         self.count_label = QLabel()
+        for combo in (self.status_combo, self.class_combo, self.sort_combo):
+            # Elided, not as wide as their longest entry: the dock stays narrow, the canvas wide.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
 
         self.view = QListView()
         self.view.setModel(self.proxy)
-        self.view.setItemDelegate(_RowDelegate(self.thumbnails, self._status_line, self.view))
+        self.view.setItemDelegate(RowDelegate(self.thumbnails, self._status_line, self.view))
         self.view.setUniformItemSizes(True)  # one size hint for all rows: layout is O(1) per row
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -158,6 +110,8 @@ class FileList(QWidget):
 
         self.detail = QLabel()  # the current image's full path and status, wrapped, never cut
         self.detail.setWordWrap(True)
+        # Never wider than the dock: a long path wraps (at its separators) instead of widening it.
+        self.detail.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.hide()
 
@@ -422,7 +376,8 @@ class FileList(QWidget):
         if path is None or self.model.row_of(path) is None:
             self.detail.hide()
             return
-        self.detail.setText(f"{path}\n{status_text(self.status(path), self.message(path))}")
+        wrappable = path.replace(os.sep, os.sep + "\u200b")  # zero-width spaces: break here
+        self.detail.setText(f"{wrappable}\n{status_text(self.status(path), self.message(path))}")
         self.detail.show()
 
     def _thumbnail_ready(self, path: str) -> None:

@@ -21,19 +21,14 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from segviewer.core.viewer_state import Status
+
 PATH_ROLE = Qt.ItemDataRole.UserRole
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 2
 CLASSES_ROLE = Qt.ItemDataRole.UserRole + 3  # {class id: percent of the pixels}, or None
 
 Index = QModelIndex | QPersistentModelIndex
-
-
-class Status(Enum):
-    PENDING = "pending"
-    RUNNING = "running…"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class SortKey(Enum):

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QMessageBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -17,6 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 import segviewer
+
+APP_NAME = "SegViewer"
 
 MOUSE = (("Zoom", "Mouse wheel"), ("Pan", "Drag"))
 
@@ -62,3 +65,19 @@ def about_text(app_name: str) -> str:
     if tf is not None:  # never import it just to show a version
         lines.append(f" · TensorFlow {getattr(tf, '__version__', '?')}")
     return "".join(lines)
+
+
+class HelpMixin:
+    """The Help menu's slots for a main window."""
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        return shortcut_rows(self.actions())
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self, self.shortcuts()).exec()
+
+    def about_text(self) -> str:
+        return about_text(APP_NAME)
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {APP_NAME}", self.about_text())

@@ -1,8 +1,9 @@
-"""The class legend: colour, id, name and pixel share of each class in the current image.
+"""The class legend: colour, id, name and pixel share of each class in the result shown.
 
-A checkbox hides a class (the window re-colourizes with that class transparent), a double-click on
-the swatch picks a new colour, and the combo chooses the palette. The legend shows the classes
-present in the image; before a prediction arrives it lists the whole palette.
+A view of `ViewerState`: it draws the state's palette, hidden classes and shown result, and sends
+the user's edits (a checkbox hides a class, a double-click on the swatch picks a colour) back to the
+state. The line above the table names the model that made the labels, or says none are shown. The
+legend lists the classes present in the result; with no result it lists the whole palette.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -25,8 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.core.labels import PALETTE_NAMES, Palette
+from segviewer.core.overlay import class_shares
+from segviewer.core.viewer_state import FROM_MODEL, ModelIdentity, Shown, ViewerState
 
-FROM_MODEL = "model"
 FROM_FILE = "file"
 COLUMNS = ("", "ID", "Class", "Share")
 SWATCH, ID, NAME, SHARE = range(4)
@@ -70,12 +73,14 @@ def swatch_icon(color: tuple[int, int, int], size: int = 14) -> QIcon:
 
 
 class LegendWidget(QWidget):
-    hidden_changed = Signal(object)  # frozenset[int] of hidden class ids
-    palette_edited = Signal(object)  # Palette with a user-picked colour
     palette_requested = Signal(str)  # "model", a palette name, or a JSON file path
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.state = state
+        self.source_label = QLabel()  # which model made the labels shown
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.palette_combo = QComboBox()
         self.palette_combo.setToolTip("Colour palette")
         self.palette_combo.addItem("From model", FROM_MODEL)
@@ -109,36 +114,28 @@ class LegendWidget(QWidget):
         top.addWidget(self.sort_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.source_label)
         layout.addLayout(top)
         layout.addWidget(self.table)
 
-        self._palette: Palette | None = None
         self._shares: dict[int, float] | None = None
-        self._hidden: set[int] = set()
         self._filling = False
+        state.palette_changed.connect(self._palette_changed)
+        state.shown_changed.connect(self._shown_changed)
+        state.hidden_changed.connect(lambda _hidden: self._fill())
+        state.model_changed.connect(self._model_changed)
+        state.current_changed.connect(lambda _path: self._describe())
+        self._palette_changed(state.palette, state.palette_choice)
+        self._shown_changed(state.shown)
 
     # -- state ---------------------------------------------------------------------------------
     @property
-    def palette(self) -> Palette | None:
-        return self._palette
+    def palette(self) -> Palette:
+        return self.state.palette
 
     @property
     def hidden(self) -> frozenset[int]:
-        return frozenset(self._hidden)
-
-    def set_palette(self, palette: Palette, choice: str | None = None) -> None:
-        self._palette = palette
-        if choice is not None:
-            index = self.palette_combo.findData(choice)
-            if index < 0:  # a custom file: show its name above the "Custom JSON file…" entry
-                self.palette_combo.insertItem(self.palette_combo.count() - 1, palette.name, choice)
-                index = self.palette_combo.count() - 2
-            self.palette_combo.setCurrentIndex(index)
-        self._fill()
-
-    def set_shares(self, shares: dict[int, float] | None) -> None:
-        self._shares = shares
-        self._fill()
+        return self.state.hidden
 
     def rows(self) -> list[LegendRow]:
         """The rows as shown (in display order), for export."""
@@ -151,55 +148,66 @@ class LegendWidget(QWidget):
         return result
 
     def set_class_visible(self, class_id: int, visible: bool) -> None:
-        row = self._row_of(class_id)
-        if row is not None:
-            self.table.item(row, SWATCH).setCheckState(
-                Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
-        else:
-            self._set_hidden(class_id, not visible)
+        self.state.set_class_hidden(class_id, not visible)
 
     def set_class_color(self, class_id: int, rgb: tuple[int, int, int]) -> None:
-        if self._palette is None:
-            return
-        self._palette = self._palette.with_color(class_id, rgb)
+        self.state.set_class_color(class_id, rgb)
+
+    def _palette_changed(self, palette: Palette, choice: str) -> None:
+        index = self.palette_combo.findData(choice)
+        if index < 0:  # a custom file: show its name above the "Custom JSON file…" entry
+            self.palette_combo.insertItem(self.palette_combo.count() - 1, palette.name, choice)
+            index = self.palette_combo.count() - 2
+        self.palette_combo.setCurrentIndex(index)
         self._fill()
-        self.palette_edited.emit(self._palette)
+
+    def _shown_changed(self, shown: Shown | None) -> None:
+        self._shares = None if shown is None else class_shares(shown.prediction.labels)
+        self._describe()
+        self._fill()
+
+    def _model_changed(self, _identity: ModelIdentity | None, _selecting: str | None) -> None:
+        self._describe()
+
+    def _describe(self) -> None:
+        shown, state = self.state.shown, self.state
+        if shown is not None:
+            text = f"Labels from <b>{shown.describe()}</b>"
+        elif state.selecting is not None:
+            text = f"No labels shown: switching to {state.selecting}…"
+        elif state.identity is not None and state.current is not None:
+            text = f"No labels shown yet for {state.identity}"
+        else:
+            text = "No labels shown"
+        self.source_label.setText(text)
+        self.source_label.setToolTip(self.source_label.text().replace("<b>", "").replace(
+            "</b>", ""))
 
     # -- table ---------------------------------------------------------------------------------
     def _color(self, class_id: int) -> tuple[int, int, int]:
-        assert self._palette is not None
-        return tuple(int(c) for c in self._palette.color(class_id))
-
-    def _row_of(self, class_id: int) -> int | None:
-        for row in range(self.table.rowCount()):
-            if int(self.table.item(row, ID).data(Qt.ItemDataRole.UserRole)) == class_id:
-                return row
-        return None
+        return tuple(int(c) for c in self.palette.color(class_id))
 
     def _fill(self) -> None:
         self._filling = True
         self.table.setSortingEnabled(False)
         self.table.setRowCount(0)
-        if self._palette is not None:
-            if self._shares is not None:
-                ids = sorted(self._shares)
-            else:
-                ids = list(range(len(self._palette.colors)))
-            self.table.setRowCount(len(ids))
-            for row, class_id in enumerate(ids):
-                swatch = QTableWidgetItem(swatch_icon(self._color(class_id)), "")
-                swatch.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
-                                | Qt.ItemFlag.ItemIsSelectable)
-                swatch.setCheckState(Qt.CheckState.Unchecked if class_id in self._hidden
-                                     else Qt.CheckState.Checked)
-                swatch.setToolTip("Uncheck to hide this class; double-click to change its colour")
-                swatch.setData(Qt.ItemDataRole.UserRole, class_id)
-                share = None if self._shares is None else self._shares[class_id]
-                self.table.setItem(row, SWATCH, swatch)
-                self.table.setItem(row, ID, _NumberItem(class_id, str(class_id)))
-                self.table.setItem(row, NAME, QTableWidgetItem(self._palette.class_name(class_id)))
-                self.table.setItem(row, SHARE, _NumberItem(
-                    -1.0 if share is None else share, _percent(share)))
+        palette, hidden = self.palette, self.state.hidden
+        ids = sorted(self._shares) if self._shares is not None else range(len(palette.colors))
+        self.table.setRowCount(len(ids))
+        for row, class_id in enumerate(ids):
+            swatch = QTableWidgetItem(swatch_icon(self._color(class_id)), "")
+            swatch.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
+                            | Qt.ItemFlag.ItemIsSelectable)
+            swatch.setCheckState(Qt.CheckState.Unchecked if class_id in hidden
+                                 else Qt.CheckState.Checked)
+            swatch.setToolTip("Uncheck to hide this class; double-click to change its colour")
+            swatch.setData(Qt.ItemDataRole.UserRole, class_id)
+            share = None if self._shares is None else self._shares[class_id]
+            self.table.setItem(row, SWATCH, swatch)
+            self.table.setItem(row, ID, _NumberItem(class_id, str(class_id)))
+            self.table.setItem(row, NAME, QTableWidgetItem(palette.class_name(class_id)))
+            self.table.setItem(row, SHARE, _NumberItem(
+                -1.0 if share is None else share, _percent(share)))
         self._filling = False
         self._sort()
 
@@ -212,23 +220,14 @@ class LegendWidget(QWidget):
         if self._filling or item.column() != SWATCH:
             return
         class_id = int(item.data(Qt.ItemDataRole.UserRole))
-        self._set_hidden(class_id, item.checkState() != Qt.CheckState.Checked)
-
-    def _set_hidden(self, class_id: int, hidden: bool) -> None:
-        if (class_id in self._hidden) == hidden:
-            return
-        if hidden:
-            self._hidden.add(class_id)
-        else:
-            self._hidden.discard(class_id)
-        self.hidden_changed.emit(self.hidden)
+        self.state.set_class_hidden(class_id, item.checkState() != Qt.CheckState.Checked)
 
     def _cell_double_clicked(self, row: int, column: int) -> None:
-        if column != SWATCH or self._palette is None:
+        if column != SWATCH:
             return
         class_id = int(self.table.item(row, ID).data(Qt.ItemDataRole.UserRole))
         color = QColorDialog.getColor(QColor(*self._color(class_id)), self,
-                                      f"Colour of {self._palette.class_name(class_id)}")
+                                      f"Colour of {self.palette.class_name(class_id)}")
         if color.isValid():
             self.set_class_color(class_id, (color.red(), color.green(), color.blue()))
 
@@ -237,6 +236,7 @@ class LegendWidget(QWidget):
         if choice == FROM_FILE:
             path, _ = QFileDialog.getOpenFileName(self, "Open palette", "", "Palette (*.json)")
             if not path:
+                self._palette_changed(self.palette, self.state.palette_choice)
                 return
             choice = path
         self.palette_requested.emit(choice)

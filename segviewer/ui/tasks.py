@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,7 +18,7 @@ from segviewer.ui.cache import CacheKey, compact_labels
 from segviewer.ui.workers import TaskState
 
 if TYPE_CHECKING:
-    from segviewer.ui.dialogs.connect import ConnectionSpec
+    from segviewer.core.serving.connection import ConnectionSpec
     from segviewer.ui.legend import LegendRow
 
 THUMB_SIZE = 112  # pixels on the long side; the list shows them at half size (sharp on HiDPI)
@@ -47,8 +46,13 @@ def process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef 
 
     rgb = load_image(path)
     prediction = None
-    if backend is not None and ref is not None and not state.cancelled():
+    if backend is not None and ref is not None and key is not None and not state.cancelled():
         prediction = backend.predict(rgb, ref, want_probabilities=probabilities)
+        wanted = key.identity.version
+        if prediction.version is not None and wanted is not None and prediction.version != wanted:
+            raise ValueError(f"{backend.description} answered with version {prediction.version} "
+                             f"when asked for {key.identity} — reconnect to see the versions "
+                             "it serves now")
         prediction.labels = compact_labels(np.asarray(prediction.labels))
     return Processed(path, key, thumbnail(rgb), prediction)
 
@@ -83,21 +87,18 @@ def connect(state: TaskState, spec: ConnectionSpec, model: str | None,
              version: int | None) -> Connected:
     backend = spec.open()
     try:
-        return choose(backend, model, version)
+        connected = choose(backend, model, version)
     except BaseException:
         backend.close()
         raise
+    if state.cancelled():  # a newer connection replaced this one: nobody will close it later
+        backend.close()
+    return connected
 
 
 def select(state: TaskState, backend: Backend, models: list[str], model: str,
             version: int | None) -> Connected:
     return choose(backend, model, version, models)
-
-
-def find(state: TaskState, inputs: list[str]) -> list[Path]:
-    from segviewer.core.images import find_images
-
-    return find_images(inputs)
 
 
 def load(state: TaskState, path: str) -> tuple[str, np.ndarray]:

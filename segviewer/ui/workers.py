@@ -30,15 +30,23 @@ def error_message(exc: BaseException) -> str:
 
 
 class TaskState:
-    """What the running function sees: a progress callback and a cancel flag (thread-safe)."""
+    """What the running function sees: progress and partial-result callbacks and a cancel flag
+    (thread-safe: they emit queued signals)."""
 
-    def __init__(self, emit_progress: Callable[[int, int], None]) -> None:
+    def __init__(self, emit_progress: Callable[[int, int], None],
+                 emit_partial: Callable[[Any], None]) -> None:
         self._emit_progress = emit_progress
+        self._emit_partial = emit_partial
         self._cancel = threading.Event()
 
     def progress(self, done: int, total: int) -> None:
         if not self._cancel.is_set():
             self._emit_progress(done, total)
+
+    def partial(self, value: Any) -> None:
+        """Hand a result over before the function returns (e.g. one image of many)."""
+        if not self._cancel.is_set():
+            self._emit_partial(value)
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -51,12 +59,13 @@ class Job(QObject):
     finished = Signal(object)
     failed = Signal(str)
     progress = Signal(int, int)
+    partial = Signal(object)
     done = Signal()  # always last, whatever the outcome (also after a cancel)
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
-        self.state = TaskState(self.progress.emit)
+        self.state = TaskState(self.progress.emit, self.partial.emit)
 
     def cancel(self) -> None:
         self.state.cancel()
@@ -127,3 +136,54 @@ class JobRunner(QObject):
         futures = [f for f in self._running.values() if f is not None]
         _, pending = wait_for(futures, None if msecs < 0 else msecs / 1000)
         return not pending
+
+
+class CurrentTask(QObject):
+    """One current task of a kind for a window (Orange's `ConcurrentWidgetMixin` idea).
+
+    `start()` cancels the task before it, so only the newest task's `partial(value)`,
+    `progress(done, total)`, `finished(result)` and `failed(name, message)` ever reach the window;
+    `done` follows the current task's end, and `running` says whether one is in flight.
+    """
+
+    finished = Signal(object)
+    failed = Signal(str, str)  # (task name, message)
+    partial = Signal(object)
+    progress = Signal(int, int)
+    done = Signal()
+
+    def __init__(self, runner: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._job: Job | None = None
+
+    @property
+    def job(self) -> Job | None:
+        return self._job
+
+    @property
+    def running(self) -> bool:
+        return self._job is not None
+
+    def start(self, name: str, fn: Callable[..., Any], *args: Any) -> Job:
+        self.cancel()
+        self._job = job = self._runner.start(name, fn, *args)
+        job.finished.connect(lambda result: job is self._job and self.finished.emit(result))
+        job.failed.connect(lambda message: job is self._job and self.failed.emit(job.name,
+                                                                                 message))
+        job.partial.connect(lambda value: job is self._job and self.partial.emit(value))
+        job.progress.connect(lambda n, total: job is self._job and self.progress.emit(n, total))
+        job.done.connect(lambda: self._done(job))
+        return job
+
+    def cancel(self) -> Job | None:
+        """Cancel the current task (its result will never arrive); returns it, if any."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+        return job
+
+    def _done(self, job: Job) -> None:
+        if job is self._job and isValid(self):
+            self._job = None
+            self.done.emit()

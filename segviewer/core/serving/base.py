@@ -6,6 +6,7 @@ dataclasses and numpy arrays, so that no caller depends on protobuf, HTTP or Ten
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,9 +25,18 @@ class BackendError(Exception):
     "INVALID_ARGUMENT", "FAILED_PRECONDITION", "DEADLINE_EXCEEDED") so callers can react to it.
     """
 
-    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
+    def __init__(self, message: str, code: str = "UNKNOWN", *, retry: bool = True) -> None:
         super().__init__(message)
         self.code = code
+        # False for an UNAVAILABLE that waiting cannot cure (a TLS certificate the client refuses).
+        self.retry = retry
+
+
+def status_code(exc: BaseException) -> str:
+    """A TensorFlow error as a TF Serving status code, from its class name (InvalidArgumentError ->
+    INVALID_ARGUMENT): TF's OpError classes are named after the status codes. No TF import."""
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper() or "UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,11 @@ class Backend(Protocol):
         want_probabilities: bool = False,
     ) -> Prediction:
         """Segment one RGB uint8 [H, W, 3] image; labels come back at [H, W]."""
+        ...
+
+    def interrupt(self) -> None:
+        """Cancel the calls in flight and refuse new ones (Ctrl-C): they raise BackendError with
+        code CANCELLED. Safe to call from a signal handler or another thread."""
         ...
 
     def close(self) -> None:

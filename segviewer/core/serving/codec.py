@@ -4,8 +4,9 @@ Why by hand: protobuf's Python objects turn a packed `int64_val` of a 1080p labe
 million Python ints (~100 ms with tf.make_ndarray). The wire format is simple enough that we read
 and write the few messages on the hot path directly: packed fixed-width fields are a
 `np.frombuffer`, packed varints are decoded and encoded vectorised (one byte per value when values
-are < 128, which is the common case for label maps). Decoding follows tf.make_ndarray exactly,
-including its "fewer values than elements: repeat the last one" rule.
+are < 128, which is the common case for label maps). Decoding follows tf.make_ndarray, except
+that every element must be present: its "fewer values than elements: repeat the last one" rule
+would let a few bytes declare gigabytes, and TF Serving always writes every value.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result, pos
+            return result & 0xFFFFFFFFFFFFFFFF, pos  # protobuf keeps the low 64 bits
         shift += 7
         if shift >= 70:
             raise DecodeError("varint too long")
@@ -122,6 +123,12 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
             pos += width
         else:
             raise DecodeError(f"unsupported wire type {wire}")
+
+
+def _want(field: int, wire: int, expected: int) -> None:
+    """A known field must come with its wire type: a varint read as a length would allocate."""
+    if wire != expected:
+        raise DecodeError(f"field {field} has wire type {wire}, expected {expected}")
 
 
 def decode_varints(payload: bytes | memoryview) -> np.ndarray:
@@ -233,11 +240,13 @@ def _tensor_parts(array: np.ndarray | bytes | str, typed: bool) -> list[Buffer]:
 
 def _shape(buf: memoryview) -> tuple[int, ...]:
     dims = []
-    for field, _, dim in _fields(buf):
+    for field, wire, dim in _fields(buf):
         if field == 2:
+            _want(field, wire, _LEN)
             size = 0
-            for f, _, v in _fields(dim):  # type: ignore[arg-type]
+            for f, w, v in _fields(dim):  # type: ignore[arg-type]
                 if f == 1:
+                    _want(f, w, _VARINT)
                     size = int(np.uint64(v).view(np.int64))  # type: ignore[arg-type]
             dims.append(size)
         elif field == 3:
@@ -252,33 +261,47 @@ def decode_tensor(data: bytes | memoryview) -> np.ndarray:
     chunks: dict[int, list[tuple[int, int | memoryview]]] = {}
     for field, wire, value in _fields(buf):
         if field == _F_DTYPE:
+            _want(field, wire, _VARINT)
             dtype_number = int(value)  # type: ignore[arg-type]
         elif field == _F_SHAPE:
+            _want(field, wire, _LEN)
             shape = _shape(value)  # type: ignore[arg-type]
         elif field == _F_CONTENT:
+            _want(field, wire, _LEN)
             content = value
         else:
             chunks.setdefault(field, []).append((wire, value))
     if dtype_number not in DTYPES:
         raise DecodeError(f"unsupported tensor dtype number {dtype_number}")
     dtype = DTYPES[dtype_number]
-    count = int(np.prod(shape, dtype=np.int64))
+    if any(size < 0 for size in shape):
+        raise DecodeError(f"negative dimension in shape {list(shape)}")
+    count = 1
+    for size in shape:  # Python ints: a huge declared shape must not overflow to a small count
+        count *= size
+    # Every element must be present: the declared count is checked against the bytes before any
+    # array of that size exists (a [1,100000,100000] shape with one value must not allocate).
     if dtype_number == DT_STRING:
-        values = [bytes(v) for _, v in chunks.get(_F_STRING, [])]  # type: ignore[arg-type]
-        if len(values) < count:
-            values += [values[-1] if values else b""] * (count - len(values))
+        strings = chunks.get(_F_STRING, [])
+        for wire, _ in strings:
+            _want(_F_STRING, wire, _LEN)
+        values = [bytes(v) for _, v in strings]  # type: ignore[arg-type]
+        if len(values) != count:
+            raise DecodeError(f"shape {list(shape)} declares {count} strings, "
+                              f"{len(values)} present")
         out = np.empty(count, dtype=object)
-        out[:] = values[:count] if count else []
+        out[:] = values
         return out.reshape(shape)
     if content is not None:
+        if len(content) != count * dtype.itemsize:
+            raise DecodeError(f"shape {list(shape)} declares {count} values, "
+                              f"{len(content) // max(1, dtype.itemsize)} present")
         # A copy: writable, and it does not keep the whole response buffer alive.
         return np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     field, layout = _TYPED[dtype_number]
     values = _typed_values(chunks.get(field, []), layout, dtype, dtype_number)
-    if values.size == 0:
-        return np.zeros(shape, dtype)
     if values.size != count:
-        values = np.pad(values, (0, count - values.size), "edge")
+        raise DecodeError(f"shape {list(shape)} declares {count} values, {values.size} present")
     return values.reshape(shape)
 
 
@@ -293,9 +316,11 @@ def _typed_values(
             else:
                 parts.append(np.frombuffer(value, layout))  # type: ignore[arg-type]
         elif layout == "varint":  # unpacked: one value per field
+            _want(0, wire, _VARINT)
             parts.append(np.array([value], np.uint64))
         else:
             width = int(layout[-1])
+            _want(0, wire, _FIXED32 if width == 4 else _FIXED64)
             parts.append(np.frombuffer(int(value).to_bytes(width, "little"), layout))  # type: ignore[arg-type]
     if not parts:
         return np.zeros(0, dtype)
@@ -339,7 +364,9 @@ def split_tensor_map(data: bytes | memoryview, field: int) -> tuple[dict[str, me
             others.append((number, wire, value))
             continue
         key, tensor = "", memoryview(b"")
-        for f, _, v in _fields(value):  # type: ignore[arg-type]
+        for f, w, v in _fields(value):  # type: ignore[arg-type]
+            if f in (1, 2):
+                _want(f, w, _LEN)
             if f == 1:
                 key = bytes(v).decode()  # type: ignore[arg-type]
             elif f == 2:

@@ -216,6 +216,16 @@ def prepare_input(image: np.ndarray, plan: Plan) -> np.ndarray:
     return image[np.newaxis] if plan.batched else image
 
 
+# The one resize of an answer: labels at 1/k of the image on both axes (a network's output
+# stride, k <= 32), scaled up by nearest neighbour. Anything else is a wrong answer.
+MAX_UPSCALE = 32
+MAX_LABEL = 65535  # what a label-map PNG can hold
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit what was asked: wrong rank, size, dtype or label id."""
+
+
 def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of the first two axes (pixel centres), for labels or scores."""
     h, w = array.shape[:2]
@@ -226,43 +236,94 @@ def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return array[np.minimum(rows, h - 1)][:, np.minimum(cols, w - 1)]
 
 
+def _check_size(shape: tuple[int, ...], image_shape: tuple[int, int], name: str) -> None:
+    h, w = shape[:2]
+    height, width = image_shape
+    if (h, w) == (height, width):
+        return
+    factor = height // h if h else 0
+    if not (h and w and factor <= MAX_UPSCALE and h * factor == height and w * factor == width):
+        raise AnswerError(f"output '{name}' is {h}x{w} (HxW) for a {height}x{width} image")
+
+
+def _check_dtype(array: np.ndarray, spec: TensorSpec) -> None:
+    """The answer's values are of the kind the signature declares (ints where it says int64)."""
+    kind = array.dtype.kind
+    if spec.dtype in INT_DTYPES:
+        ok = kind in "iu"
+    elif spec.dtype in FLOAT_DTYPES:
+        ok = kind in "fiu"  # JSON writes whole floats as ints
+    else:
+        ok = kind in "OSa"
+    if not ok:
+        shown = str(array.dtype)
+        if kind == "O":
+            first = array.reshape(-1)[0] if array.size else None
+            shown = "strings" if isinstance(first, bytes | str) else "big integers"
+        raise AnswerError(f"output '{spec.name}' holds {shown}, the signature declares "
+                          f"{spec.dtype}")
+
+
 def _squeeze_batch(array: np.ndarray, rank: int) -> np.ndarray:
     while array.ndim > rank and array.shape[0] == 1:
         array = array[0]
     return array
 
 
-def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int]) -> np.ndarray:
-    """The chosen output -> int32 labels [H, W] at the image's size."""
+def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int],
+              num_classes: int | None = None) -> np.ndarray:
+    """The chosen output -> int32 labels [H, W] at the image's size, after checking its rank,
+    size, dtype and label ids (0 <= id < num_classes when known). Raises AnswerError."""
     array = np.asarray(output)
+    _check_dtype(array, plan.output)
     if plan.output_kind == "encoded":
-        data = array.reshape(-1)[0] if array.size else b""
+        data = array.reshape(-1)[0] if array.size == 1 else None
+        if not isinstance(data, bytes):
+            raise AnswerError(f"output '{plan.output.name}' is not one PNG image")
         try:
-            array = np.asarray(Image.open(io.BytesIO(bytes(data))))
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"output '{plan.output.name}' is not a PNG image: {exc}",
-                               "INTERNAL") from exc
+            png = Image.open(io.BytesIO(data))
+            if png.width * png.height > image_shape[0] * image_shape[1]:
+                raise AnswerError(f"output '{plan.output.name}' is a {png.width}x{png.height} "
+                                  f"PNG for a {image_shape[1]}x{image_shape[0]} image")
+            array = np.asarray(png)
+        except (OSError, ValueError, SyntaxError) as exc:
+            if isinstance(exc, AnswerError):
+                raise
+            raise AnswerError(f"output '{plan.output.name}' is not a PNG image: {exc}") from exc
         if array.ndim == 3:
             array = array[..., 0]
     elif plan.output_kind == "scores":
         array = _squeeze_batch(array, 3)
-        if array.ndim != 3:
-            raise BackendError(f"output '{plan.output.name}' has shape {output.shape}, "
-                               "expected scores [1,H,W,C]", "INTERNAL")
+        if array.ndim != 3 or not array.shape[-1]:
+            raise AnswerError(f"output '{plan.output.name}' has shape {list(np.shape(output))}, "
+                              "expected scores [1,H,W,C]")
+        _check_size(array.shape, image_shape, plan.output.name)
         array = array.argmax(axis=-1)
     else:
         array = _squeeze_batch(array, 2)
         if array.ndim == 3 and array.shape[-1] == 1:
             array = array[..., 0]
     if array.ndim != 2:
-        raise BackendError(f"output '{plan.output.name}' has shape {np.shape(output)}, "
-                           "expected a label map [1,H,W] or [H,W]", "INTERNAL")
+        raise AnswerError(f"output '{plan.output.name}' has shape {list(np.shape(output))}, "
+                          "expected a label map [1,H,W] or [H,W]")
+    _check_size(array.shape, image_shape, plan.output.name)
+    if array.size:
+        low, high = array.min(), array.max()
+        limit = num_classes if num_classes is not None else MAX_LABEL + 1
+        if low < 0 or high >= limit:
+            bad = int(low) if low < 0 else int(high)
+            known = f"the model's {num_classes} classes" if num_classes else "0-65535"
+            raise AnswerError(f"output '{plan.output.name}' has label id {bad}, outside {known}")
     return _resize_nearest(array.astype(np.int32, copy=False), image_shape)
 
 
 def to_probabilities(output: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
     """A float [1,H,W,C] output -> float32 [H, W, C] at the image's size."""
     array = _squeeze_batch(np.asarray(output), 3)
+    if array.ndim != 3 or array.dtype.kind not in "fiu":
+        raise AnswerError(f"probabilities of shape {list(np.shape(output))} and dtype "
+                          f"{array.dtype}, expected float [1,H,W,C]")
+    _check_size(array.shape, image_shape, "probabilities")
     return _resize_nearest(array.astype(np.float32, copy=False), image_shape)
 
 
@@ -275,6 +336,16 @@ def needed_outputs(plan: Plan, want_probabilities: bool) -> list[str]:
     return names
 
 
+def class_count(meta: ModelMetadata) -> int | None:
+    """How many class ids the model may answer, when it says: past its highest stored class id
+    and its exporter's num_classes setting, whichever is larger; None when it says neither."""
+    count = meta.settings.get("num_classes")
+    known = [count] if isinstance(count, int) and not isinstance(count, bool) and count > 0 else []
+    if meta.classes:
+        known.append(max(c.id for c in meta.classes) + 1)
+    return max(known) if known else None
+
+
 def to_prediction(
     outputs: Mapping[str, np.ndarray],
     plan: Plan,
@@ -282,14 +353,23 @@ def to_prediction(
     ref: ModelRef,
     version: int | None,
     want_probabilities: bool,
+    *,
+    source: str = "the model",
+    num_classes: int | None = None,
 ) -> Prediction:
     """A model's answer -> a Prediction at the image's size, with probabilities when they are
-    wanted and the answer carries them."""
-    labels = to_labels(outputs[plan.output.name], plan, image_shape)
-    probabilities = None
-    extra = plan.probabilities if want_probabilities else None
-    if extra is not None and extra.name in outputs:
-        probabilities = to_probabilities(outputs[extra.name], image_shape)
+    wanted and the answer carries them. A wrong answer raises one BackendError naming `source`
+    (the server) and what was wrong."""
+    try:
+        if plan.output.name not in outputs:
+            raise AnswerError(f"it lacks output '{plan.output.name}'")
+        labels = to_labels(outputs[plan.output.name], plan, image_shape, num_classes)
+        probabilities = None
+        extra = plan.probabilities if want_probabilities else None
+        if extra is not None and extra.name in outputs:
+            probabilities = to_probabilities(outputs[extra.name], image_shape)
+    except AnswerError as exc:
+        raise BackendError(f"{ref}: bad answer from {source}: {exc}", "INTERNAL") from None
     return Prediction(labels, probabilities, ref.name, version, plan.signature)
 
 
@@ -334,7 +414,8 @@ def parse_metadata_json(text: str | bytes) -> tuple[list[ClassInfo] | None, dict
         raw = settings.pop("classes", None)
         colors = settings.pop("colors", settings.pop("colours", None))
         classes = _classes(raw, colors) if raw is not None else None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        log.warning("ignoring the model's stored metadata: %s", exc)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        log.warning("ignoring the model's stored metadata: %s", reason)
         return None, {}
     return classes, settings

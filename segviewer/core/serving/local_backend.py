@@ -7,19 +7,14 @@ TensorFlow is imported on first use only: opening the backend is cheap.
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segviewer.core.quiet_tensorflow import import_tensorflow as _tf
 from segviewer.core.serving.base import (
     METADATA_OUTPUT,
     METADATA_SIGNATURE,
@@ -30,48 +25,20 @@ from segviewer.core.serving.base import (
     Prediction,
     Signature,
     TensorSpec,
+    status_code,
 )
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.discovery import (
+    class_count,
     needed_outputs,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
     to_prediction,
 )
+from segviewer.core.serving.metadata_cache import MetadataCache
 
 SAVED_MODEL_FILE = "saved_model.pb"
-
-
-_import_lock = threading.Lock()
-
-
-@contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Point fd 2 at /dev/null: TF's C++ start-up lines (CUDA probing) are written before its log
-    level applies. Python errors still surface as exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _tf() -> Any:
-    """TensorFlow, imported on first need with its start-up chatter turned off."""
-    with _import_lock:
-        if "tensorflow" not in sys.modules:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-            with _stderr_silenced():
-                import tensorflow
-            tensorflow.get_logger().setLevel(logging.ERROR)
-        import tensorflow as tf
-
-        return tf
 
 
 def _version_dirs(model_dir: Path) -> dict[int, Path]:
@@ -88,15 +55,13 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _code(exc: BaseException) -> str:
-    """A TF OpError as a TF Serving status code: InvalidArgumentError -> INVALID_ARGUMENT."""
-    name = type(exc).__name__.removesuffix("Error")
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper() or "UNKNOWN"
-
-
 def _spec(name: str, tensor: Any) -> TensorSpec:
     shape = None if tensor.shape.rank is None else tuple(tensor.shape.as_list())
     return TensorSpec(name, tensor.dtype.name, shape)
+
+
+def open_spec(spec: ConnectionSpec) -> LocalBackend:
+    return LocalBackend(spec.target)
 
 
 @dataclass
@@ -131,6 +96,8 @@ class LocalBackend:
         self.description = f"in-process {self.path}"
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, int], _Loaded] = {}
+        self._metadata = MetadataCache(lambda ref: self._load(ref).metadata)
+        self._interrupted = threading.Event()
 
     def _scan(self) -> dict[str, dict[int, Path]]:
         """model -> version -> folder; re-read each time, as TF Serving polls its base path."""
@@ -177,6 +144,8 @@ class LocalBackend:
         return ref.version, versions[ref.version]
 
     def _load(self, ref: ModelRef) -> _Loaded:
+        if self._interrupted.is_set():
+            raise BackendError(f"{ref}: cancelled", "CANCELLED")
         version, folder = self._resolve(ref)
         key = (ref.name, version)
         # One lock for loading: loads are rare and TF would serialise much of them anyway.
@@ -209,7 +178,7 @@ class LocalBackend:
         return _Loaded(obj, ModelMetadata(name, version, signatures, classes, settings))
 
     def metadata(self, ref: ModelRef) -> ModelMetadata:
-        return self._load(ref).metadata
+        return self._metadata.get(ref)
 
     def predict(
         self,
@@ -220,7 +189,8 @@ class LocalBackend:
         output_name: str | None = None,
         want_probabilities: bool = False,
     ) -> Prediction:
-        loaded = self._load(ref)
+        loaded = self._load(ref)  # "latest" re-resolved: a new version folder is picked up
+        self._metadata.answered(ref, loaded.metadata.version)
         plan = plan_prediction(loaded.metadata, signature, input_name, output_name,
                                want_probabilities)
         sent = prepare_input(image, plan)
@@ -229,14 +199,20 @@ class LocalBackend:
             # Concrete functions are safe to call from many threads at once.
             outputs = loaded.obj.signatures[plan.signature](**{plan.input.name: tf.constant(sent)})
         except (tf.errors.OpError, ValueError, TypeError) as exc:
-            code = _code(exc) if isinstance(exc, tf.errors.OpError) else "INVALID_ARGUMENT"
+            code = status_code(exc) if isinstance(exc, tf.errors.OpError) else "INVALID_ARGUMENT"
             raise BackendError(f"model '{ref.name}' failed on the image: {_one_line(exc)}",
                                code) from exc
         # .numpy() copies: the labels handed out stay writable (the tensor's own memory is not).
         arrays = {name: outputs[name].numpy() for name in needed_outputs(plan, want_probabilities)}
         return to_prediction(arrays, plan, image.shape[:2], ref, loaded.metadata.version,
-                             want_probabilities)
+                             want_probabilities, source=f"in-process '{ref.name}'",
+                             num_classes=class_count(loaded.metadata))
+
+    def interrupt(self) -> None:
+        """TensorFlow calls cannot be cancelled: the ones running finish, no new one starts."""
+        self._interrupted.set()
 
     def close(self) -> None:
+        self._metadata.clear()
         with self._lock:
             self._loaded.clear()

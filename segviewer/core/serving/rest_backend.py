@@ -1,19 +1,22 @@
 """TF Serving over its REST API (`:8501/v1/models/...`), with the stdlib's http.client.
 
 One keep-alive connection per thread. Images go in the row format ("instances") when the input
-is batched, else columnar ("inputs"); string values as `{"b64": ...}`. TF Serving maps statuses to
+is batched, else columnar ("inputs"); the JSON itself is `rest_json`'s. Predictions are sent to
+the version the cached metadata describes, so the answer is from the model the request was
+planned for. Bodies are bounded both ways (max_message_mb). TF Serving maps statuses to
 HTTP codes lossily (FAILED_PRECONDITION and INVALID_ARGUMENT are both 400); we map back.
 TF Serving has no "list models" call: `models()` returns the names this backend was given.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import http.client
 import json
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +25,8 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from segviewer.core.serving import protos
+from segviewer.core.serving import protos, rest_json
+from segviewer.core.serving import tls as tls_files
 from segviewer.core.serving.base import (
     METADATA_OUTPUT,
     METADATA_SIGNATURE,
@@ -32,12 +36,24 @@ from segviewer.core.serving.base import (
     ModelVersion,
     Prediction,
 )
+from segviewer.core.serving.calls import (
+    DEFAULT_MAX_MESSAGE_MB,
+    DEFAULT_RETRY_FOR,
+    DEFAULT_TIMEOUT,
+    CallPolicy,
+    Interrupt,
+    cancelled,
+    with_retries,
+)
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.discovery import (
+    class_count,
     parse_metadata_json,
     plan_prediction,
     prepare_input,
     to_prediction,
 )
+from segviewer.core.serving.metadata_cache import MetadataCache
 
 _CODES = {
     400: "INVALID_ARGUMENT",
@@ -68,69 +84,26 @@ def _code(status: int, message: str) -> str:
     return _CODES.get(status, "INTERNAL" if status >= 500 else "UNKNOWN")
 
 
-# JSON text of 0..255 right-aligned in three characters: leading spaces are JSON whitespace, so
-# every number has the same width and a whole image can be laid out with numpy, no Python loop.
-_BYTE_TEXT = np.frombuffer("".join(f"{v:3d}" for v in range(256)).encode(), np.uint8)
-_BYTE_TEXT = _BYTE_TEXT.reshape(256, 3)
+def open_spec(spec: ConnectionSpec) -> RestBackend:
+    return RestBackend(spec.target, spec.models, tls=spec.tls, ca_file=spec.ca_file,
+                       cert_file=spec.cert_file, key_file=spec.key_file, headers=spec.headers,
+                       timeout=spec.timeout, retry_for=spec.retry_for,
+                       max_message_mb=spec.max_message_mb)
 
 
-def _byte_array_json(array: np.ndarray) -> bytes:
-    """Nested JSON lists of an array of integers 0..255 (any numeric dtype), e.g. an image."""
-    block = _BYTE_TEXT[array.astype(np.uint8)]  # (*shape, 3) characters
-    for _ in range(array.ndim):
-        # Join the last axis with "," and close it with "]", then open it with "[".
-        ends = np.full((*block.shape[:-1], 1), ord(","), np.uint8)
-        ends[..., -1, 0] = ord("]")
-        block = np.concatenate([block, ends], axis=-1)
-        block = block.reshape(*block.shape[:-2], -1)
-        block = np.concatenate([np.full((*block.shape[:-1], 1), ord("["), np.uint8), block], -1)
-    return block.tobytes()
-
-
-def _json_value(array: np.ndarray) -> bytes:
-    """JSON for a tensor value: bytes as {"b64": ...}; small-integer images by the fast path."""
-    if array.dtype == object:
-
-        def encode(v: Any) -> Any:
-            if isinstance(v, list):
-                return [encode(x) for x in v]
-            data = v.encode() if isinstance(v, str) else bytes(v)
-            return {"b64": base64.b64encode(data).decode("ascii")}
-
-        return json.dumps(encode(array.tolist())).encode()
-    if array.size and array.ndim and array.dtype.kind in "uif":
-        low, high = array.min(), array.max()
-        if low >= 0 and high <= 255 and (array.dtype.kind != "f" or np.all(array % 1 == 0)):
-            return _byte_array_json(array)
-    return json.dumps(array.tolist()).encode()
-
-
-def _from_json(value: Any) -> np.ndarray:
-    """A JSON tensor value -> numpy; strings and {"b64": ...} -> an object array of bytes."""
-    leaf = value
-    while isinstance(leaf, list) and leaf:
-        leaf = leaf[0]
-    if not isinstance(leaf, str | dict):
-        return np.asarray(value)  # numbers: numpy converts the nested lists in C
-
-    def decode(v: Any) -> Any:
-        if isinstance(v, list):
-            return [decode(x) for x in v]
-        if isinstance(v, dict) and "b64" in v:
-            return base64.b64decode(v["b64"])
-        return v.encode("utf-8") if isinstance(v, str) else v
-
-    decoded = decode(value)
-    out = np.empty(np.shape(np.asarray(decoded, dtype=object)), dtype=object)
-    out[...] = decoded
-    return out
+# What a malformed JSON answer raises while we take it apart: each becomes one BackendError.
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+              RecursionError, json_format.ParseError)
+_CHUNK = 1 << 20
 
 
 class RestBackend:
     """A TF Serving reached over REST at `url` (e.g. "http://localhost:8501").
 
     models: the model names to offer. ca_file: CA bundle to verify an https server (default: the
-    system's). headers: extra HTTP headers, e.g. [("Authorization", "Bearer x")]. timeout: seconds.
+    system's); cert_file/key_file: client certificate. tls: insist on https (an http:// URL is
+    refused). headers: extra HTTP headers, e.g. [("Authorization", "Bearer x")].
+    timeout, retry_for, max_message_mb: see `calls.CallPolicy`.
     """
 
     def __init__(
@@ -138,36 +111,42 @@ class RestBackend:
         url: str,
         models: Sequence[str] = (),
         *,
+        tls: bool = False,
         ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
         headers: Mapping[str, str] | Sequence[tuple[str, str]] = (),
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_for: float = DEFAULT_RETRY_FOR,
+        max_message_mb: float = DEFAULT_MAX_MESSAGE_MB,
     ) -> None:
         parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise BackendError(f"bad REST URL '{url}' — use http://HOST:8501 or https://...",
                                "INVALID_ARGUMENT")
-        self.url = url
+        ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
         self._https = parsed.scheme == "https"
+        tls_files.check_flags(url if "://" in url else f"http://{url}", tls, ca, cert, key)
+        self.url = url
         self._host = parsed.hostname
-        self._port = parsed.port or (443 if self._https else 80)
+        try:
+            self._port = parsed.port or (443 if self._https else 80)
+        except ValueError as exc:
+            raise BackendError(f"bad REST URL '{url}': {exc}", "INVALID_ARGUMENT") from None
+        self._netloc = f"{self._host}:{self._port}"
         self._prefix = parsed.path.rstrip("/")
         self._models = list(models)
         self._headers = {"Content-Type": "application/json", **dict(headers)}
+        self.policy = CallPolicy(timeout, retry_for, max_message_mb)
         self.timeout = timeout
-        self._context: ssl.SSLContext | None = None
-        if self._https:
-            try:
-                self._context = ssl.create_default_context(
-                    cafile=str(ca_file) if ca_file is not None else None
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise BackendError(f"cannot read the CA file '{ca_file}': {exc}",
-                                   "INVALID_ARGUMENT") from exc
+        self._context = tls_files.client_context(ca, cert, key) if self._https else None
         self.description = f"REST {parsed.scheme}://{parsed.netloc}"
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
-        self._metadata: dict[ModelRef, ModelMetadata] = {}
+        self._interrupt = Interrupt()
+        self._interrupt.on_set(self._shut_connections)
+        self._metadata = MetadataCache(self._fetch_metadata)
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -193,49 +172,108 @@ class RestBackend:
             with self._lock:
                 self._connections.discard(conn)
 
+    def _shut_connections(self) -> None:
+        """Wake every thread blocked on a socket (Ctrl-C): its call then ends as CANCELLED."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
-        """One HTTP call; `body` is JSON-encoded unless it is bytes already."""
+        """One HTTP call (retried while the server is unavailable); `body` is JSON-encoded
+        unless it is bytes already. Returns the parsed JSON answer."""
         data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-        netloc = f"{self._host}:{self._port}"
-        # Two tries: the first may meet a keep-alive connection the server has since closed.
-        for attempt in range(2):
-            try:
-                conn = self._connection()
-                conn.request(method, self._prefix + path, body=data, headers=self._headers)
-                response = conn.getresponse()
-                payload = response.read()
-                break
-            except TimeoutError as exc:
-                self._drop_connection()
-                raise BackendError(f"{what}: no answer from {netloc} within {self.timeout:g} s "
-                                   "— raise the timeout or check the server",
-                                   "DEADLINE_EXCEEDED") from exc
-            except ssl.SSLError as exc:
-                self._drop_connection()
-                raise BackendError(f"TLS with {netloc} failed: {exc.reason or exc} — check the "
-                                   "CA file and the URL's host name", "UNAVAILABLE") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop_connection()
-                if attempt == 0 and not isinstance(exc, ConnectionRefusedError | socket.gaierror):
-                    continue
-                raise BackendError(f"cannot reach {netloc} — is TF Serving running? ({exc})",
-                                   "UNAVAILABLE") from exc
+        if data is not None and len(data) > self.policy.max_bytes:
+            raise BackendError(f"{what}: the request is {len(data) / 2**20:.0f} MB, above "
+                               f"--max-message-mb {self.policy.max_message_mb:g}",
+                               "INVALID_ARGUMENT")
+        status, reason, payload = with_retries(
+            lambda: self._exchange(method, self._prefix + path, data, what), self.policy,
+            self._interrupt, what)
+        not_json = "not JSON"
         try:
             answer = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
             answer = None
-        if response.status != 200:
+            if isinstance(exc, RecursionError):
+                not_json = "JSON nested too deeply"
+        if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
-            message = str(error or f"HTTP {response.status} {response.reason}").splitlines()[0]
-            code = _code(response.status, message)
+            message = str(error or f"HTTP {status} {reason}").splitlines()[0]
+            code = _code(status, message)
             advice = f" — {_ADVICE[code]}" if code in _ADVICE else ""
             raise BackendError(f"{what}: {message}{advice}", code)
         if answer is None:
-            raise BackendError(f"{what}: the server's answer is not JSON", "INTERNAL")
+            raise BackendError(f"{what}: bad answer from {self._netloc}: {not_json}", "INTERNAL")
         return answer
 
-    @staticmethod
-    def _path(ref: ModelRef) -> str:
+    def _exchange(self, method: str, path: str, data: bytes | None,
+                  what: str) -> tuple[int, str, bytes]:
+        """One attempt, within `timeout` as a whole, reading at most max_message_mb."""
+        deadline = time.monotonic() + self.timeout
+
+        def left() -> float:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            return remaining
+
+        try:
+            conn = self._connection()
+            conn.timeout = left()
+            if conn.sock is not None:
+                conn.sock.settimeout(left())
+            conn.request(method, path, body=data, headers=self._headers)
+            conn.sock.settimeout(left())
+            response = conn.getresponse()
+            size = response.getheader("Content-Length")
+            if size is not None and size.isdigit() and int(size) > self.policy.max_bytes:
+                raise _TooLarge
+            chunks, total = [], 0
+            while True:
+                conn.sock.settimeout(left())
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > self.policy.max_bytes:
+                    raise _TooLarge
+                chunks.append(chunk)
+            if response.will_close:
+                self._drop_connection()
+            return response.status, response.reason, b"".join(chunks)
+        except _TooLarge:
+            self._drop_connection()
+            raise BackendError(f"{what}: the answer from {self._netloc} is over "
+                               f"{self.policy.max_message_mb:g} MB — raise --max-message-mb if "
+                               "the server is trusted", "RESOURCE_EXHAUSTED") from None
+        except TimeoutError:
+            self._drop_connection()
+            raise BackendError(f"{what}: no answer from {self._netloc} within "
+                               f"{self.timeout:g} s — raise --timeout or check the server",
+                               "DEADLINE_EXCEEDED") from None
+        except ssl.SSLCertVerificationError as exc:
+            self._drop_connection()
+            reason = f"{exc.reason}: {exc.verify_message}" if exc.verify_message else str(exc)
+            raise tls_files.failure(self._netloc, reason) from None
+        except ssl.SSLError as exc:
+            self._drop_connection()
+            raise tls_files.failure(self._netloc, str(exc.reason or exc)) from None
+        except socket.gaierror as exc:
+            self._drop_connection()
+            raise BackendError(f"cannot reach {self._netloc}: unknown host ({exc.strerror})",
+                               "UNAVAILABLE", retry=False) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            if self._interrupt.is_set():
+                raise cancelled(what) from None
+            raise BackendError(f"cannot reach {self._netloc} — is TF Serving running? "
+                               f"({exc or type(exc).__name__})", "UNAVAILABLE") from None
+
+    def _path(self, ref: ModelRef) -> str:
         path = f"/v1/models/{urllib.parse.quote(ref.name, safe='')}"
         if ref.version is not None:
             path += f"/versions/{ref.version}"
@@ -243,66 +281,62 @@ class RestBackend:
             path += f"/labels/{urllib.parse.quote(ref.label, safe='')}"
         return path
 
+    def _malformed(self, what: str, exc: BaseException) -> BackendError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, RecursionError):
+            detail = "JSON nested too deeply"
+        return BackendError(f"{what}: bad answer from {self._netloc}: {detail[:200]}",
+                            "INTERNAL")
+
     # --- Backend -----------------------------------------------------------------------------
 
     def models(self) -> list[str]:
         return list(self._models)
 
     def versions(self, model: str) -> list[ModelVersion]:
-        answer = self._request("GET", self._path(ModelRef(model)), f"model '{model}'")
-        found = [
-            ModelVersion(int(s["version"]), s.get("state", "UNKNOWN"),
-                         error=s.get("status", {}).get("error_message", ""))
-            for s in answer.get("model_version_status", [])
-        ]
+        what = f"model '{model}'"
+        answer = self._request("GET", self._path(ModelRef(model)), what)
+        try:
+            found = [
+                ModelVersion(int(s["version"]), str(s.get("state", "UNKNOWN")),
+                             error=str((s.get("status") or {}).get("error_message", "")))
+                for s in answer.get("model_version_status", [])
+            ]
+        except _MALFORMED as exc:
+            raise self._malformed(what, exc) from None
         return sorted(found, key=lambda v: v.version)
 
     def metadata(self, ref: ModelRef) -> ModelMetadata:
-        with self._lock:
-            cached = self._metadata.get(ref)
-        if cached is not None:
-            return cached
+        return self._metadata.get(ref)
+
+    def _fetch_metadata(self, ref: ModelRef) -> ModelMetadata:
         answer = self._request("GET", self._path(ref) + "/metadata", str(ref))
         try:
             raw = answer["metadata"]["signature_def"]
             sigmap = json_format.ParseDict(raw, protos.SignatureDefMap(),
                                            ignore_unknown_fields=True)
-            version_text = answer.get("model_spec", {}).get("version")
-        except (KeyError, TypeError, json_format.ParseError) as exc:
-            raise BackendError(f"{ref}: unexpected metadata from the server ({exc})",
-                               "INTERNAL") from exc
-        signatures = protos.signatures(sigmap)
-        version = int(version_text) if version_text else ref.version
+            spec = answer.get("model_spec", {})
+            if not isinstance(spec, dict):
+                raise TypeError("'model_spec' is not an object")
+            text = spec.get("version")
+            if text not in (None, "") and not str(text).isdigit():
+                raise ValueError(f"model_spec.version {text!r} is not a version number")
+            version = int(text) if text not in (None, "") else ref.version
+            signatures = protos.signatures(sigmap)
+        except _MALFORMED as exc:
+            raise self._malformed(f"{ref} metadata", exc) from None
         classes, settings = None, {}
         if METADATA_SIGNATURE in signatures:
             pinned = ModelRef(ref.name, version) if version is not None else ref
             body = {"signature_name": METADATA_SIGNATURE, "inputs": {}}
-            outputs = self._outputs(self._request("POST", self._path(pinned) + ":predict",
-                                                  str(ref), body), METADATA_OUTPUT)
-            value = outputs.get(METADATA_OUTPUT)
-            if value is not None and value.size:
+            answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
+            try:
+                value = rest_json.outputs(answer, METADATA_OUTPUT).get(METADATA_OUTPUT)
+            except _MALFORMED as exc:
+                raise self._malformed(f"{ref} metadata", exc) from None
+            if value is not None and value.dtype == object and value.size:
                 classes, settings = parse_metadata_json(value.reshape(-1)[0])
-        meta = ModelMetadata(ref.name, version, signatures, classes, settings)
-        with self._lock:
-            self._metadata[ref] = meta
-        return meta
-
-    @staticmethod
-    def _outputs(answer: dict, only: str) -> dict[str, np.ndarray]:
-        """The outputs of a predict answer, in either format. Row-format outputs keep their
-        batch dimension; a bare value (one output) is named `only`."""
-        if "predictions" in answer:
-            rows = answer["predictions"]
-            if rows and isinstance(rows[0], dict):
-                return {k: _from_json([row[k] for row in rows]) for k in rows[0]}
-            return {only: _from_json(rows)}
-        if "outputs" in answer:
-            outputs = answer["outputs"]
-            if isinstance(outputs, dict) and "b64" not in outputs:
-                return {k: _from_json(v) for k, v in outputs.items()}
-            return {only: _from_json(outputs)}
-        raise BackendError("the server's answer has neither 'predictions' nor 'outputs'",
-                           "INTERNAL")
+        return ModelMetadata(ref.name, version, signatures, classes, settings)
 
     def predict(
         self,
@@ -313,7 +347,24 @@ class RestBackend:
         output_name: str | None = None,
         want_probabilities: bool = False,
     ) -> Prediction:
-        meta = self.metadata(ref)
+        for attempt in range(2):
+            meta = self.metadata(ref)
+            # Pinned to the version the metadata describes, so the answer is from the model the
+            # plan was made for and the Prediction names it; when that version is gone, the
+            # server moved: read its metadata again, once.
+            pinned = ModelRef(ref.name, meta.version) if meta.version is not None else ref
+            try:
+                return self._predict(image, ref, pinned, meta, signature, input_name,
+                                     output_name, want_probabilities)
+            except BackendError as exc:
+                if exc.code != "NOT_FOUND" or pinned == ref or attempt:
+                    raise
+                self._metadata.forget(ref)
+        raise AssertionError("unreachable")
+
+    def _predict(self, image: np.ndarray, ref: ModelRef, pinned: ModelRef, meta: ModelMetadata,
+                 signature: str | None, input_name: str | None, output_name: str | None,
+                 want_probabilities: bool) -> Prediction:
         plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
         if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
             raise BackendError(
@@ -321,22 +372,38 @@ class RestBackend:
                 "sends binary outputs named '*_bytes' — use gRPC or another signature",
                 "FAILED_PRECONDITION")
         sent = prepare_input(image, plan)
+        # Four characters a value ("255,"): refuse before building a body over the limit.
+        estimate = 4 * sent.size if sent.dtype != object else 2 * len(sent.reshape(-1)[0])
+        if estimate > self.policy.max_bytes:
+            raise BackendError(f"{ref}: the image makes a REST request of about "
+                               f"{estimate / 2**20:.0f} MB, above --max-message-mb "
+                               f"{self.policy.max_message_mb:g} — use gRPC or raise the limit",
+                               "INVALID_ARGUMENT")
         head = json.dumps({"signature_name": plan.signature})[:-1].encode()
         if plan.batched:
-            body = head + b', "instances": ' + _json_value(sent) + b"}"
+            body = head + b', "instances": ' + rest_json.encode(sent) + b"}"
         else:
             name = json.dumps(plan.input.name).encode()
-            body = head + b', "inputs": {' + name + b": " + _json_value(sent) + b"}}"
-        answer = self._request("POST", self._path(ref) + ":predict", str(ref), body)
-        outputs = self._outputs(answer, plan.output.name)
-        if plan.output.name not in outputs:
-            raise BackendError(f"{ref}: the server's answer lacks output '{plan.output.name}'",
-                               "INTERNAL")
+            body = head + b', "inputs": {' + name + b": " + rest_json.encode(sent) + b"}}"
+        answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
+        try:
+            outputs = rest_json.outputs(answer, plan.output.name)
+        except _MALFORMED as exc:
+            raise self._malformed(str(ref), exc) from None
         return to_prediction(outputs, plan, image.shape[:2], ref, meta.version,
-                             want_probabilities)
+                             want_probabilities, source=self._netloc,
+                             num_classes=class_count(meta))
+
+    def interrupt(self) -> None:
+        self._interrupt.set()
 
     def close(self) -> None:
+        self._interrupt.set()
         with self._lock:
             connections, self._connections = self._connections, set()
         for conn in connections:
             conn.close()
+
+
+class _TooLarge(Exception):
+    pass

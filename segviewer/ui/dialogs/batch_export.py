@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from segviewer.core.batch import BatchOptions, BatchProgress, BatchSummary, run_batch
 from segviewer.core.labels import Palette
+from segviewer.core.output_plan import PlanError, check_plan
 from segviewer.core.serving.base import Backend, ModelRef
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 from segviewer.ui.workers import Job, JobRunner, TaskState
@@ -104,8 +105,9 @@ class BatchExportDialog(QDialog):
         self.opacity.setToolTip("Opacity of the class colours in the overlay")
         self.overlay.toggled.connect(self.opacity.setEnabled)
         self.opacity.setEnabled(False)
-        self.resume = QCheckBox("Skip images whose label map already exists", self)
-        self.resume.setToolTip("Resume an interrupted run")
+        self.resume = QCheckBox("Skip images this model version already segmented", self)
+        self.resume.setToolTip("Resume an interrupted run: outputs made by another model or "
+                               "version are recomputed")
         self.workers = QSpinBox(self)
         self.workers.setRange(1, 32)
         self.workers.setValue(2)
@@ -170,6 +172,11 @@ class BatchExportDialog(QDialog):
         out_dir = Path(self.out_dir.text())
         if self._settings is not None:
             self._settings.setValue(SETTINGS_PREFIX + "out_dir", str(out_dir))
+        try:  # the list is at hand: refuse a clash (an image replaced) before anything runs
+            check_plan(self._paths, out_dir, self.overlay.isChecked())
+        except PlanError as exc:
+            self.status.show_error(str(exc))
+            return
         self.summary = None
         self._cancel.clear()
         self._started = time.monotonic()
@@ -197,7 +204,7 @@ class BatchExportDialog(QDialog):
         self._set_busy(True)
 
     def _progressed(self, state: BatchProgress) -> None:
-        self.progress.setRange(0, max(state.total, 1))
+        self.progress.setRange(0, max(state.total, 1) if state.total is not None else 0)
         self.progress.setValue(state.done)
         if state.eta is not None and self._job is not None and not self._cancel.is_set():
             left = format_duration(state.eta)
@@ -211,7 +218,10 @@ class BatchExportDialog(QDialog):
         )
         if summary.not_run:
             text += f", {summary.not_run} not run"
-        if summary.failures:
+        stopped_by = summary.plan_error or summary.output_error or summary.lost_connection
+        if stopped_by:
+            text += f" — stopped: {stopped_by}"
+        if summary.failures or stopped_by:
             self.status.show_error(text)
             self.failures.setPlainText(
                 "\n".join(f"{f.input}: {f.reason}" for f in summary.failures)

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.core.review import DEFAULT_IGNORE_LABEL
-from segviewer.ui.dialogs.connect import ConnectDialog, ConnectionSpec
+from segviewer.core.serving.connection import ConnectionSpec
+from segviewer.ui.dialogs.connect import ConnectDialog
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 
 NEWEST = "newest"

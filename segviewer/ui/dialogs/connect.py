@@ -1,7 +1,7 @@
 """Connect to a model: a SavedModel run in-process, or TF Serving over gRPC or REST.
 
-The dialog only collects a `ConnectionSpec`; `ConnectionSpec.open()` hands it to core's
-`open_backend`, which owns the mapping to a Backend. "Test connection" opens the backend in a
+The dialog only collects a `ConnectionSpec` (core's: `segviewer.core.serving.connection`), which
+owns the mapping to a Backend. "Test connection" opens the backend in a
 worker and lists the versions of each model, so a wrong port or model name shows up here, inline,
 instead of as a failure on the first image.
 """
@@ -9,8 +9,8 @@ instead of as a failure on the first image.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+import threading
+from dataclasses import replace
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -29,70 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segviewer.core.serving import open_backend
-from segviewer.core.serving.base import Backend
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 KINDS = ("local", "grpc", "rest")
 RECENT_KEY = "connect/recent"
 MAX_RECENT = 10
-
-
-@dataclass(frozen=True)
-class ConnectionSpec:
-    """Where the models are: kind "local" (target: a SavedModel folder), "grpc" (target:
-    "host:port") or "rest" (target: a base URL such as http://localhost:8501)."""
-
-    kind: str
-    target: str
-    models: tuple[str, ...] = ()
-    tls: bool = False
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    timeout: float = 30.0
-
-    def open(self) -> Backend:
-        """Make the Backend (may block: call it off the GUI thread). Raises BackendError."""
-        # An explicit grpc:// so that a host:port is never mistaken for a folder of that name.
-        grpc = self.kind == "grpc" and "://" not in self.target
-        address = f"grpc://{self.target}" if grpc else self.target
-        return open_backend(
-            address,
-            models=self.models,
-            tls=self.tls,
-            ca_file=self.ca_file or None,
-            cert_file=self.cert_file or None,
-            key_file=self.key_file or None,
-            headers=self.headers,
-            timeout=self.timeout,
-        )
-
-    def describe(self) -> str:
-        """One line for menus and the status bar, e.g. "gRPC localhost:8500 (deeplab)"."""
-        kind = {"local": "in-process", "grpc": "gRPC", "rest": "REST"}[self.kind]
-        tls = " TLS" if self.tls and self.kind == "grpc" else ""
-        models = f" ({', '.join(self.models)})" if self.models else ""
-        return f"{kind}{tls} {self.target}{models}"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ConnectionSpec:
-        return cls(
-            kind=str(data["kind"]),
-            target=str(data["target"]),
-            models=tuple(str(m) for m in data.get("models", ())),
-            tls=bool(data.get("tls", False)),
-            ca_file=str(data.get("ca_file", "")),
-            cert_file=str(data.get("cert_file", "")),
-            key_file=str(data.get("key_file", "")),
-            headers=tuple((str(k), str(v)) for k, v in data.get("headers", ())),
-            timeout=float(data.get("timeout", 30.0)),
-        )
 
 
 def parse_headers(text: str) -> tuple[tuple[str, str], ...]:
@@ -126,8 +69,19 @@ def remember(settings: QSettings, spec: ConnectionSpec) -> None:
 
 
 def probe(state: TaskState, spec: ConnectionSpec) -> str:
-    """Open the backend and list each model's versions: the "Test connection" summary line."""
-    backend = spec.open()
+    """Open the backend and list each model's versions: the "Test connection" summary line.
+    A test asks whether the server answers now, so an unavailable one is not waited for; a
+    cancelled test cancels its call in flight."""
+    backend = replace(spec, retry_for=0.0).open()
+    finished = threading.Event()
+
+    def cancel_when_asked() -> None:
+        while not finished.wait(0.1):
+            if state.cancelled():
+                backend.interrupt()
+                return
+
+    threading.Thread(target=cancel_when_asked, daemon=True, name="probe-cancel").start()
     try:
         parts = []
         for name in backend.models():
@@ -139,6 +93,7 @@ def probe(state: TaskState, spec: ConnectionSpec) -> str:
             return "Connected, but no models were found there."
         return "Connected: " + "; ".join(parts)
     finally:
+        finished.set()
         backend.close()
 
 
@@ -224,31 +179,13 @@ class ConnectDialog(QDialog):
         )
         self.grpc_tls = QCheckBox("Use TLS", tab)
         self.grpc_tls.setToolTip("Connect with TLS (a secure channel)")
-        self.grpc_ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
-        self.grpc_ca.setToolTip(
-            "PEM file of the CA that signed the server's certificate (optional)"
-        )
-        self.grpc_cert = PathField(
-            ("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)"
-        )
-        self.grpc_cert.setToolTip("PEM client certificate for mutual TLS (optional)")
-        self.grpc_key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
-        self.grpc_key.setToolTip("PEM private key of the client certificate (optional)")
-        self.grpc_tls.toggled.connect(self._tls_toggled)
-        self.grpc_headers = QPlainTextEdit(tab)
-        self.grpc_headers.setPlaceholderText("authorization: Bearer TOKEN")
-        self.grpc_headers.setToolTip("Metadata sent with every call, one 'Key: value' per line")
-        self.grpc_headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
-        self.grpc_timeout = self._timeout_box(tab)
         form.addRow("Host:", self.grpc_host)
         form.addRow("Port:", self.grpc_port)
         form.addRow("Model name(s):", self.grpc_models)
         form.addRow("", self.grpc_tls)
-        form.addRow("CA file:", self.grpc_ca)
-        form.addRow("Client certificate:", self.grpc_cert)
-        form.addRow("Client key:", self.grpc_key)
-        form.addRow("Auth headers:", self.grpc_headers)
-        form.addRow("Timeout:", self.grpc_timeout)
+        (self.grpc_ca, self.grpc_cert, self.grpc_key, self.grpc_headers,
+         self.grpc_timeout) = self._remote_rows(tab, form)
+        self.grpc_tls.toggled.connect(self._tls_toggled)
         self._tls_toggled(False)
         return tab
 
@@ -262,24 +199,39 @@ class ConnectDialog(QDialog):
         self.rest_models = QLineEdit(tab)
         self.rest_models.setPlaceholderText("deeplab")
         self.rest_models.setToolTip("The model name(s) the server serves, comma-separated")
-        self.rest_ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
-        self.rest_ca.setToolTip("PEM CA file to verify an https:// server (optional)")
-        self.rest_timeout = self._timeout_box(tab)
         form.addRow("URL:", self.rest_url)
         form.addRow("Model name(s):", self.rest_models)
-        form.addRow("CA file:", self.rest_ca)
-        form.addRow("Timeout:", self.rest_timeout)
+        (self.rest_ca, self.rest_cert, self.rest_key, self.rest_headers,
+         self.rest_timeout) = self._remote_rows(tab, form)
+        self.rest_ca.setToolTip("PEM CA file to verify an https:// server (optional)")
         return tab
 
-    @staticmethod
-    def _timeout_box(parent: QWidget) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(parent)
-        box.setRange(1, 3600)
-        box.setDecimals(0)
-        box.setValue(30)
-        box.setSuffix(" s")
-        box.setToolTip("How long to wait for each call before giving up")
-        return box
+    def _remote_rows(
+        self, tab: QWidget, form: QFormLayout
+    ) -> tuple[PathField, PathField, PathField, QPlainTextEdit, QDoubleSpinBox]:
+        """CA file, client certificate and key, auth headers and timeout: the rows both remote
+        tabs end with."""
+        ca = PathField(("file",), "CA certificate", "Certificates (*.pem *.crt);;All (*)")
+        ca.setToolTip("PEM file of the CA that signed the server's certificate (optional)")
+        cert = PathField(("file",), "Client certificate", "Certificates (*.pem *.crt);;All (*)")
+        cert.setToolTip("PEM client certificate for mutual TLS (optional)")
+        key = PathField(("file",), "Client key", "Keys (*.pem *.key);;All (*)")
+        key.setToolTip("PEM private key of the client certificate (optional)")
+        headers = QPlainTextEdit(tab)
+        headers.setPlaceholderText("authorization: Bearer TOKEN")
+        headers.setToolTip("Sent with every call, one 'Key: value' per line")
+        headers.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        timeout = QDoubleSpinBox(tab)
+        timeout.setRange(1, 3600)
+        timeout.setDecimals(0)
+        timeout.setValue(30)
+        timeout.setSuffix(" s")
+        timeout.setToolTip("How long each call may take as a whole before it fails")
+        for label, field in (("CA file:", ca), ("Client certificate:", cert),
+                             ("Client key:", key), ("Auth headers:", headers),
+                             ("Timeout:", timeout)):
+            form.addRow(label, field)
+        return ca, cert, key, headers, timeout
 
     def _tls_toggled(self, on: bool) -> None:
         for field in (self.grpc_ca, self.grpc_cert, self.grpc_key):
@@ -313,11 +265,18 @@ class ConnectDialog(QDialog):
         url = self.rest_url.text().strip()
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"REST URL {url!r} must start with http:// or https://.")
+        files = (self.rest_ca.text(), self.rest_cert.text(), self.rest_key.text())
+        if url.startswith("http://") and any(files):
+            raise ValueError("A CA file or client certificate needs an https:// URL "
+                             "(http:// is plain text).")
         return ConnectionSpec(
             "rest",
             url.rstrip("/"),
             models=self._model_names(self.rest_models),
-            ca_file=self.rest_ca.text(),
+            ca_file=files[0],
+            cert_file=files[1],
+            key_file=files[2],
+            headers=parse_headers(self.rest_headers.toPlainText()),
             timeout=self.rest_timeout.value(),
         )
 
@@ -350,6 +309,9 @@ class ConnectDialog(QDialog):
             self.rest_url.setText(spec.target)
             self.rest_models.setText(", ".join(spec.models))
             self.rest_ca.setText(spec.ca_file)
+            self.rest_cert.setText(spec.cert_file)
+            self.rest_key.setText(spec.key_file)
+            self.rest_headers.setPlainText("\n".join(f"{k}: {v}" for k, v in spec.headers))
             self.rest_timeout.setValue(spec.timeout)
         self.status.clear_status()
 
@@ -380,7 +342,7 @@ class ConnectDialog(QDialog):
             self.test_button.setEnabled(True)
 
     def _cancel_test(self) -> None:
-        """Forget a running test: its result is dropped (a blocked call ends at its timeout)."""
+        """Forget a running test: its result is dropped and its call in flight cancelled."""
         if self._test_job is not None:
             self._test_job.cancel()
             self._test_job = None

@@ -33,11 +33,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from exporter.defaults import (
+    CROP_SIZE,
+    INFERENCE_SCALES,
+    MIN_TF_SERVING,
+    MIN_TF_SERVING_COMPAT,
+    OUTPUT_STRIDES,
+    default_output_stride,
+    parse_numbers,
+)
 from segviewer.ui.dialogs.fields import PathField, StatusLabel
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 SETTINGS_PREFIX = "export_checkpoint/"
 DEFAULT_MODEL_NAME = "deeplab"
+AUTO_STRIDE = "auto"  # sends no output stride: the exporter chooses it by the atrous rates
 
 
 def docker_command(export_dir: str | Path, model_name: str) -> str:
@@ -48,17 +58,6 @@ def docker_command(export_dir: str | Path, model_name: str) -> str:
         f"docker run -p 8500:8500 -p 8501:8501 --mount {shlex.quote(mount)} "
         f"-e MODEL_NAME={shlex.quote(model_name)} -t tensorflow/serving"
     )
-
-
-def parse_numbers(text: str, kind: type, what: str) -> tuple[Any, ...]:
-    """'6,12,18' -> (6, 12, 18). Raises ValueError naming the field."""
-    try:
-        return tuple(kind(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        example = "6,12,18" if kind is int else "0.5,1.0,1.75"
-        raise ValueError(
-            f"{what} {text!r} must be comma-separated numbers, e.g. {example}"
-        ) from None
 
 
 def inspect(state: TaskState, path: str) -> Any:
@@ -171,10 +170,12 @@ class ExportCheckpointDialog(QDialog):
         group = QGroupBox("Model", self)
         form = QFormLayout(group)
         self.crop_h, self.crop_w = QSpinBox(group), QSpinBox(group)
-        for box in (self.crop_h, self.crop_w):
+        for box, size in zip((self.crop_h, self.crop_w), CROP_SIZE, strict=True):
             box.setRange(33, 4097)
-            box.setValue(513)
-            box.setToolTip("Images are resized to fit inside crop height × width (research: 513)")
+            box.setValue(size)
+            box.setToolTip(
+                f"Images are resized to fit inside crop height × width (default {size})"
+            )
         crop = QHBoxLayout()
         crop.addWidget(self.crop_h)
         crop.addWidget(QLabel("×"))
@@ -187,11 +188,12 @@ class ExportCheckpointDialog(QDialog):
             "MobileNet-v2 checkpoints trained without ASPP branches"
         )
         self.output_stride = QComboBox(group)
-        self.output_stride.addItems(["8", "16", "32"])
+        self.output_stride.addItems([AUTO_STRIDE, *(str(s) for s in OUTPUT_STRIDES)])
         self.output_stride.setToolTip(
-            "Ratio of input to feature size; 8 is finer and slower than 16"
+            "Ratio of input to feature size; 8 is finer and slower than 16. auto: the "
+            "exporter's choice for the checkpoint (the suggestion under Detected)"
         )
-        self.inference_scales = QLineEdit("1.0", group)
+        self.inference_scales = QLineEdit(",".join(map(str, INFERENCE_SCALES)), group)
         self.inference_scales.setToolTip("Multi-scale inference, e.g. 0.5,0.75,1.0,1.25,1.5,1.75")
         self.flip = QCheckBox("Also predict on the left-right flipped image", group)
         self.flip.setToolTip(
@@ -208,7 +210,13 @@ class ExportCheckpointDialog(QDialog):
         form.addRow("Atrous rates:", self.atrous_rates)
         form.addRow("Output stride:", self.output_stride)
         form.addRow("Inference scales:", self.inference_scales)
+        self.compat = QCheckBox(f"Also for TF Serving older than {MIN_TF_SERVING}", group)
+        self.compat.setToolTip(
+            f"Store the weights as constants, so that TF Serving {MIN_TF_SERVING_COMPAT} and newer "
+            f"load the model (by default it needs {MIN_TF_SERVING}); same answers, larger graph"
+        )
         form.addRow("", self.flip)
+        form.addRow("", self.compat)
         form.addRow("Labels file:", self.labels)
         return group
 
@@ -302,7 +310,6 @@ class ExportCheckpointDialog(QDialog):
         self.detected.setText(describe_checkpoint(info))
         self.atrous_rates.clear()
         self.atrous_rates.setPlaceholderText(rates_placeholder(info))
-        self.output_stride.setCurrentText(str(suggested_output_stride(info)))
         self._update_export_button()
         self.inspect_done.emit()
 
@@ -330,21 +337,25 @@ class ExportCheckpointDialog(QDialog):
 
         if self.info is None:
             raise ValueError("Pick a checkpoint first; it is inspected before export.")
-        rates = parse_numbers(self.atrous_rates.text(), int, "Atrous rates")
-        scales = parse_numbers(self.inference_scales.text(), float, "Inference scales") or (1.0,)
+        text = self.atrous_rates.text()
+        rates = parse_numbers(text, int, "Atrous rates") if text.strip() else None
+        scales = parse_numbers(self.inference_scales.text(), float, "Inference scales")
+        stride = self.output_stride.currentIndex()
         # Variant, class count and decoder stride stay "auto": the exporter reads them from the
-        # checkpoint, as shown under Detected; empty rates let it scale the defaults to the stride.
+        # checkpoint, as shown under Detected; empty rates let it scale the defaults to the stride,
+        # and an "auto" output stride lets it choose by the rates.
         return ExportOptions(
             checkpoint=self.checkpoint.text(),
             export_dir=self.export_dir.text(),
             model_name=self.model_name.text().strip(),
             model_version=self.version.value(),
             crop_size=(self.crop_h.value(), self.crop_w.value()),
-            atrous_rates=rates or None,
-            output_stride=int(self.output_stride.currentText()),
-            inference_scales=scales,
+            atrous_rates=rates,
+            output_stride=OUTPUT_STRIDES[stride - 1] if stride > 0 else None,
+            inference_scales=scales or INFERENCE_SCALES,
             add_flipped_images=self.flip.isChecked(),
             labels=self.labels.text() or None,
+            compat_older_servers=self.compat.isChecked(),
         )
 
     def start_export(self) -> None:
@@ -427,8 +438,8 @@ class ExportCheckpointDialog(QDialog):
 
 
 def suggested_output_stride(info: Any) -> int:
-    """16 with ASPP's atrous rates (the published ones are for 16), else 8 as research export."""
-    return 16 if info.atrous_rates else 8
+    """The output stride the exporter chooses for this checkpoint when none is given."""
+    return default_output_stride(info.atrous_rates)
 
 
 def rates_placeholder(info: Any) -> str:

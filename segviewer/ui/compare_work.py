@@ -1,0 +1,119 @@
+"""What the compare window runs in its workers (plain functions, no widgets) and the pictures it
+draws from their results: the sources' identities, the review run, each image's colour layers."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segviewer.core.images import load_image
+from segviewer.core.labels import Palette, colorize_rgba
+from segviewer.core.overlay import disagreement, disagreement_image
+from segviewer.core.palettes import palette_for
+from segviewer.core.report import write_report
+from segviewer.core.review import (
+    ImageResult,
+    ReviewOptions,
+    ReviewSession,
+    Source,
+    SourceInfo,
+    run_review,
+)
+from segviewer.core.serving.base import Backend, ModelRef
+from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
+from segviewer.ui.workers import TaskState
+
+
+def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
+    model = side.model
+    if model is None:
+        models = backend.models()
+        if not models:
+            raise ValueError(f"model {name}: {backend.description} serves no models — give the "
+                             "model name")
+        model = models[0]
+    return Source(backend, ModelRef(model, side.version))
+
+
+def compare(state: TaskState, choice: CompareChoice, current: Backend | None,
+            paths: list[Path], cancel: threading.Event,
+            owned: list[Backend]) -> ReviewSession:
+    """Open the sources (one backend per distinct connection), say which models they are, then
+    run the review. Partial results: the (SourceInfo A, SourceInfo B) pair first, then each
+    ImageResult as it is made. The backends opened here go into `owned` for the window to close
+    (at once, on failure)."""
+    opened: dict[object, Backend] = {}
+    try:
+        backends = []
+        for name, side in (("A", choice.a), ("B", choice.b)):
+            if side.spec is None:
+                if current is None:
+                    raise ValueError(f"model {name}: the window has no connection — choose "
+                                     "another server or a SavedModel folder")
+                backends.append(current)
+                continue
+            if side.spec not in opened:
+                opened[side.spec] = side.spec.open()
+                owned.append(opened[side.spec])
+            backends.append(opened[side.spec])
+        a = _source(backends[0], choice.a, "A")
+        b = _source(backends[1], choice.b, "B")
+        meta_a = a.backend.metadata(a.ref)
+        meta_b = b.backend.metadata(b.ref)
+        # Results stream in before the session: the panes name their models from the start.
+        state.partial((SourceInfo(a.ref.name, meta_a.version, a.backend.description),
+                       SourceInfo(b.ref.name, meta_b.version, b.backend.description)))
+        options = ReviewOptions(
+            gt_dir=Path(choice.gt_dir) if choice.gt_dir else None,
+            gt_palette=palette_for(meta_a) if choice.gt_colored else None,
+            ignore_label=choice.ignore_label)
+        return run_review(a, b, paths, options, state.progress, cancel, state.partial)
+    except BaseException:
+        for backend in opened.values():
+            backend.close()
+            owned.remove(backend)
+        raise
+
+
+@dataclass
+class Views:
+    """What the canvases show for one image: the photo, A's and B's colours, the diff map."""
+
+    key: str
+    image: np.ndarray
+    rgba_a: np.ndarray
+    rgba_b: np.ndarray
+    diff: np.ndarray
+    diff_mask: np.ndarray
+
+
+def views(state: TaskState, result: ImageResult, palette: Palette) -> Views:
+    image = load_image(result.path)
+    a, b = result.labels_a, result.labels_b
+    return Views(result.key, image, colorize_rgba(a, palette), colorize_rgba(b, palette),
+                 disagreement_image(image, a, b), disagreement(a, b)[0])
+
+
+def report(state: TaskState, session: ReviewSession, out_dir: Path, verdicts,
+           sort) -> tuple[Path, Path]:
+    return write_report(session, out_dir, verdicts, sort)
+
+
+def source_name(info: SourceInfo | None) -> str:
+    """Model and version first: the backend (often a long path) may be cut off."""
+    if info is None:
+        return "(opening the model…)"
+    version = f" v{info.version}" if info.version is not None else ""
+    return f"{info.model}{version}  ·  {info.backend}"
+
+
+def swiped(rgba_a: np.ndarray, rgba_b: np.ndarray, percent: int) -> np.ndarray:
+    """A's colours left of the divider at `percent` of the width, B's right of it, and the
+    divider itself as a white line two pixels wide."""
+    x = round(rgba_a.shape[1] * percent / 100)
+    out = np.concatenate([rgba_a[:, :x], rgba_b[:, x:]], axis=1)
+    out[:, max(0, x - 1): x + 1] = 255
+    return out
