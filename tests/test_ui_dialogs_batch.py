@@ -97,14 +97,17 @@ def test_cancel_stops_the_run(qtbot, model_dir, tmp_path):
     dialog = make_dialog(qtbot, model_dir, paths, out)
     with qtbot.waitSignal(dialog.run_done, timeout=60_000):
         qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
-        # The new backend loads the SavedModel on its first image, so this lands long before
-        # the last image could have run.
+        # Mid-run: some images written, the run still going.
+        qtbot.waitUntil(lambda: dialog.progress.value() >= 2, timeout=60_000)
         assert dialog.cancel_button.isVisible()
         qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+        done_at_cancel = dialog.progress.value()
 
     summary = dialog.summary
     assert summary.cancelled
-    assert summary.ok + summary.failed < len(paths)
+    assert 2 <= summary.ok + summary.failed < len(paths)
+    # After Cancel only the images in flight (and progress still queued to the GUI) finish.
+    assert summary.ok + summary.failed <= done_at_cancel + 2 * dialog.workers.value()
     written = sorted(out.glob("*.png")) if out.exists() else []
     assert len(written) == summary.ok < len(paths)
     assert dialog.status.text().startswith("Cancelled: ")

@@ -106,6 +106,23 @@ def test_switching_versions_clears_the_screen_until_the_new_result_arrives():
     assert state.offer_result("a.png", V2, prediction(2, value=2))
 
 
+def test_an_edited_result_says_whose_edit_it_is_and_passes_the_same_gate():
+    state = ViewerState()
+    edited = recorder(state.labels_edited)
+    state.add_images(["a.png"])
+    state.set_current("a.png")
+    state.set_model(V2, meta(2))
+    assert not state.offer_result("a.png", V2, prediction(1), edited=True)  # v1's, refused
+    state.offer_result("a.png", V2, prediction(2))
+    state.edited_in_place()  # the model's own labels are never edited in place
+    assert edited == []
+    assert state.offer_result("a.png", V2, prediction(2), edited=True)
+    assert state.shown.label == "edit of toy v2"
+    assert state.shown.describe() == "edit of toy v2 · serving_default · in-process /models/toy"
+    state.edited_in_place()
+    assert edited == [(state.shown,)]
+
+
 def test_changing_image_clears_the_result():
     state = ViewerState()
     state.add_images(["a.png", "b.png"])

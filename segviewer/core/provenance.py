@@ -38,9 +38,14 @@ class Provenance:
 
 def write(png: bytes, provenance: Provenance) -> bytes:
     """`png` with the provenance chunk inserted after its header."""
+    return insert_text(png, KEY, json.dumps(asdict(provenance)))
+
+
+def insert_text(png: bytes, key: str, text: str) -> bytes:
+    """`png` with a `tEXt` chunk `key` holding `text` (Latin-1) inserted after its header."""
     if not png.startswith(_SIGNATURE) or png[12:16] != b"IHDR":
         raise ValueError("not a PNG")
-    data = KEY.encode("latin-1") + b"\x00" + json.dumps(asdict(provenance)).encode("ascii")
+    data = key.encode("latin-1") + b"\x00" + text.encode("latin-1")
     chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(
         ">I", zlib.crc32(b"tEXt" + data))
     return png[:_IHDR_END] + chunk + png[_IHDR_END:]

@@ -66,16 +66,23 @@ class ModelIdentity:
 
 @dataclass(frozen=True)
 class Shown:
-    """The result on screen, with what produced it (signature: the one the model ran)."""
+    """The result on screen, with what produced it (signature: the one the model ran). An
+    edited result is the user's correction of that model's labels, and says so."""
 
     path: str
     identity: ModelIdentity
     signature: str
     prediction: Prediction
+    edited: bool = False
+
+    @property
+    def label(self) -> str:
+        """"pascal v1", or "edit of pascal v1": never an edit under the model's own name."""
+        return f"edit of {self.identity}" if self.edited else str(self.identity)
 
     def describe(self) -> str:
         signature = f" · {self.signature}" if self.signature else ""
-        return f"{self.identity}{signature} · {self.identity.source}"
+        return f"{self.label}{signature} · {self.identity.source}"
 
 
 class PredictionQueue:
@@ -178,6 +185,7 @@ class ViewerState:
         self.current_changed = Event()  # (path)
         self.model_changed = Event()  # (ModelIdentity | None, selecting text | None)
         self.shown_changed = Event()  # (Shown | None)
+        self.labels_edited = Event()  # (Shown): its labels were painted in place (edit mode)
         self.palette_changed = Event()  # (Palette, choice)
         self.hidden_changed = Event()  # (frozenset of ids)
         self.opacity_changed = Event()  # (float 0-1)
@@ -245,16 +253,23 @@ class ViewerState:
         self.palette_changed.emit(self.palette, self.palette_choice)
         self._hide_background()
 
-    def offer_result(self, path: str, identity: ModelIdentity,
-                     prediction: Prediction) -> bool:
+    def offer_result(self, path: str, identity: ModelIdentity, prediction: Prediction,
+                     edited: bool = False) -> bool:
         """Show `prediction` if it is for the current image and comes from the chosen model
-        (also as the server says: a reply from another version is refused)."""
+        (also as the server says: a reply from another version is refused). `edited`: the
+        labels are the user's correction of that model's result."""
         if (path != self.current or identity != self.identity or self.selecting is not None
                 or (prediction.version is not None and identity.version is not None
                     and prediction.version != identity.version)):
             return False
-        self._set_shown(Shown(path, identity, prediction.signature, prediction))
+        self._set_shown(Shown(path, identity, prediction.signature, prediction, edited))
         return True
+
+    def edited_in_place(self) -> None:
+        """The edited labels shown have changed in place (an edit, undo or redo): what is
+        computed from them (shares, boundaries) follows; the colours were painted already."""
+        if self.shown is not None and self.shown.edited:
+            self.labels_edited.emit(self.shown)
 
     def clear_result(self) -> None:
         self._set_shown(None)

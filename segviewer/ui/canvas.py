@@ -93,6 +93,22 @@ class ImageCanvas(QGraphicsView):
         self._label_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(
             qimage_from_array(rgba)))
 
+    def paint_labels(self, x: int, y: int, rgba: np.ndarray) -> None:
+        """Replace the label colours of one box (an edit) without re-uploading the whole map."""
+        pixmap = self._label_item.pixmap()
+        if not pixmap.hasAlphaChannel() and rgba[..., 3].min() < 255:  # a hidden class painted
+            pixmap = QPixmap.fromImage(pixmap.toImage().convertToFormat(
+                QImage.Format.Format_ARGB32_Premultiplied),
+                Qt.ImageConversionFlag.NoFormatConversion)
+        self._label_item.setPixmap(QPixmap())  # the only owner now: painting copies nothing
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        rgba = np.ascontiguousarray(rgba)  # drawn at once: no copy into the QImage needed
+        painter.drawImage(x, y, QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0],
+                                       QImage.Format.Format_RGBA8888))
+        painter.end()
+        self._label_item.setPixmap(pixmap)
+
     def set_boundaries(self, mask: np.ndarray | None) -> None:
         if mask is None:
             self._edge_item.setPixmap(QPixmap())

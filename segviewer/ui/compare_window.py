@@ -47,6 +47,7 @@ from segviewer.ui.compare_panes import ComparePanes
 from segviewer.ui.compare_work import Views
 from segviewer.ui.confusion_view import ConfusionView
 from segviewer.ui.dialogs.compare_sources import CompareChoice
+from segviewer.ui.edit_compare import install_compare_editing
 from segviewer.ui.review_panel import ReviewPanel
 from segviewer.ui.settings import Settings
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
@@ -97,6 +98,7 @@ class CompareWindow(QMainWindow):
 
         self._build()
         build_actions(self)
+        self.editing = install_compare_editing(self)  # after the actions: it watches mode_group
         self._restore_settings()
         if parent is not None:  # close (and finish with its backend) before the parent does
             parent.installEventFilter(self)
@@ -292,7 +294,7 @@ class CompareWindow(QMainWindow):
     def _views_ready(self, views: Views) -> None:
         if views.key != self.review.current_key:
             return
-        self.views = views
+        self.views = self.editing.adopt(views)
         self._draw()
 
     def set_mode(self, mode: CompareMode) -> None:

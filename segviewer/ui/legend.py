@@ -122,6 +122,7 @@ class LegendWidget(QWidget):
         self._filling = False
         state.palette_changed.connect(self._palette_changed)
         state.shown_changed.connect(self._shown_changed)
+        state.labels_edited.connect(self._shown_changed)
         state.hidden_changed.connect(lambda _hidden: self._fill())
         state.model_changed.connect(self._model_changed)
         state.current_changed.connect(lambda _path: self._describe())

@@ -29,6 +29,7 @@ from segviewer.paths import resource_dir
 from segviewer.ui import settings as keys
 from segviewer.ui import tasks
 from segviewer.ui.cache import PredictionCache
+from segviewer.ui.edit_main import install_editing
 from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
 from segviewer.ui.main_export import ExportMixin
@@ -84,6 +85,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         build_widgets(self)
         build_actions(self)
         build_menus_and_toolbar(self)
+        self.editing = install_editing(self)
         self._observe()
         self._restore_settings()
         self._update_title()
@@ -97,6 +99,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         state.status_changed.connect(self._status_changed)
         state.model_changed.connect(self._model_changed)
         state.shown_changed.connect(self._shown_changed)
+        state.labels_edited.connect(lambda _shown: self._update_boundaries())
         state.palette_changed.connect(lambda _palette, _choice: self._recolor())
         state.hidden_changed.connect(lambda _hidden: self._recolor())
         state.opacity_changed.connect(self._opacity_changed)
@@ -216,7 +219,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             self.show_error(f"{Path(path).name}: the model returned labels of size "
                             f"{prediction.labels.shape} for an image of {self.image.shape[:2]}")
             return
-        self.state.offer_result(path, identity, prediction)
+        self.editing.offer(path, identity, prediction)  # the edited labels in edit mode
 
     def _shown_changed(self, shown: Shown | None) -> None:
         if shown is not None:  # a cached result's classes were forgotten at a model change
@@ -351,8 +354,9 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         parts = [Path(self.state.current).name] if self.state.current else []
         if self.state.selecting is not None:
             parts.append(f"switching to {self.state.selecting}…")
-        elif self.state.identity is not None:
-            parts.append(str(self.state.identity))
+        elif self.state.identity is not None:  # "edit of pascal v1" for an edited result
+            shown = self.state.shown
+            parts.append(shown.label if shown is not None else str(self.state.identity))
         parts.append(APP_NAME)
         self.setWindowTitle(" — ".join(parts))
 
