@@ -9,17 +9,31 @@
    pixmaps, so an opacity change only sets the label item's opacity and repaints. Baseline, same
    run: re-blend with numpy (overlay.blend) and upload the result as a new pixmap, then repaint.
    Target: <= 10 ms per redraw.
+3. Large folders (the image list): for 1,000 (baseline), 10,000 and 100,000 tiny PNGs generated
+   in a temporary folder, a fresh process walks the folder into the list (`FolderWalker` ->
+   `FileList`) and reports the time to the first painted rows, the time until every image is
+   listed, its RSS, how many thumbnails were decoded, and the longest event-loop stall (a 0 ms
+   QTimer heartbeat) while the list is filled and while it is scrolled end to end.
+   Targets: 10,000 listed <= 1 s, 100,000 <= 3 s, RSS(100,000) <= 1.5x RSS(1,000), no stall
+   > 50 ms while scrolling.
 Prints medians and ratios (baseline / ours: higher is better).
+
+    python benchmarks/gui.py [--runs 5] [--only startup|redraw|folders] [--sizes 1000,10000,100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
+import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -115,12 +129,163 @@ def redraw(runs: int) -> None:
           f"(target <= 10 ms: {'OK' if o <= 0.010 else 'MISSED'})")
 
 
+def make_folder(root: Path, count: int) -> Path:
+    """`count` real 8x6 PNGs (three different ones, written over and over), 1,000 per folder."""
+    from PIL import Image
+
+    folder = root / f"images_{count}"
+    blobs = []
+    for value in (40, 120, 200):
+        out = io.BytesIO()
+        Image.fromarray(np.full((6, 8, 3), value, np.uint8)).save(out, format="PNG")
+        blobs.append(out.getvalue())
+    for i in range(count):
+        sub = folder / f"part{i // 1000:03d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        (sub / f"img{i:06d}.png").write_bytes(blobs[i % 3])
+    return folder
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        line = next(ln for ln in f if ln.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def list_folder(folder: str) -> dict[str, float]:
+    """In a fresh process: walk `folder` into a FileList and measure (see the module docstring)."""
+    from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from segviewer.ui.file_list import FileList
+    from segviewer.ui.folder_walker import FolderWalker
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    files = FileList()
+    files.resize(320, 800)
+    files.show()
+    app.processEvents()
+    # Local loops, not app.exec(): after QApplication.quit() widgets are no longer repainted.
+    loop = QEventLoop()
+    result: dict[str, float] = {"rss_empty_mb": rss_mb()}
+    ticks: list[tuple[float, float]] = []
+    heartbeat = QTimer()
+    heartbeat.setInterval(1)
+    heartbeat.timeout.connect(lambda: ticks.append((time.perf_counter(), time.thread_time())))
+
+    def longest_stall_ms() -> tuple[float, float]:
+        """(longest wall-clock gap between heartbeats, longest GUI-thread CPU time between two
+        heartbeats). The second is our own work; the first adds waiting for the CPU (other
+        processes) and for the GIL (the thumbnail thread)."""
+        wall = [b[0] - a[0] for a, b in itertools.pairwise(ticks)]
+        cpu = [b[1] - a[1] for a, b in itertools.pairwise(ticks)]
+        ticks.clear()
+        return max(wall, default=0.0) * 1000, max(cpu, default=0.0) * 1000
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and files.count() and "first_paint_s" not in \
+                    result:
+                result["first_paint_s"] = time.perf_counter() - start
+                QTimer.singleShot(0, quit_when_done)
+            return False
+
+    def quit_when_done() -> None:
+        if "first_paint_s" in result and "listed_s" in result:
+            loop.quit()
+
+    first_paint = FirstPaint()
+    files.view.viewport().installEventFilter(first_paint)
+    walker = FolderWalker()
+    walker.found.connect(files.add_paths)
+    walker.finished.connect(lambda n: (result.__setitem__("listed_s", time.perf_counter() - start),
+                                       quit_when_done()))
+    heartbeat.start()
+    start = time.perf_counter()
+    walker.start([folder])
+    loop.exec()
+    result["fill_stall_ms"], result["fill_stall_cpu_ms"] = longest_stall_ms()
+    result["listed"] = files.count()
+    deadline = time.perf_counter() + 2.0  # first page's thumbnails
+    while time.perf_counter() < deadline and files.thumbnails.decoded < 5:
+        app.processEvents()
+    app.processEvents()
+    result["rss_mb"] = rss_mb()
+    result["thumbnails_after_listing"] = files.thumbnails.decoded
+
+    bar = files.view.verticalScrollBar()
+    steps = 300
+
+    def scroll(step: list[int] = [0]) -> None:  # noqa: B006 (a counter kept between calls)
+        step[0] += 1
+        bar.setValue(bar.maximum() * step[0] // steps)
+        if step[0] < steps:
+            QTimer.singleShot(1, scroll)
+        else:
+            QTimer.singleShot(200, loop.quit)  # the last pages' thumbnails arrive
+
+    ticks.clear()
+    start = time.perf_counter()
+    QTimer.singleShot(0, scroll)
+    loop.exec()
+    result["scroll_s"] = time.perf_counter() - start
+    result["scroll_stall_ms"], result["scroll_stall_cpu_ms"] = longest_stall_ms()
+    result["thumbnails_after_scroll"] = files.thumbnails.decoded
+    result["thumbnails_cached"] = len(files.thumbnails)
+    return result
+
+
+def folders(sizes: list[int]) -> None:
+    with tempfile.TemporaryDirectory(prefix="segviewer-bench-") as tmp:
+        figures = {}
+        for count in sizes:
+            folder = make_folder(Path(tmp), count)
+            out = subprocess.run([sys.executable, __file__, "--list-folder", str(folder)],
+                                 capture_output=True, text=True, timeout=600, check=True)
+            figures[count] = json.loads(out.stdout.strip().splitlines()[-1])
+    base = figures[sizes[0]]
+    print(f"large folders (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          "wall-clock stalls include waiting for a CPU):")
+    targets = {10_000: 1.0, 100_000: 3.0}
+    for count, f in figures.items():
+        target = targets.get(count)
+        verdict = "" if target is None else \
+            f" (target <= {target:.0f} s: {'OK' if f['listed_s'] <= target else 'MISSED'})"
+        print(f"{count:>7,} images: first rows painted {f['first_paint_s']:.3f} s, all listed "
+              f"{f['listed_s']:.3f} s = {f['listed_s'] / base['listed_s']:.1f}x the {sizes[0]:,} "
+              f"baseline{verdict}; longest stall while filling {f['fill_stall_ms']:.0f} ms "
+              f"({f['fill_stall_cpu_ms']:.0f} ms of GUI-thread CPU)")
+        print(f"{'':>16}RSS {f['rss_mb']:.0f} MB = {f['rss_mb'] / base['rss_mb']:.2f}x the "
+              f"baseline's {base['rss_mb']:.0f} MB"
+              + (f" (target <= 1.5x: {'OK' if f['rss_mb'] <= 1.5 * base['rss_mb'] else 'MISSED'})"
+                 if count == 100_000 else "")
+              + f"; thumbnails decoded {f['thumbnails_after_listing']:.0f} after listing")
+        print(f"{'':>16}scrolled end to end in 300 steps ({f['scroll_s']:.1f} s): longest stall "
+              f"{f['scroll_stall_ms']:.0f} ms (target <= 50 ms: "
+              f"{'OK' if f['scroll_stall_ms'] <= 50 else 'MISSED'}; GUI-thread CPU "
+              f"{f['scroll_stall_cpu_ms']:.0f} ms), "
+              f"{f['thumbnails_after_scroll']:.0f} thumbnails decoded, "
+              f"{f['thumbnails_cached']:.0f} cached")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=("startup", "redraw", "folders"))
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="folder sizes, the first being the baseline")
+    parser.add_argument("--list-folder", help=argparse.SUPPRESS)  # the measuring subprocess
     args = parser.parse_args()
-    startup(args.runs)
-    redraw(args.runs)
+    if args.list_folder:
+        print(json.dumps(list_folder(args.list_folder)))
+        return
+    if args.only in (None, "startup"):
+        startup(args.runs)
+    if args.only in (None, "redraw"):
+        redraw(args.runs)
+    if args.only in (None, "folders"):
+        folders([int(n) for n in args.sizes.split(",")])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from test_local_backend import CLASSES, toy_labels
 
 from segviewer.core.images import load_label_png
+from segviewer.core.overlay import class_shares
 from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.canvas import ViewMode, array_from_qimage
 from segviewer.ui.file_list import Status
@@ -107,8 +108,7 @@ def test_drop_folder_runs_every_image_and_marks_the_broken_one(loaded, images):
     assert files.status(str(images / "b_photo.png")) is Status.DONE
     broken = str(images / "c_broken.png")
     assert files.status(broken) is Status.FAILED
-    item = files.item(2)
-    assert "c_broken.png" in item.toolTip() and "not an image" in item.toolTip()
+    assert "c_broken.png" in files.tooltip(broken) and "not an image" in files.tooltip(broken)
     assert loaded.windowTitle() == "a_stripes.png — toy v1 — SegViewer"
     expected = toy_labels(iio.imread(images / "a_stripes.png"), 0)
     np.testing.assert_array_equal(loaded.prediction.labels, expected)
@@ -345,13 +345,15 @@ def test_grpc_stand_in_server_versions_and_labels(window, qtbot, tf_serving, ima
     assert "signature only" in window.model_info.toPlainText()  # no content over the network
 
 
-def test_palette_chooser_switches_names_and_colours(loaded, qtbot):
+def test_palette_chooser_switches_colours_and_keeps_the_model_names(loaded, qtbot):
     combo = loaded.legend.palette_combo
     index = combo.findData("cityscapes")
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    names = {r.id: r.name for r in loaded.legend.rows()}
-    assert names == {0: "road", 1: "sidewalk", 2: "building", 3: "wall"}
+    rows = {r.id: r for r in loaded.legend.rows()}
+    # A palette chosen for its colours keeps the model's class names.
+    assert {i: r.name for i, r in rows.items()} == {c["id"]: c["name"] for c in CLASSES}
+    assert rows[0].color == (128, 64, 128)  # cityscapes' road colour
     index = combo.findData("model")
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
@@ -616,3 +618,23 @@ def test_ids_no_palette_can_colour_are_an_error_not_a_crash(loaded, qtbot):
     loaded.state.offer_result(loaded.current_path, identity, loaded.cache.get(
         loaded.predictor.key(loaded.current_path)))
     assert loaded.canvas.has_labels
+
+
+def test_the_list_filters_by_the_classes_of_each_result_and_home_end_jump(loaded, qtbot, images):
+    files = loaded.file_list
+    stripes = str(images / "a_stripes.png")
+    expected = class_shares(toy_labels(iio.imread(stripes), 0))
+    assert files.model.classes(stripes) == pytest.approx(expected)
+    combo = [files.class_combo.itemText(i) for i in range(1, files.class_combo.count())]
+    assert combo and all(text.split()[1] == f"class{text.split()[0]}" for text in combo)
+    combo = loaded.selector.version_combo
+    combo.setCurrentIndex(0)  # v2: the classes shift, the list's follow the new model
+    combo.activated.emit(0)
+    qtbot.waitUntil(lambda: loaded.ref.version == 2 and loaded.prediction is not None,
+                    timeout=WAIT_MS)
+    assert files.model.classes(stripes) == pytest.approx(
+        class_shares(toy_labels(iio.imread(stripes), 1)))
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_End)
+    assert Path(loaded.current_path).name == "c_broken.png"
+    qtbot.keyClick(loaded.canvas, Qt.Key.Key_Home)
+    assert loaded.current_path == stripes

@@ -197,3 +197,18 @@ def test_the_state_needs_neither_qt_nor_tensorflow():
     code = ("import sys, segviewer.core.viewer_state; "
             "sys.exit(int(any(m.split('.')[0] in ('PySide6', 'tensorflow') for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_removed_images_leave_the_queue_and_the_screen():
+    state = ViewerState()
+    state.add_images(["a", "b", "c", "d"])
+    state.queue.add(["a", "b", "c", "d"])
+    assert state.queue.pop() == "a"
+    state.set_model(V1, meta(1))
+    state.set_current("c")
+    assert state.offer_result("c", V1, prediction(1))
+    state.remove_images(["b", "c", "zz"])
+    assert state.paths == ["a", "d"] and state.current is None and state.shown is None
+    assert "b" not in state.queue and "a" in state.queue  # the running one ends as it will
+    state.queue.finish()
+    assert state.queue.pop() == "d" and state.queue.progress == (1, 2)

@@ -11,7 +11,7 @@ any label map can be shown and its unknown ids reported.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from segviewer.core.overlay import overlay_lut
 from segviewer.core.serving.base import ClassInfo
 from segviewer.paths import resource_dir
 
@@ -336,15 +337,9 @@ def colorize(labels: np.ndarray, palette: Palette) -> tuple[np.ndarray, np.ndarr
 
     One LUT lookup sized to the largest id, so uint16 maps colour as fast as uint8 ones."""
     labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
-    if labels.size == 0:
+    high = _highest_id(labels)
+    if high < 0:
         return np.zeros((*labels.shape, 3), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0:
-        raise ValueError(f"labels contain negative class id {low}")
-    if high > MAX_CLASS_ID:
-        raise ValueError(f"labels contain class id {high} (at most {MAX_CLASS_ID} are supported)")
     rgb = np.take(palette.lut(high + 1), labels, axis=0)  # several times faster than lut[labels]
     if high < len(palette):
         return rgb, np.zeros(0, dtype=np.int64)
@@ -354,10 +349,25 @@ def colorize(labels: np.ndarray, palette: Palette) -> tuple[np.ndarray, np.ndarr
 
 
 def colorize_rgba(labels: np.ndarray, palette: Palette,
-                  hidden: frozenset[int] | set[int] = frozenset()) -> np.ndarray:
-    """`colorize` with an alpha channel: opaque, except the `hidden` classes (fully clear)."""
-    rgb, _ = colorize(labels, palette)
-    alpha = np.full(labels.shape, 255, np.uint8)
-    if hidden and labels.size:
-        alpha[np.isin(labels, np.fromiter(hidden, np.int64))] = 0
-    return np.concatenate([rgb, alpha[..., None]], axis=2)
+                  hidden: Iterable[int] = frozenset()) -> np.ndarray:
+    """What the viewer draws and exports blend: the palette's colours through
+    `overlay.overlay_lut`, opaque except the `hidden` classes (fully clear). RGBA uint8."""
+    labels = np.asarray(labels)
+    high = _highest_id(labels)
+    if high < 0:
+        return np.zeros((*labels.shape, 4), dtype=np.uint8)
+    return np.take(overlay_lut(palette.lut(high + 1), hidden), labels, axis=0)
+
+
+def _highest_id(labels: np.ndarray) -> int:
+    """The largest class id in `labels` (-1 when empty); ValueError for ids no palette colours."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    if labels.size == 0:
+        return -1
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise ValueError(f"labels contain negative class id {low}")
+    if high > MAX_CLASS_ID:
+        raise ValueError(f"labels contain class id {high} (at most {MAX_CLASS_ID} are supported)")
+    return high

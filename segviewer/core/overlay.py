@@ -6,11 +6,37 @@ slider move. Label maps hold non-negative integer class ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 DIFF_COLOR = (255, 0, 255)  # magenta: rare in photos and in the built-in palettes
+
+
+def overlay_lut(
+    colors: np.ndarray,
+    hidden: Iterable[int] = (),
+    opacities: Mapping[int, float] | None = None,
+) -> np.ndarray:
+    """An RGBA lookup table (N, 4) uint8 for colouring label maps as an overlay: the colours,
+    alpha 255 scaled by each class's opacity (`opacities`, 0-1, default 1), 0 for `hidden` ids
+    (e.g. the background, see `palettes.background_id`). `lut[labels]` is what the viewer draws
+    (at the global opacity) and what `blend` takes for exports, so both agree pixel for pixel."""
+    colors = np.asarray(colors)
+    if colors.ndim != 2 or colors.shape[1] != 3 or colors.dtype != np.uint8:
+        raise ValueError(f"colors must be uint8 [N, 3], got {colors.dtype} {colors.shape}")
+    lut = np.empty((len(colors), 4), np.uint8)
+    lut[:, :3] = colors
+    lut[:, 3] = 255
+    for class_id, opacity in (opacities or {}).items():
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"opacity of class {class_id} must be between 0 and 1, "
+                             f"got {opacity}")
+        if 0 <= class_id < len(lut):
+            lut[class_id, 3] = round(opacity * 255)
+    hidden_ids = [i for i in {int(h) for h in hidden} if 0 <= i < len(lut)]
+    lut[hidden_ids, 3] = 0
+    return lut
 
 
 def blend(
@@ -24,8 +50,14 @@ def blend(
 
     The opacity is quantised to 1/256 steps (off by at most one level, exact at 0, 1/4, 1/2...):
     16-bit integer maths blends a 4k frame five times faster than float, so sliders stay smooth.
-    Pixels whose class is in `hidden` (needs `labels`) show the image unchanged."""
+    An RGBA `color_map` (from `overlay_lut`) scales the opacity per pixel by its alpha, as the
+    viewer's canvas composites it. Pixels whose class is in `hidden` (needs `labels`) show the
+    image unchanged."""
     image = _rgb(image, "image")
+    color_map = np.asarray(color_map)
+    alpha = None
+    if color_map.ndim == 3 and color_map.shape[2] == 4 and color_map.dtype == np.uint8:
+        alpha, color_map = color_map[:, :, 3:], color_map[:, :, :3]
     color_map = _rgb(color_map, "color_map")
     if image.shape != color_map.shape:
         raise ValueError(f"image {image.shape[:2]} and colour map {color_map.shape[:2]} "
@@ -33,6 +65,8 @@ def blend(
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
     weight = np.uint16(round(opacity * 256))
+    if alpha is not None:  # per pixel: weight * alpha / 255, rounded, at most 256
+        weight = (alpha.astype(np.uint16) * weight + np.uint16(127)) // np.uint16(255)
     out = image.astype(np.uint16)
     out *= np.uint16(256) - weight
     out += color_map.astype(np.uint16) * weight  # at most 255 * 256 + 128: fits in 16 bits

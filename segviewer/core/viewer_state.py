@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from segviewer.core.labels import Palette, get_palette
-from segviewer.core.palettes import palette_for
+from segviewer.core.labels import Palette
+from segviewer.core.palettes import background_id, shown_palette
 from segviewer.core.serving.base import ModelMetadata, Prediction
 
-FROM_MODEL = "model"  # palette choice: the model's own classes (see palettes.palette_for)
+FROM_MODEL = "model"  # palette choice: the model's own classes (see palettes.shown_palette)
 
 
 class Event:
@@ -93,27 +93,40 @@ class PredictionQueue:
 
     def __init__(self) -> None:
         self._waiting: deque[str] = deque()
+        self._queued: set[str] = set()  # `in` on the deque would make a big folder quadratic
         self.running: str | None = None
         self._done = 0
 
     def add(self, paths: Iterable[str]) -> None:
         for path in paths:
-            if path not in self._waiting and path != self.running:
+            if path not in self._queued and path != self.running:
                 self._waiting.append(path)
+                self._queued.add(path)
 
     def put_first(self, path: str) -> None:
         """Run `path` next (the image the user is looking at); no-op while it runs."""
         if path == self.running:
             return
-        if path in self._waiting:
+        if path in self._queued:
             self._waiting.remove(path)
         self._waiting.appendleft(path)
+        self._queued.add(path)
+
+    def remove(self, paths: Iterable[str]) -> None:
+        """Images no longer listed wait no more (one running ends as it will)."""
+        gone = self._queued.intersection(paths)
+        if gone:
+            self._waiting = deque(p for p in self._waiting if p not in gone)
+            self._queued -= gone
+            if not self._waiting and self.running is None:
+                self._done = 0
 
     def pop(self) -> str | None:
         """The next image to run (now `running`), or None when none waits or one runs."""
         if self.running is not None or not self._waiting:
             return None
         self.running = self._waiting.popleft()
+        self._queued.discard(self.running)
         return self.running
 
     def skip(self) -> None:
@@ -131,6 +144,7 @@ class PredictionQueue:
         """Drop everything (a cancel or a model change); returns what was waiting or running."""
         dropped = ([self.running] if self.running is not None else []) + list(self._waiting)
         self._waiting.clear()
+        self._queued.clear()
         self.running = None
         self._done = 0
         return dropped
@@ -145,7 +159,7 @@ class PredictionQueue:
         return self.running is None and not self._waiting
 
     def __contains__(self, path: object) -> bool:
-        return path == self.running or path in self._waiting
+        return path == self.running or path in self._queued
 
 
 class ViewerState:
@@ -192,6 +206,16 @@ class ViewerState:
             self.images_added.emit(added)
         return added
 
+    def remove_images(self, paths: Iterable[str]) -> None:
+        """Taken off the list (the files stay): not run any more; the current one is no longer
+        shown."""
+        paths = [p for p in paths if p in self.statuses]
+        for path in paths:
+            del self.statuses[path]
+        self.queue.remove(paths)
+        if self.current in paths:
+            self.set_current(None)
+
     def set_status(self, path: str, status: Status, message: str = "") -> None:
         if path in self.statuses:
             self.statuses[path] = status
@@ -227,6 +251,7 @@ class ViewerState:
         self._base_palette = self._resolve(self.palette_choice, metadata)
         self.model_changed.emit(identity, None)
         self.palette_changed.emit(self.palette, self.palette_choice)
+        self._hide_background()
 
     def offer_result(self, path: str, identity: ModelIdentity, prediction: Prediction,
                      edited: bool = False) -> bool:
@@ -266,9 +291,13 @@ class ViewerState:
 
     @staticmethod
     def _resolve(choice: str, metadata: ModelMetadata | None) -> Palette:
-        if choice == FROM_MODEL:
-            return palette_for(metadata) if metadata is not None else get_palette("pascal")
-        return get_palette(choice)
+        return shown_palette(None if choice == FROM_MODEL else choice, metadata)
+
+    def _hide_background(self) -> None:
+        """The background (see `palettes.background_id`) starts transparent with each palette."""
+        background = background_id(self._base_palette)
+        if background is not None:
+            self.set_class_hidden(background, True)
 
     def choose_palette(self, choice: str) -> None:
         """"model", a built-in palette name or a JSON file; raises PaletteError (or OSError)
@@ -278,6 +307,7 @@ class ViewerState:
         self.palette_choice = choice
         self.custom_colors = {}
         self.palette_changed.emit(self.palette, choice)
+        self._hide_background()
 
     def set_class_color(self, class_id: int, rgb: tuple[int, int, int]) -> None:
         self.custom_colors[class_id] = tuple(int(c) for c in rgb)  # type: ignore[assignment]

@@ -73,6 +73,7 @@ class ImageCanvas(QGraphicsView):
         self._mode = ViewMode.OVERLAY
         self._show_boundaries = False
         self._fit = True  # keep fitting on resize until the user zooms
+        self._empty_text = ""
         self._apply_visibility()
 
     # -- content -------------------------------------------------------------------------------
@@ -115,6 +116,20 @@ class ImageCanvas(QGraphicsView):
         rgba = np.zeros((*mask.shape, 4), np.uint8)
         rgba[mask] = (255, 255, 255, 230)
         self._edge_item.setPixmap(QPixmap.fromImage(qimage_from_array(rgba)))
+
+    def set_empty_text(self, text: str) -> None:
+        """What the canvas says while it has no image (e.g. how to open one)."""
+        self._empty_text = text
+        self.viewport().update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self._empty_text and self.image_shape is None:
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor(205, 207, 212))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                             self._empty_text)
+            painter.end()
 
     @property
     def image_shape(self) -> tuple[int, int] | None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QGraphics
 
 from segviewer.core.editing import DEFAULT_IGNORE_LABEL, Change, EditSession, Rect, Stroke
 from segviewer.core.labels import Palette
+from segviewer.core.overlay import overlay_lut
 from segviewer.ui.canvas import ImageCanvas
 
 LASSO_START_PX = 4  # a press that moves this far (screen pixels) draws a lasso, not a vertex
@@ -40,13 +41,10 @@ TOOL_NAMES = {Tool.BRUSH: "Brush", Tool.ERASER: "Eraser", Tool.FILL: "Fill",
 
 
 def rgba_lut(palette: Palette, hidden: frozenset[int], dtype: np.dtype) -> np.ndarray:
-    """RGBA for every id the dtype holds; hidden classes fully transparent."""
+    """RGBA for every id the dtype holds; hidden classes fully transparent (the colouring of
+    `labels.colorize_rgba`, through `overlay.overlay_lut`)."""
     size = 256 if np.dtype(dtype).itemsize == 1 else 65536
-    lut = np.empty((size, 4), np.uint8)
-    lut[:, :3] = palette.lut(size)
-    lut[:, 3] = 255
-    lut[[i for i in hidden if i < size], 3] = 0
-    return lut
+    return overlay_lut(palette.lut(size), hidden)
 
 
 class EditCommand(QUndoCommand):

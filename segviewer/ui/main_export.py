@@ -28,8 +28,7 @@ class ExportMixin:
         shown = self.state.shown
         if self.image is None or self._colors is None or shown is None:
             return None
-        return blend(self.image, np.ascontiguousarray(self._colors[..., :3]), self.state.opacity,
-                     shown.prediction.labels, self.state.hidden)
+        return blend(self.image, self._colors, self.state.opacity)  # hidden classes: alpha 0
 
     def _ask_save(self, title: str, suffix: str, default: str) -> str | None:
         start = str(Path(self.prefs.get(LAST_FOLDER)) / default)

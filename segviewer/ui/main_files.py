@@ -1,5 +1,6 @@
 """Opening images in the main window: the file dialogs, drops, and the recent-files menu.
-A mixin of `MainWindow`: what is found goes into the window's `ViewerState` and its queue."""
+A mixin of `MainWindow`: what a `FolderWalker` finds goes into the window's `ViewerState` and its
+queue chunk by chunk, while the walk goes on."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
 from segviewer.ui import settings as keys
-from segviewer.ui import tasks
-from segviewer.ui.workers import Job
+from segviewer.ui.folder_walker import FolderWalker
 
 MAX_RECENT = 10
 
@@ -31,16 +31,30 @@ class FilesMixin:
         if folder:
             self.open_paths([folder])
 
-    def open_paths(self, inputs: list[str | Path]) -> Job:
-        """Add images and folders (searched recursively) to the list; shows the first new one."""
+    def open_paths(self, inputs: list[str | Path]) -> FolderWalker:
+        """Add images and folders (searched recursively) to the list as the walk finds them, a
+        chunk at a time (a big folder lists its first rows at once); shows the first new one."""
         inputs = [str(p) for p in inputs]
-        job = self._io.start("find images", tasks.find, inputs)
-        job.finished.connect(lambda found: self._found(inputs, found))
-        job.failed.connect(self.show_error)
-        return job
+        walker = FolderWalker(self)
+        self._walkers.add(walker)
+        to_show = [True]  # until this walk has shown an image
+        walker.found.connect(lambda chunk: self._found(chunk, to_show))
+        walker.finished.connect(lambda count: self._walk_finished(walker, inputs, count))
+        walker.failed.connect(lambda message: (self._walk_ended(walker), self.show_error(message)))
+        walker.start(inputs)
+        self._update_busy()
+        return walker
 
-    def _found(self, inputs: list[str], found: list[Path]) -> None:
-        if not found:
+    def _found(self, chunk: list[str], to_show: list[bool]) -> None:
+        added = self.state.add_images(chunk)
+        self.predictor.enqueue(added)  # before showing one: it then moves to the front
+        if to_show[0] and (self.state.current is None or added):
+            to_show[0] = False
+            self.file_list.select_path(added[0] if added else chunk[0])
+
+    def _walk_finished(self, walker: FolderWalker, inputs: list[str], count: int) -> None:
+        self._walk_ended(walker)
+        if not count:
             self.show_error(f"No images found in {', '.join(inputs)} — open image files "
                             "(PNG, JPEG, …) or a folder that holds some")
             return
@@ -48,11 +62,30 @@ class FilesMixin:
         self.prefs.set(keys.LAST_FOLDER, str(first if first.is_dir() else first.parent))
         for item in reversed(inputs):
             self._remember_recent(item)
-        added = self.state.add_images(str(p) for p in found)
-        self.predictor.enqueue(added)  # before showing one: it then moves to the front
-        if self.state.current is None or added:
-            self.file_list.select_path(added[0] if added else str(found[0]))
-        self.statusBar().showMessage(f"Opened {len(found)} image(s)", 4000)
+        self.statusBar().showMessage(f"Opened {count} image(s)", 4000)
+
+    def _walk_ended(self, walker: FolderWalker) -> None:
+        self._walkers.discard(walker)
+        walker.deleteLater()
+        self._update_busy()
+
+    def cancel_walks(self) -> None:
+        """Stop listing: what was found stays listed."""
+        for walker in list(self._walkers):
+            walker.cancel()
+            self._walk_ended(walker)
+
+    def _paths_removed(self, paths: list[str]) -> None:
+        """Taken off the list (the files stay): not run any more; the canvas empties with the
+        image shown."""
+        current = self.state.current
+        self.state.remove_images(paths)
+        if current is not None and self.state.current is None:
+            self._loading.cancel()
+            self.image = None
+            self.canvas.set_image(None)
+            self._update_title()
+        self._update_summary()
 
     def _remember_recent(self, path: str) -> None:
         recent = [path] + [p for p in self.prefs.get(keys.RECENT) if p != path]

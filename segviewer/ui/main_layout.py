@@ -41,6 +41,9 @@ def build_widgets(self: MainWindow) -> None:
 
     self.file_list = FileList()
     self.file_list.current_path_changed.connect(self.show_path)
+    self.file_list.paths_removed.connect(self._paths_removed)
+    self.state.palette_changed.connect(  # the class filter names the palette's classes
+        lambda palette, _choice: self.file_list.set_class_names(dict(enumerate(palette.names))))
     self.files_dock = _dock(self, "Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
     self.legend = LegendWidget(self.state)
     self.legend.palette_requested.connect(self.set_palette_choice)
@@ -157,6 +160,8 @@ def build_actions(w: MainWindow) -> None:
                    sp.SP_ArrowForward)
     w.act_prev = a("&Previous Image", lambda: w.file_list.step(-1), ["PgUp", "Left", "P"],
                    sp.SP_ArrowBack)
+    w.act_first = a("F&irst Image", lambda: w.file_list.step(-w.file_list.count()), ["Home"])
+    w.act_last = a("L&ast Image", lambda: w.file_list.step(w.file_list.count()), ["End"])
     for act, short in ((w.act_open, "Open"), (w.act_open_folder, "Folder"),
                        (w.act_next, "Next"), (w.act_prev, "Previous")):
         act.setIconText(short)
@@ -168,6 +173,9 @@ def build_actions(w: MainWindow) -> None:
     w.act_shortcuts = a("&Keyboard Shortcuts", w.show_shortcuts,
                         [QKeySequence.StandardKey.HelpContents])
     w.act_about = a(f"&About {APP_NAME}", w.show_about)
+    keys = [act.shortcut().toString() for act in (w.act_open, w.act_open_folder, w.act_connect)]
+    w.canvas.set_empty_text(f"Drop images or a folder here\nor open them: {keys[0]}, {keys[1]}"
+                            f"\n\nConnect a model: {keys[2]}\nTry the demo: File ▸ Open Demo")
 
 
 def build_menus_and_toolbar(w: MainWindow) -> None:
@@ -196,7 +204,7 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     view.addSeparator()
     view.addActions([w.act_zoom_in, w.act_zoom_out, w.act_fit, w.act_actual])
     view.addSeparator()
-    view.addActions([w.act_next, w.act_prev, w.act_rerun])
+    view.addActions([w.act_next, w.act_prev, w.act_first, w.act_last, w.act_rerun])
     view.addSeparator()
     for dock in (w.files_dock, w.legend_dock, w.info_dock):
         view.addAction(dock.toggleViewAction())

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from segviewer.core.labels import Palette, PaletteError, colorize_rgba
-from segviewer.core.overlay import boundaries
+from segviewer.core.overlay import boundaries, class_shares
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown, Status, ViewerState, ViewMode
 from segviewer.paths import resource_dir
@@ -30,6 +30,7 @@ from segviewer.ui import settings as keys
 from segviewer.ui import tasks
 from segviewer.ui.cache import PredictionCache
 from segviewer.ui.edit_main import install_editing
+from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
@@ -76,6 +77,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._loading.finished.connect(self._loaded)
         self._loading.failed.connect(self._load_failed)
         self.predictor = PredictionController(self.state, self)
+        self._walkers: set[FolderWalker] = set()  # folders being listed (main_files.py)
         self.errors: list[str] = []  # every error shown, for `--screenshot` to report
         self.image: np.ndarray | None = None
         self._colors: np.ndarray | None = None  # RGBA of the labels shown, hidden classes clear
@@ -110,6 +112,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         predictor.result_ready.connect(lambda path: path == state.current and self._show_current())
         predictor.error.connect(self.show_error)
         predictor.thumbnail_ready.connect(self.file_list.set_thumbnail)
+        predictor.classes_ready.connect(self.file_list.set_classes)
         predictor.changed.connect(self._update_busy)
         self._io.busy_changed.connect(self._update_busy)
 
@@ -167,8 +170,9 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
 
     @property
     def idle(self) -> bool:
-        """Nothing loading, connecting or predicting (what `--screenshot` waits for)."""
-        return not (self._io.busy or self.predictor.busy or not self.state.queue.idle)
+        """Nothing listing, loading, connecting or predicting (what `--screenshot` waits for)."""
+        return not (self._io.busy or self.predictor.busy or not self.state.queue.idle
+                    or self._walkers)
 
     # ==========================================================================================
     # showing one image
@@ -218,6 +222,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self.editing.offer(path, identity, prediction)  # the edited labels in edit mode
 
     def _shown_changed(self, shown: Shown | None) -> None:
+        if shown is not None:  # a cached result's classes were forgotten at a model change
+            self.file_list.set_classes(shown.path, class_shares(shown.prediction.labels))
         self._recolor()
         self._update_boundaries()
         self._update_title()
@@ -366,7 +372,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     # ==========================================================================================
     # work in progress
     def cancel_work(self) -> None:
-        """Stop predicting and connecting: queued images stay pending."""
+        """Stop listing, predicting and connecting: queued images stay pending."""
+        self.cancel_walks()
         self.predictor.cancel()
         self._update_busy()
 
@@ -398,6 +405,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self._io.cancel_all()
+        self.cancel_walks()
         self.predictor.close()
         self._io.wait(5000)
         super().closeEvent(event)

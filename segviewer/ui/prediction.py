@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from shiboken6 import isValid
 
+from segviewer.core.overlay import class_shares
 from segviewer.core.serving.base import Backend, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Status, ViewerState
 from segviewer.ui import tasks
@@ -31,6 +32,7 @@ class PredictionController(QObject):
     result_ready = Signal(str)  # a path whose result for the chosen model is now cached
     error = Signal(str)
     thumbnail_ready = Signal(str, object)
+    classes_ready = Signal(str, object)  # (path, {class id: percent} or None: forget them)
     changed = Signal()  # the queue or the busy state moved: progress to redraw
 
     def __init__(self, state: ViewerState, parent: QObject | None = None) -> None:
@@ -133,6 +135,7 @@ class PredictionController(QObject):
         todo = []
         for path in self.state.paths:
             key = self.key(path)
+            self.classes_ready.emit(path, None)  # the old model's: set again when shown or run
             if key is not None and key in self.cache:
                 self.state.set_status(path, Status.DONE)
             elif self.state.statuses[path] is not Status.FAILED or key is not None:
@@ -156,7 +159,8 @@ class PredictionController(QObject):
             return
         while (path := queue.pop()) is not None:
             key = self.key(path)
-            if path in self._thumbnails and (key is None or key in self.cache):
+            # No model: nothing to run (the list makes its own thumbnails, for rows shown).
+            if key is None or (path in self._thumbnails and key in self.cache):
                 if key is not None:
                     self.state.set_status(path, Status.DONE)
                 queue.skip()
@@ -170,10 +174,11 @@ class PredictionController(QObject):
     def _processed(self, result: tasks.Processed) -> None:
         self._thumbnails.add(result.path)
         self.thumbnail_ready.emit(result.path, result.thumbnail)
-        if result.prediction is None or result.key is None:  # no model: a thumbnail only
+        if result.prediction is None or result.key is None:  # cancelled before predicting
             self.state.set_status(result.path, Status.PENDING)
             return
         self.cache.put(result.key, result.prediction)
+        self.classes_ready.emit(result.path, class_shares(result.prediction.labels))
         self.state.set_status(result.path, Status.DONE)
         self.result_ready.emit(result.path)
 

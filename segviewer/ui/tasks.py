@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,12 +104,6 @@ def connect(state: TaskState, spec: ConnectionSpec, model: str | None,
 def select(state: TaskState, backend: Backend, models: list[str], model: str,
             version: int | None) -> Connected:
     return choose(backend, model, version, models)
-
-
-def find(state: TaskState, inputs: list[str]) -> list[Path]:
-    from segviewer.core.images import find_images
-
-    return find_images(inputs)
 
 
 def load(state: TaskState, path: str) -> tuple[str, np.ndarray]:
