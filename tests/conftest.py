@@ -36,10 +36,18 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def toy_base(tmp_path_factory) -> Path:
     """<base>/toy/1 and /2: real SavedModels with the exporter's signatures and the same classes;
-    v2 shifts every label by one (see test_local_backend.toy_labels)."""
-    from test_local_backend import save_toy_model
+    v2 shifts every label by one (see toy_savedmodels.toy_labels)."""
+    from toy_savedmodels import save_toy_model
 
     base = tmp_path_factory.mktemp("toy_models")
     save_toy_model(base / "toy" / "1", shift=0)
     save_toy_model(base / "toy" / "2", shift=1)
     return base
+
+
+@pytest.fixture(scope="session")
+def review_models(tmp_path_factory) -> Path:
+    """<base>/seg/1 and /2: the review test models (see review_data)."""
+    from review_data import build_review_models
+
+    return build_review_models(tmp_path_factory.mktemp("review_models"))

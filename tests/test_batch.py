@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sample_images import write_mixed_folder
 
 from segviewer.core import provenance
 from segviewer.core.batch import BatchOptions, BatchProgress, run_batch
@@ -26,26 +27,6 @@ from segviewer.core.shards import Shard
 from segviewer.devserver.toy_models import CLASSES, tiny_labels
 
 TINY_V2 = ModelRef("tiny", version=2)
-
-
-def write_mixed_folder(folder: Path) -> list[Path]:
-    """A corrupt PNG, a 16-bit PNG, an RGBA PNG, a grayscale JPEG and a portrait EXIF JPEG (in a
-    subfolder). Returns the four good files."""
-    rng = np.random.default_rng(7)
-    (folder / "phone").mkdir(parents=True)
-    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    deep = rng.integers(0, 65536, size=(24, 32), dtype=np.uint16)
-    Image.frombytes("I;16", (32, 24), deep.astype("<u2").tobytes()).save(folder / "deep16.png")
-    rgba = rng.integers(0, 256, size=(20, 30, 4), dtype=np.uint8)
-    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
-    gray = rng.integers(0, 256, size=(18, 26), dtype=np.uint8)
-    Image.fromarray(gray, "L").save(folder / "gray.jpg", quality=90)
-    landscape = Image.fromarray(rng.integers(0, 256, size=(16, 28, 3), dtype=np.uint8))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display -> 28 x 16 portrait
-    landscape.save(folder / "phone" / "portrait.jpg", exif=exif, quality=90)
-    return [folder / "deep16.png", folder / "rgba.png", folder / "gray.jpg",
-            folder / "phone" / "portrait.jpg"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_batch import write_mixed_folder
+from sample_images import write_mixed_folder
 
 from segviewer.core.batch import BatchProgress, Failure
 from segviewer.core.cli import ProgressPrinter

@@ -12,21 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from test_review import (  # noqa: F401 (review_models: a fixture)
+from review_data import (
     CLASSES,
     A,
     B,
     review_images,
-    review_models,
     rule_a,
     rule_b,
+    save_prediction,
+    write_predictions,
     write_review_set,
 )
 
 from segviewer.core import provenance
 from segviewer.core.cli import main as predict_main
 from segviewer.core.fingerprint import Fingerprint
-from segviewer.core.images import encode_png
 from segviewer.core.labels import palette_from_classes
 from segviewer.core.prediction_source import PredictionFolder, PredictionFolderError
 from segviewer.core.review import ReviewOptions, SessionVerdicts, Source, Verdict, run_review
@@ -37,23 +37,8 @@ from segviewer.core.serving.base import ClassInfo
 from segviewer.core.serving.local_backend import LocalBackend
 
 
-def save_prediction(path: Path, labels: np.ndarray, model: str, version: int | None,
-                    fingerprint: str | None, source: str = "gRPC farm:8500") -> None:
-    """A label PNG as segviewer-predict writes it: ids, plus the `segviewer` text chunk."""
-    made = provenance.Provenance(model, version, "serving_default", source, fingerprint)
-    path.write_bytes(provenance.write(encode_png(labels.astype(np.uint8)), made))
-
-
-def write_predictions(folder: Path, arrays: dict[str, np.ndarray], rule, version: int,
-                      fingerprint: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        save_prediction(folder / f"{name}.png", rule(array), "seg", version, fingerprint)
-    return folder
-
-
 @pytest.fixture
-def predicted(review_models, tmp_path):  # noqa: F811
+def predicted(review_models, tmp_path):
     """(images, gt, A's predictions, B's predictions, the in-process session to compare with)."""
     images_dir, gt = write_review_set(tmp_path / "set")
     images = sorted(images_dir.glob("*.png"))
@@ -92,7 +77,7 @@ def test_prediction_folders_score_as_running_the_models(predicted, tmp_path):
     assert SessionVerdicts(store, read, "bob").all("right.png")[0].verdict is Verdict.FAIL
 
 
-def test_segviewer_predict_outputs_are_a_review_source(predicted, review_models,  # noqa: F811
+def test_segviewer_predict_outputs_are_a_review_source(predicted, review_models,
                                                       tmp_path):
     """The folders segviewer-predict writes record each version's fingerprint (computed as the
     review computes it), so reading them scores and matches verdicts like running the models."""

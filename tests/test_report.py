@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from PIL import Image
-from test_review import A, B, build_review_models, rule_a, rule_b, write_review_set
+from review_data import A, B, rule_a, rule_b, write_review_set
 
 from segviewer.core.labels import colorize
 from segviewer.core.overlay import DIFF_COLOR, blend
@@ -76,8 +76,8 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory) -> LocalBackend:
-    return LocalBackend(build_review_models(tmp_path_factory.mktemp("report_models")))
+def local(review_models) -> LocalBackend:
+    return LocalBackend(review_models)
 
 
 @pytest.fixture

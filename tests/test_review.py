@@ -8,8 +8,6 @@ Ground truth: A's output with known edits for left, all class 1 for right, none 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from pathlib import Path
 
@@ -17,9 +15,9 @@ import numpy as np
 import pytest
 from conftest import DEMO
 from PIL import Image
+from review_data import DEMO_MODELS, PALETTE, A, B, review_images, rule_a, rule_b, write_review_set
 
 from segviewer.core.compare import confusion_matrix, gt_from_color, scores
-from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts
 from segviewer.core.review import (
     ReviewError,
@@ -36,93 +34,6 @@ from segviewer.core.review import (
 from segviewer.core.review_store import ReviewStore
 from segviewer.core.serving.base import ModelRef
 from segviewer.core.serving.local_backend import LocalBackend
-
-CLASSES = [
-    {"id": 0, "name": "background", "color": [0, 0, 0]},
-    {"id": 1, "name": "road", "color": [128, 64, 128]},
-    {"id": 2, "name": "tree", "color": [0, 128, 0]},
-    {"id": 3, "name": "sky", "color": [70, 130, 180]},
-]
-PALETTE = Palette("seg", np.array([c["color"] for c in CLASSES]), [c["name"] for c in CLASSES])
-A, B = ModelRef("seg", version=1), ModelRef("seg", version=2)
-DEMO_MODELS = DEMO / "models" / "pascal"
-
-
-def rule_a(image: np.ndarray) -> np.ndarray:
-    return image[..., 0].astype(np.int64) // 64
-
-
-def rule_b(image: np.ndarray) -> np.ndarray:
-    return np.where(image[..., 1] >= 128, 3, rule_a(image))
-
-
-def metadata_json(version: int) -> str:
-    """As our exporter writes it, with a content digest: these models have no variables, so
-    their rule stands for the weights."""
-    digest = hashlib.sha256(f"rule of seg v{version}".encode()).hexdigest()
-    return json.dumps({"classes": CLASSES, "num_classes": 4, "weights_sha256": digest})
-
-
-def build_review_models(base: Path) -> Path:
-    """<base>/seg/1 and /2: uint8 images [1,H,W,3] -> int64 segmentation_map [1,H,W], with the
-    exporter's metadata signature (4 named classes)."""
-    import tensorflow as tf
-
-    class Seg(tf.Module):
-        def __init__(self, version: int) -> None:
-            super().__init__()
-            self.version = version
-
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)])
-        def serve(self, images):
-            labels = tf.cast(images[..., 0], tf.int64) // 64
-            if self.version == 2:
-                labels = tf.where(images[..., 1] >= 128, tf.constant(3, tf.int64), labels)
-            return {"segmentation_map": labels}
-
-        @tf.function(input_signature=[])
-        def metadata(self):
-            return {"metadata_json": tf.constant(metadata_json(self.version))}
-
-    for version in (1, 2):
-        module = Seg(version)
-        tf.saved_model.save(module, str(base / "seg" / str(version)),
-                            signatures={"serving_default": module.serve,
-                                        "segviewer_metadata": module.metadata})
-    return base
-
-
-def review_images() -> dict[str, np.ndarray]:
-    left = np.zeros((4, 10, 3), np.uint8)
-    left[:, 5:, 0] = 200  # A: class 0 | class 3
-    left[0, :2, 1] = 255  # B: class 3 on 2 pixels where A says 0
-    right = np.zeros((5, 8, 3), np.uint8)
-    right[..., 0] = 100  # A: class 1 everywhere
-    right[:2, :5, 1] = 255  # B: class 3 on 10 pixels
-    same = np.zeros((2, 5, 3), np.uint8)
-    same[..., 0] = 150  # class 2, both
-    return {"left": left, "right": right, "same": same}
-
-
-def write_review_set(folder: Path) -> tuple[Path, Path]:
-    """(images folder, ground-truth folder); left's and right's ground truth as gray PNGs."""
-    images, gt = folder / "images", folder / "gt"
-    images.mkdir(parents=True)
-    gt.mkdir()
-    arrays = review_images()
-    for name, array in arrays.items():
-        Image.fromarray(array).save(images / f"{name}.png")
-    left_gt = rule_a(arrays["left"]).astype(np.uint8)
-    left_gt[3, 9] = 2  # A (and B) wrong on one pixel
-    left_gt[3, 0] = 255  # ignored
-    Image.fromarray(left_gt).save(gt / "left.png")
-    Image.fromarray(np.ones((5, 8), np.uint8)).save(gt / "right.png")
-    return images, gt
-
-
-@pytest.fixture(scope="session")
-def review_models(tmp_path_factory) -> Path:
-    return build_review_models(tmp_path_factory.mktemp("review_models"))
 
 
 @pytest.fixture

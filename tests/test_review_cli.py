@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_review import build_review_models, write_review_set
+from review_data import write_review_set
 
 from segviewer.core.review import SessionVerdicts, Source, Verdict, run_review
 from segviewer.core.review_store import ReviewStore
@@ -44,9 +44,9 @@ def read_csv(path: Path) -> dict[str, dict[str, str]]:
         return {row["image"]: row for row in csv.DictReader(f)}
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    return build_review_models(tmp_path_factory.mktemp("cli_models"))
+@pytest.fixture
+def models(review_models) -> Path:
+    return review_models
 
 
 @pytest.fixture

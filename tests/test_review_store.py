@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from test_review import A, B, review_models, write_review_set  # noqa: F401 (fixture)
+from review_data import A, B, write_review_set
 
 from segviewer.core.review import SessionVerdicts, Source, run_review
 from segviewer.core.review_cli import main as review_main
@@ -97,7 +97,7 @@ def test_two_processes_writing_at_once_lose_no_verdict(tmp_path):
     assert all(len(entries) == 2 for entries in verdicts.values())
 
 
-def test_export_csv_and_json_and_legacy_import(review_models, tmp_path):  # noqa: F811
+def test_export_csv_and_json_and_legacy_import(review_models, tmp_path):
     images_dir, _ = write_review_set(tmp_path / "set")
     images = sorted(images_dir.glob("*.png"))
     local = LocalBackend(review_models)
@@ -134,7 +134,7 @@ def test_export_csv_and_json_and_legacy_import(review_models, tmp_path):  # noqa
         verdicts.import_legacy(other)
 
 
-def test_a_verdict_shows_on_every_path_to_the_same_versions(review_models, start_tf_serving,  # noqa: F811
+def test_a_verdict_shows_on_every_path_to_the_same_versions(review_models, start_tf_serving,
                                                             tmp_path, monkeypatch, capsys):
     """Verdict made with the models in-process; the same versions over gRPC and over REST show it,
     and segviewer-review puts it in its report."""

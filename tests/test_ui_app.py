@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import DEMO
-from test_local_backend import CLASSES
+from toy_savedmodels import CLASSES
 
 import segviewer
 from segviewer.paths import demo_models_dir

@@ -14,9 +14,8 @@ import pytest
 from conftest import DEMO
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-from test_review import (
+from review_data import (
     PALETTE,
-    build_review_models,
     review_images,
     rule_a,
     rule_b,
@@ -36,9 +35,9 @@ MAGENTA = (255, 0, 255)
 DEMO_MODELS = DEMO / "models" / "pascal"
 
 
-@pytest.fixture(scope="module")
-def seg_models(tmp_path_factory) -> Path:
-    return build_review_models(tmp_path_factory.mktemp("compare_models")) / "seg"
+@pytest.fixture
+def seg_models(review_models) -> Path:
+    return review_models / "seg"
 
 
 @pytest.fixture

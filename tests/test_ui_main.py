@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
-from test_local_backend import CLASSES, toy_labels
+from toy_savedmodels import CLASSES, toy_labels
 
 from segviewer.core.images import load_label_png
 from segviewer.core.overlay import class_shares

@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog
-from test_prediction_review import write_predictions
-from test_review import build_review_models, review_images, rule_a, rule_b, write_review_set
+from review_data import (
+    review_images,
+    rule_a,
+    rule_b,
+    write_predictions,
+    write_review_set,
+)
 
 from segviewer.core.review import Verdict
 from segviewer.core.serving.connection import ConnectionSpec
@@ -22,9 +27,9 @@ from segviewer.ui.review_panel import REVIEWER_SETTING
 WAIT_MS = 120_000
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    return build_review_models(tmp_path_factory.mktemp("ui_store_models"))
+@pytest.fixture
+def models(review_models) -> Path:
+    return review_models
 
 
 def open_compare(qtbot, choice: CompareChoice, paths: list[Path]) -> CompareWindow:
