@@ -1,5 +1,5 @@
 """The review report: HTML parsed back (sections, tables, embedded PNGs checked pixel by pixel) and
-the CSV read with the csv module, on the exact two-model set of test_review."""
+the CSV read with the csv module, on the exact two-model set of review_data."""
 
 from __future__ import annotations
 
