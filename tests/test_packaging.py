@@ -94,11 +94,13 @@ def test_about_dialog_shows_the_package_version(qtbot):
     qtbot.addWidget(window)
     texts = []
 
-    def read_and_close() -> None:  # the dialog is modal: read it from inside its event loop
-        for widget in QApplication.topLevelWidgets():
-            if isinstance(widget, QMessageBox) and widget.isVisible():
-                texts.append(widget.text())
-                widget.close()
+    def read_and_close() -> None:  # the dialog is modal: poll for it from inside its event loop
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, read_and_close)
+            return
+        texts.append(box.text())
+        box.close()
 
     QTimer.singleShot(0, read_and_close)
     window.act_about.trigger()
