@@ -20,9 +20,10 @@ from exporter.defaults import (
     OUTPUT_STRIDES,
     parse_numbers,
 )
-from segviewer.core.cli_support import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser
+from segviewer.core.cli_support import EXIT_OK, EXIT_USAGE, Parser, run_main
 from segviewer.core.quiet_tensorflow import import_tensorflow
 
+PROG = "segviewer-export"
 _EPILOG = """\
 defaults: crop 513,513 (as research export_model.py); output stride 8 when the checkpoint has no
 atrous ASPP branches (the mobilenet_v2 zoo models, exported at 8), else 16 with the research rates
@@ -58,7 +59,7 @@ def _app_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
-        prog="segviewer-export",
+        prog=PROG,
         description="Export a DeepLab research checkpoint as a TF Serving SavedModel.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -97,11 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _export(args)
-    except KeyboardInterrupt:  # the export's temporary folder is removed on the way out
-        print("segviewer-export: interrupted; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # On Ctrl-C the export's temporary folder is removed on the way out.
+    return run_main(PROG, lambda: _export(args), "interrupted; nothing was written")
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -290,5 +290,5 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert stderr == "segviewer-export: interrupted; nothing was written\n"
+    assert stderr.strip() == "segviewer-export: interrupted; nothing was written"
     assert list((export_dir / "m").iterdir()) == []

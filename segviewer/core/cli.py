@@ -38,6 +38,7 @@ from segviewer.core.cli_support import (
     make_out_dir,
     only_model,
     positive_int,
+    run_main,
 )
 from segviewer.core.fingerprint import from_metadata, local_folder
 from segviewer.core.images import atomic_write_bytes
@@ -344,17 +345,10 @@ def _merge(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        if "--merge-summaries" in argv:
-            return _merge(argv)
-        return _run(build_parser().parse_args(argv))
-    except (UsageError, BackendError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; every file written is complete", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
+    if "--merge-summaries" in argv:
+        return run_main(PROG, lambda: _merge(argv), "interrupted", (BackendError,))
+    return run_main(PROG, lambda: _run(build_parser().parse_args(argv)),
+                    "interrupted; every file written is complete", (BackendError,))
 
 if __name__ == "__main__":
     sys.exit(main())

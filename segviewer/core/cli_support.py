@@ -4,6 +4,8 @@ codes, the one-line usage error, and argument checks that name the flag and the 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -20,6 +22,20 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line instead of argparse's usage dump
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run_main(prog: str, run: Callable[[], int], interrupted: str,
+             errors: tuple[type[Exception], ...] = ()) -> int:
+    """A command's exit code: `run()`'s, 2 with one line for a UsageError or one of `errors`,
+    130 with `interrupted` for Ctrl-C (never a traceback for either)."""
+    try:
+        return run()
+    except (UsageError, *errors) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\n{prog}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def positive_int(text: str) -> int:

@@ -21,12 +21,12 @@ from segviewer.core.cli_support import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     Parser,
     UsageError,
     make_out_dir,
     only_model,
     positive_int,
+    run_main,
 )
 from segviewer.core.images import find_images
 from segviewer.core.labels import PaletteError, get_palette
@@ -285,15 +285,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (UsageError, ReviewError, BackendError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted; no report written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
+    return run_main(PROG, lambda: _run(args), "interrupted; no report written",
+                    (ReviewError, BackendError))
 
 if __name__ == "__main__":
     sys.exit(main())
