@@ -22,7 +22,7 @@ from segviewer.core.review import (
     SourceInfo,
     run_review,
 )
-from segviewer.core.serving.base import Backend, ModelRef
+from segviewer.core.serving.base import Backend, ModelRef, served_models
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
 from segviewer.ui.workers import TaskState
 
@@ -30,10 +30,10 @@ from segviewer.ui.workers import TaskState
 def _source(backend: Backend, side: SourceChoice, name: str) -> Source:
     model = side.model
     if model is None:
-        models = backend.models()
+        models = served_models(backend)
         if not models:
-            raise ValueError(f"model {name}: {backend.description} serves no models — give the "
-                             "model name")
+            raise ValueError(f"model {name}: {backend.description} does not list its models — "
+                             "give the model name")
         model = models[0]
     return Source(backend, ModelRef(model, side.version))
 
