@@ -35,6 +35,7 @@ class FilesMixin:
         """Add images and folders (searched recursively) to the list as the walk finds them, a
         chunk at a time (a big folder lists its first rows at once); shows the first new one."""
         inputs = [str(p) for p in inputs]
+        self.opened_inputs += [p for p in inputs if p not in self.opened_inputs]
         walker = FolderWalker(self)
         self._walkers.add(walker)
         to_show = [True]  # until this walk has shown an image
