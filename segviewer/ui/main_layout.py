@@ -138,16 +138,17 @@ def build_actions(w: MainWindow) -> None:
 
     w.mode_group = QActionGroup(w)
     w.act_mode = {}
-    for mode, text, key in ((ViewMode.OVERLAY, "O&verlay", "O"),
-                            (ViewMode.LABELS, "&Labels Only", "L"),
-                            (ViewMode.IMAGE, "&Image Only", "I")):
+    # Short names: the toolbar shows them as they are in the View menu.
+    for mode, text, key, tip in ((ViewMode.OVERLAY, "O&verlay", "O", "Labels over the photo"),
+                                 (ViewMode.LABELS, "&Labels", "L", "The labels only"),
+                                 (ViewMode.IMAGE, "&Image", "I", "The photo only")):
         act = a(text, lambda _=False, m=mode: w.set_mode(m), [key], checkable=True,
-                tip=f"{text.replace('&', '')} ({key})")
+                tip=f"{tip} ({key})")
         w.mode_group.addAction(act)
         w.act_mode[mode] = act
     w.act_mode[ViewMode.OVERLAY].setChecked(True)
     w.act_cycle_mode = a("Cycle View Mode", w.cycle_mode, ["M"])
-    w.act_boundaries = a("Class &Boundaries", w.boundaries_toggled, ["B"], checkable=True)
+    w.act_boundaries = a("&Boundaries", w.boundaries_toggled, ["B"], checkable=True)
     w.act_probabilities = a("Fetch Class &Probabilities", w.probabilities_toggled,
                             checkable=True,
                             tip="Ask the model for probabilities (shown on hover; slower)")
@@ -227,6 +228,8 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     tools.addAction(w.act_boundaries)
     tools.addSeparator()
     tools.addActions([w.act_prev, w.act_next])
+    for act in (w.act_prev, w.act_next):  # arrows say it: room for the rest (name as tooltip)
+        tools.widgetForAction(act).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
     for act in tools.actions():  # one name per action: the toolbar says what the menu says
         if not act.isSeparator() and act.text():
             act.setIconText(action_name(act))
