@@ -59,6 +59,8 @@ def test_actions_wait_for_images_and_a_model_and_say_what_is_missing(qtbot, toy_
     assert not win.act_export_overlay.isEnabled()
     assert NO_MODEL in win.act_export_overlay.toolTip()
     assert CONNECT_HINT in win.summary_label.text()
+    assert "connect a model to segment" in win.file_list.detail.text()  # the list says it too
+    assert "connect a model to segment" in win.statusBar().currentMessage()
 
     connect_toy(win, qtbot, toy_base)
     qtbot.waitUntil(lambda: win.prediction is not None, timeout=WAIT_MS)
@@ -66,6 +68,7 @@ def test_actions_wait_for_images_and_a_model_and_say_what_is_missing(qtbot, toy_
         assert act.isEnabled(), act.text()
     assert " — " not in win.act_export_overlay.toolTip()  # nothing missing any more
     assert CONNECT_HINT not in win.summary_label.text()
+    assert "connect a model" not in win.file_list.detail.text()
 
 
 def test_an_error_clears_once_the_next_result_is_shown(qtbot, toy_base, images):

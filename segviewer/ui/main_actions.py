@@ -51,6 +51,11 @@ def update_actions(w: MainWindow) -> None:
         act.setToolTip(f"{tip} — {missing[0]}" if missing else tip)
 
 
+def update_hints(w: MainWindow) -> None:
+    """Images waiting for a model say so in the list."""
+    w.file_list.set_pending_note("connect a model to segment" if connect_hint(w) else "")
+
+
 def connect_hint(w: MainWindow) -> str:
     """The summary's hint while images wait for a model, else ""."""
     if w.state.statuses and w.state.identity is None and w.state.selecting is None:

@@ -32,7 +32,7 @@ from segviewer.ui.cache import PredictionCache
 from segviewer.ui.edit_main import install_editing
 from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
-from segviewer.ui.main_actions import connect_hint, update_actions
+from segviewer.ui.main_actions import connect_hint, update_actions, update_hints
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
@@ -194,6 +194,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     # showing one image
     def _update_actions(self, *_args) -> None:
         update_actions(self)
+        update_hints(self)
 
     def show_path(self, path: str) -> None:
         if path != self.state.current:  # an error about the image left behind is stale now
