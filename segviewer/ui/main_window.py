@@ -3,8 +3,9 @@
 A view of `ViewerState` (core/viewer_state.py): the window sends the user's choices to the state
 and draws what the state says. The model, the queue and the predictions are run by
 `PredictionController` (prediction.py); image loading and saving by the `_io` workers. Widgets,
-actions and menus are laid out in `main_layout.py`, opening files is `main_files.py`, exports and
-the other dialogs `main_export.py`.
+actions and menus are laid out in `main_layout.py` (which of them can run now: `main_actions.py`),
+opening files is `main_files.py`, exports and the other dialogs `main_export.py`, the session
+restored on start `session.py`.
 """
 
 from __future__ import annotations
