@@ -41,6 +41,21 @@ def _needs(w: MainWindow) -> dict[QAction, tuple[str, ...]]:
     }
 
 
+def follow_state(w: MainWindow) -> None:
+    """Keep the actions and hints up to date with the window's state, from now on."""
+    def update(*_args) -> None:
+        update_actions(w)
+        update_hints(w)
+
+    state = w.state
+    for event in (state.images_added, state.status_changed, state.current_changed,
+                  state.model_changed, state.shown_changed):
+        event.connect(update)
+    w.file_list.paths_removed.connect(update)
+    w.editing.act_edit.toggled.connect(update)
+    update()
+
+
 def update_actions(w: MainWindow) -> None:
     """Enable what can run; a disabled action's tooltip names what is missing."""
     for act, missing in _needs(w).items():

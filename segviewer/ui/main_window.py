@@ -33,7 +33,7 @@ from segviewer.ui.cache import PredictionCache
 from segviewer.ui.edit_main import install_editing
 from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
-from segviewer.ui.main_actions import connect_hint, update_actions, update_hints
+from segviewer.ui.main_actions import connect_hint, follow_state
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
@@ -95,7 +95,6 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._observe()
         self._restore_settings()
         self._update_title()
-        self._update_actions()
 
     # ==========================================================================================
     # construction
@@ -121,11 +120,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         predictor.thumbnail_ready.connect(self.file_list.set_thumbnail)
         predictor.classes_ready.connect(self.file_list.set_classes)
         predictor.changed.connect(self._update_busy)
-        for event in (state.images_added, state.status_changed, state.current_changed,
-                      state.model_changed, state.shown_changed):
-            event.connect(self._update_actions)
-        self.file_list.paths_removed.connect(self._update_actions)
-        self.editing.act_edit.toggled.connect(self._update_actions)
+        follow_state(self)  # which actions can run, and the hint to connect a model
         self._io.busy_changed.connect(self._update_busy)
 
     def _restore_settings(self) -> None:
@@ -193,10 +188,6 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
 
     # ==========================================================================================
     # showing one image
-    def _update_actions(self, *_args) -> None:
-        update_actions(self)
-        update_hints(self)
-
     def show_path(self, path: str) -> None:
         if path != self.state.current:  # an error about the image left behind is stale now
             self._clear_error()
