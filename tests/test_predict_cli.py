@@ -266,3 +266,21 @@ def test_a_read_only_out_stops_at_the_first_write_naming_the_folder(serving_mode
     last = result.stderr.strip().splitlines()[-1]
     assert f"cannot write to '{out}'" in last and "not run" in last
     assert sum("failed:" in line for line in result.stderr.splitlines()) <= 2
+
+
+def test_model_omitted_picks_the_only_one_or_says_why_not(tf_serving, tiny_base, tmp_path):
+    image = write_mixed_folder(tmp_path / "in")[0]
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    # A dead server is said to be unreachable, not to serve no models.
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--server", dead,
+                                  "--retry-for", "0.5"), "cannot reach", dead)
+    # A live TF Serving cannot list its models: name one.
+    assert_one_line_error(predict(image, "--out", tmp_path / "o", "--server",
+                                  tf_serving.grpc_address, "--retry-for", "0.5"),
+                          "does not list its models", "--model")
+    # A folder with one model: that one.
+    result = predict(image, "--out", tmp_path / "o", "--saved-model", tiny_base, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert any((tmp_path / "o").rglob("*.png"))

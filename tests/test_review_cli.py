@@ -134,7 +134,8 @@ def test_one_line_errors(models, review_set, tmp_path):
     dead = f"127.0.0.1:{free_port()}"
     assert_one_line_error(review(images, "--a", dead, "--a-model", "seg", "--b-version", "2",
                                  "--retry-for", "0.5"), "cannot reach", dead, "model A")
-    assert_one_line_error(review(images, "--a", dead), "pick one with --a-model")
+    # No model named: a dead server is said to be dead, not to serve no models.
+    assert_one_line_error(review(images, "--a", dead, "--retry-for", "0.5"), "cannot reach", dead)
     assert_one_line_error(review(images, "--a", tmp_path / "no_models"), "--a", "does not exist")
     assert_one_line_error(review(images, "--a", models, "--a-version", "2", "--b-version", "2"),
                           "same model")

@@ -83,17 +83,19 @@ def test_screenshot_after_inference(toy_base, tmp_path):
     assert pixels_near(shot, (200, 0, 0)) < 56 * 56
 
 
-def test_screenshot_reports_a_dead_server_and_exits_1(tmp_path):
+@pytest.mark.parametrize("model", [["--model", "deeplab"], []])
+def test_screenshot_reports_a_dead_server_and_exits_1(tmp_path, model):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "shot.png"
     result = segviewer_cmd(str(DEMO / "images" / "chelsea.png"), "--server",
-                           f"127.0.0.1:{port}", "--model", "deeplab", "--screenshot", str(out))
+                           f"127.0.0.1:{port}", *model, "--retry-for", "0.5",
+                           "--screenshot", str(out))
     assert result.returncode == 1
     last = result.stderr.splitlines()[-1]  # earlier lines: Qt's offscreen-platform notes
     assert last.startswith("segviewer: error: Could not connect")
-    assert f"127.0.0.1:{port}" in result.stderr
+    assert f"cannot reach 127.0.0.1:{port}" in last  # without --model too: not "no models"
     assert not out.exists()
 
 
@@ -115,3 +117,24 @@ def test_demo_shows_the_version_asked_for(tmp_path):
     result = segviewer_cmd(str(photo), "--demo", "--version", "2", "--screenshot", str(out))
     assert result.returncode == 0, result.stderr
     assert '"chelsea.png — pascal v2 — SegViewer"' in result.stdout
+
+
+def test_a_command_line_start_never_restores_the_last_session(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from segviewer.ui import settings as keys
+    from segviewer.ui.settings import Settings
+
+    # The session a bare start would reopen: the demo folder, astronaut.png shown.
+    config = os.environ["XDG_CONFIG_HOME"]  # conftest's, inherited by the subprocess
+    stored = QSettings(os.path.join(config, "SegViewer", "SegViewer.conf"),
+                       QSettings.Format.IniFormat)
+    prefs = Settings(stored)
+    prefs.set(keys.RESTORE_SESSION, True)
+    prefs.set(keys.SESSION_INPUTS, [str(DEMO / "images")])
+    prefs.set(keys.SESSION_CURRENT, str(DEMO / "images" / "astronaut.png"))
+    stored.sync()
+    out = tmp_path / "shot.png"
+    result = segviewer_cmd(str(DEMO / "images" / "chelsea.png"), "--screenshot", str(out))
+    assert result.returncode == 0, result.stderr
+    assert 'of "chelsea.png — SegViewer"' in result.stdout  # the session would show astronaut

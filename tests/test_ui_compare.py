@@ -14,6 +14,7 @@ import pytest
 from conftest import DEMO
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QLabel
 from review_data import (
     PALETTE,
     review_images,
@@ -430,3 +431,40 @@ def test_the_image_chosen_while_comparing_stays_chosen_and_panes_never_show_stal
     qtbot.waitUntil(lambda: window.views is not None and window.views.key == chosen)
     assert window.canvas_a.has_labels and window.canvas_b.has_labels
     window.close()
+
+
+def test_window_polish_menus_sliders_captions_and_confusion_pane(qtbot, seg_models, review_set):
+    paths, gt = review_set
+    spec = ConnectionSpec("local", str(seg_models))
+    window = open_compare(qtbot, CompareChoice(SourceChoice(spec, version=1),
+                                               SourceChoice(spec, version=2)), paths)
+    menus = {m.text(): [a.text() for a in m.menu().actions() if a.text()]
+             for m in window.menuBar().actions()}
+    assert menus["&File"] == ["Write &Report…", "&Close"]
+    assert menus["&Help"] == ["&Keyboard Shortcuts"]
+    # No ground truth: no confusion pane, and the View menu cannot bring an empty one.
+    assert not window.confusion_dock.isVisible()
+    assert not window.confusion_dock.toggleViewAction().isEnabled()
+    # Sliders say what they move and where they are.
+    labels = [w.text() for w in window.findChildren(QLabel)]
+    assert " Opacity " in labels and " Swipe " in labels
+    window.swipe.setValue(30)
+    assert "30 %" in [w.text() for w in window.findChildren(QLabel)]
+    window.opacity.setValue(80)
+    assert window.canvas_a.opacity == window.canvas_b.opacity == pytest.approx(0.8)
+    # A caption too long for its pane is cut in the middle; the tooltip keeps all of it.
+    window.resize(800, 600)
+    caption = window.caption_a
+    qtbot.waitUntil(lambda: caption.fontMetrics().horizontalAdvance(caption.text())
+                    > caption.contentsRect().width())
+    assert caption.toolTip() == caption.text() and caption.text().startswith("A  ·  seg v1")
+    shown = caption.fontMetrics().elidedText(caption.text(), Qt.TextElideMode.ElideMiddle,
+                                             caption.contentsRect().width())
+    assert shown.startswith("A ") and "…" in shown and shown.endswith(caption.text()[-2:])
+    window.close()
+
+    with_truth = open_compare(qtbot, CompareChoice(SourceChoice(spec, version=1),
+                                                   SourceChoice(spec, version=2), str(gt)),
+                              paths)
+    qtbot.waitUntil(lambda: with_truth.confusion_dock.isVisible())
+    assert with_truth.confusion_dock.toggleViewAction().isEnabled()

@@ -234,3 +234,22 @@ def test_rest_takes_client_certificates_and_headers_over_https_only(qtbot, setti
 
 def test_parse_headers_keeps_colons_in_values():
     assert parse_headers("Key: a:b\n") == (("key", "a:b"),)
+
+
+def test_the_current_connection_is_prefilled_and_recent_servers_read_as_addresses(
+        qtbot, settings):
+    older = ConnectionSpec("rest", "http://localhost:8501", models=("other",),
+                           headers=(("authorization", "Bearer T"),))
+    ConnectDialog(None, settings).set_connection(older)
+    first = ConnectDialog(None, settings)
+    first.set_connection(older)
+    first.accept()  # remembered as a recent server
+    current = ConnectionSpec("grpc", "localhost:8500", models=("deeplab",))
+    dialog = ConnectDialog(None, settings, current)
+    qtbot.addWidget(dialog)
+    assert dialog.connection() == current  # what the window uses, not the last recent one
+    assert dialog.grpc_models.text() == "deeplab" and dialog.grpc_port.value() == 8500
+    assert dialog.recent.itemText(1) == "REST http://localhost:8501 (other)"
+    assert current.describe() == "gRPC localhost:8500 (deeplab)"
+    dialog.recent.activated.emit(1)
+    assert dialog.connection() == older  # the REST tab keeps its auth header

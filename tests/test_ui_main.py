@@ -16,6 +16,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from toy_savedmodels import CLASSES, toy_labels
+from ui_helpers import WAIT_MS, connect_toy, wait_idle
 
 from segviewer.core.images import load_label_png
 from segviewer.core.overlay import class_shares
@@ -24,7 +25,6 @@ from segviewer.ui.canvas import ViewMode, array_from_qimage
 from segviewer.ui.file_list import Status
 from segviewer.ui.main_window import MainWindow
 
-WAIT_MS = 120_000  # first use of a SavedModel imports TensorFlow
 STRIPE_REDS = (10, 70, 130, 200)  # toy model v1: class = red // 64 -> 0, 1, 2, 3
 STRIPE_W, HEIGHT = 30, 40
 
@@ -66,14 +66,6 @@ def drop(window: MainWindow, paths: list[Path]) -> None:
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     QApplication.sendEvent(window, QDropEvent(pos, Qt.DropAction.CopyAction, mime, buttons, mods))
-
-
-def connect_toy(window: MainWindow, qtbot, base: Path, version: int = 1) -> None:
-    window.connect_to(ConnectionSpec("local", str(base / "toy")), version=version)
-
-
-def wait_idle(window: MainWindow, qtbot) -> None:
-    qtbot.waitUntil(lambda: window.idle, timeout=WAIT_MS)
 
 
 def viewport_rgb(window: MainWindow, x: int, y: int) -> np.ndarray:

@@ -47,10 +47,17 @@ def positive_int(text: str) -> int:
 
 def only_model(backend: Backend, flag: str) -> str:
     """The backend's one model; with none or several, a UsageError asking for `flag`."""
-    names = backend.models()
+    from segviewer.core.serving.base import BackendError, served_models
+
+    try:
+        names = served_models(backend)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None
+    if not names:
+        raise UsageError(f"{backend.description} does not list its models — name one with {flag}")
     if len(names) != 1:
-        found = ", ".join(names) if names else "none"
-        raise UsageError(f"{backend.description} has models {found} — pick one with {flag}")
+        raise UsageError(f"{backend.description} has models {', '.join(names)} — pick one with "
+                         f"{flag}")
     return names[0]
 
 

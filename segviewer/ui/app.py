@@ -122,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"segviewer: error: {exc}", file=sys.stderr)
         return 2
-    return _run(args, version, spec, started)
+    bare = not (sys.argv[1:] if argv is None else argv)  # only a bare start restores a session
+    return _run(args, version, spec, started, bare)
 
 
 def _run(args: argparse.Namespace, version: int | None, spec: ConnectionSpec | None,
-         started: float) -> int:
+         started: float, bare: bool = False) -> int:
     from PySide6.QtWidgets import QApplication
 
     from segviewer.ui.main_window import APP_NAME, MainWindow, app_icon
@@ -147,6 +148,8 @@ def _run(args: argparse.Namespace, version: int | None, spec: ConnectionSpec | N
         window.connect_to(spec, args.model, version)
     if args.paths and not args.compare_versions:
         window.open_paths(args.paths)
+    if bare:
+        window.restore_session()
 
     window.show()
     shooter = _ScreenshotWhenIdle(app, window, Path(args.screenshot)) if args.screenshot else None

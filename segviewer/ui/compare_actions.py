@@ -5,9 +5,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
+
+from segviewer.ui.help import ShortcutsDialog, shortcut_rows
 
 if TYPE_CHECKING:
     from segviewer.ui.compare_window import CompareWindow
@@ -55,7 +57,11 @@ def build_actions(w: CompareWindow) -> None:
     w.act_report.setEnabled(False)
     w.act_cancel = a("Cancel", w.cancel_work, ["Esc"])
     w.act_close = a("&Close", w.close, [QKeySequence.StandardKey.Close])
+    w.act_shortcuts = a("&Keyboard Shortcuts", lambda: ShortcutsDialog(
+        w, shortcut_rows(w.actions())).exec(), [QKeySequence.StandardKey.HelpContents])
 
+    file = w.menuBar().addMenu("&File")
+    file.addActions([w.act_report, w.act_close])
     view = w.menuBar().addMenu("&View")
     view.addActions([*w.act_mode.values(), w.act_flip, w.act_fit])
     view.addSeparator()
@@ -63,19 +69,45 @@ def build_actions(w: CompareWindow) -> None:
         view.addAction(dock.toggleViewAction())
     review = w.menuBar().addMenu("&Review")
     review.addActions([w.act_next, w.act_prev, *w.act_verdicts])
-    review.addSeparator()
-    review.addActions([w.act_report, w.act_close])
+    w.menuBar().addMenu("&Help").addAction(w.act_shortcuts)
 
     tools = w.addToolBar("Compare")
     tools.setObjectName("compare_toolbar")
     tools.setIconSize(QSize(18, 18))
     tools.addActions(list(w.act_mode.values()))
     tools.addAction(w.act_flip)
-    tools.addWidget(w.swipe)
     tools.addSeparator()
+    w.opacity = _slider(tools, "Opacity", 50, "Label opacity in both panes")
+    w.opacity.valueChanged.connect(
+        lambda v: [c.set_opacity(v / 100) for c in (w.canvas_a, w.canvas_b)])
+    w.swipe = _slider(tools, "Swipe", 50, "Where the swipe divider is ( [ and ] )")
+    w.swipe.valueChanged.connect(lambda _: w.mode is CompareMode.SWIPE and w._draw())
+    tools.addSeparator()
+    w.scope = QComboBox(w)
+    w.scope.addItem("This image", "image")
+    w.scope.addItem("All images", "all")
+    w.scope.setToolTip("What the class table, numbers and confusion matrices cover")
+    w.scope.currentIndexChanged.connect(lambda _: w._update_numbers())
     tools.addWidget(QLabel(" Numbers for ", w))
     tools.addWidget(w.scope)
     tools.addSeparator()
     tools.addActions([w.act_prev, w.act_next])
     tools.addSeparator()
     tools.addAction(w.act_report)
+
+
+def _slider(tools: QToolBar, name: str, value: int, tip: str) -> QSlider:
+    """A 0-100 % slider between its name and its value, as the main window's opacity."""
+    slider = QSlider(Qt.Orientation.Horizontal, tools)
+    slider.setRange(0, 100)
+    slider.setFixedWidth(110)
+    slider.setToolTip(tip)
+    shown = QLabel(tools)
+    shown.setMinimumWidth(40)
+    slider.valueChanged.connect(lambda v: shown.setText(f"{v} %"))
+    slider.setValue(value)
+    shown.setText(f"{value} %")
+    tools.addWidget(QLabel(f" {name} ", tools))
+    tools.addWidget(slider)
+    tools.addWidget(shown)
+    return slider

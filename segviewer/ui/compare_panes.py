@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from segviewer.core.review import SourceInfo
 from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.compare_actions import CompareMode
 from segviewer.ui.compare_work import Views, source_name, swiped
+
+
+class ElidedLabel(QLabel):
+    """One line cut in the middle when it does not fit (a model's name and its version at the
+    ends stay readable); text() and the tooltip keep the whole."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        rect = self.contentsRect()
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle,
+                                              rect.width())
+        painter = QPainter(self)
+        self.style().drawItemText(painter, rect, int(self.alignment()), self.palette(),
+                                  self.isEnabled(), shown, self.foregroundRole())
 
 
 class ComparePanes(QSplitter):
@@ -30,10 +48,10 @@ class ComparePanes(QSplitter):
 
     def _pane(self) -> tuple[ImageCanvas, QLabel, QWidget]:
         pane = QWidget(self)
-        caption = QLabel(pane)
+        caption = ElidedLabel(pane)
         caption.setContentsMargins(8, 3, 8, 3)
         caption.setStyleSheet("background: #2b2d31; color: #e8e8e8; font-weight: 600;")
-        # A long model path must not widen the window: the caption is cut instead.
+        # A long model path must not widen the window: the caption is cut in the middle.
         caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         canvas = ImageCanvas(pane)
         layout = QVBoxLayout(pane)

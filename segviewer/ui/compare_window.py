@@ -15,13 +15,11 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
-    QSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -135,18 +133,7 @@ class CompareWindow(QMainWindow):
         self.confusion_dock = self._dock("Confusion", self.confusion,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.splitDockWidget(self.classes_dock, self.confusion_dock, Qt.Orientation.Vertical)
-
-        self.swipe = QSlider(Qt.Orientation.Horizontal, self)
-        self.swipe.setRange(0, 100)
-        self.swipe.setValue(50)
-        self.swipe.setFixedWidth(120)
-        self.swipe.setToolTip("Where the swipe divider is ( [ and ] )")
-        self.swipe.valueChanged.connect(lambda _: self.mode is CompareMode.SWIPE and self._draw())
-        self.scope = QComboBox(self)
-        self.scope.addItem("This image", "image")
-        self.scope.addItem("All images", "all")
-        self.scope.setToolTip("What the class table, numbers and confusion matrices cover")
-        self.scope.currentIndexChanged.connect(lambda _: self._update_numbers())
+        self._truth: bool | None = None  # whether ground truth is in (the confusion pane shows)
 
         self.progress = QProgressBar(self)
         self.progress.setFixedWidth(200)
@@ -175,6 +162,7 @@ class CompareWindow(QMainWindow):
         state = self.prefs.get(keys.COMPARE_STATE)
         if state is not None:
             self.restoreState(state)
+        self._show_confusion(False)  # until there is ground truth
         try:
             self.set_mode(CompareMode(self.prefs.get(keys.COMPARE_MODE)))
         except ValueError:
@@ -221,8 +209,6 @@ class CompareWindow(QMainWindow):
     def _compared(self, session: ReviewSession) -> None:
         self.session = session
         self.sources = (session.a, session.b)
-        self.caption_a.setToolTip(f"A: {session.a.description}")
-        self.caption_b.setToolTip(f"B: {session.b.description}")
         chosen = self.review.current_key  # the image the reviewer chose stays chosen
         try:
             self.review.set_sort_key(SortKey(self.prefs.get(keys.COMPARE_SORT)))
@@ -338,12 +324,21 @@ class CompareWindow(QMainWindow):
             what = result.key
             agreement, scores_a, scores_b = result.agreement, result.scores_a, result.scores_b
         self.classes.fill(rows)
+        self._show_confusion(scores_a is not None and scores_b is not None)
         if scores_a is not None and scores_b is not None:
             self.confusion.set_matrices(what, palette, scores_a.confusion, scores_b.confusion)
         else:
             self.confusion.clear("No ground truth for this selection: open a ground-truth "
                                  "folder to see confusion matrices.")
         self.summary.setText(summary_html(what, agreement, scores_a, scores_b))
+
+    def _show_confusion(self, truth: bool) -> None:
+        """The confusion pane (and its View menu entry) only once there is ground truth; shown
+        or hidden when that changes, so a pane the user closed stays closed."""
+        if truth != self._truth:
+            self._truth = truth
+            self.confusion_dock.setVisible(truth)
+            self.confusion_dock.toggleViewAction().setEnabled(truth)
 
     def class_table(self) -> dict[int, list[str]]:
         """{class id: the texts of its row's number columns} (what the table shows)."""

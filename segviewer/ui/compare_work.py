@@ -26,7 +26,7 @@ from segviewer.core.review import (
     resolve_side,
     run_review,
 )
-from segviewer.core.serving.base import Backend, ModelRef
+from segviewer.core.serving.base import Backend, ModelRef, served_models
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
 from segviewer.ui.workers import TaskState
 
@@ -40,10 +40,10 @@ def _source(backend: Backend | None, side: SourceChoice, name: str) -> Side:
     assert backend is not None  # a model side always has its backend
     model = side.model
     if model is None:
-        models = backend.models()
+        models = served_models(backend)
         if not models:
-            raise ValueError(f"model {name}: {backend.description} serves no models — give the "
-                             "model name")
+            raise ValueError(f"model {name}: {backend.description} does not list its models — "
+                             "give the model name")
         model = models[0]
     return Source(backend, ModelRef(model, side.version))
 

@@ -100,6 +100,7 @@ class FileList(QWidget):
 
         self.view = QListView()
         self.view.setModel(self.proxy)
+        self._pending_note = ""  # see set_pending_note
         self.view.setItemDelegate(RowDelegate(self.thumbnails, self._status_line, self.view))
         self.view.setUniformItemSizes(True)  # one size hint for all rows: layout is O(1) per row
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -306,9 +307,20 @@ class FileList(QWidget):
         position = 1 + sum(1 for i in ids if i < class_id)
         self.class_combo.insertItem(position, self._class_label(class_id), class_id)
 
+    def set_pending_note(self, note: str) -> None:
+        """What pending rows say instead of "pending" ("" for that): why nothing runs."""
+        if note != self._pending_note:
+            self._pending_note = note
+            self._update_detail()
+            self.view.viewport().update()
+
+    def _status(self, status: Status, message: str) -> str:
+        return self._pending_note if status is Status.PENDING and self._pending_note else \
+            status_text(status, message)
+
     def _status_line(self, index: QModelIndex) -> str:
         """The status; with a class filter or share sort, also that class's share."""
-        text = status_text(index.data(STATUS_ROLE), index.data(MESSAGE_ROLE))
+        text = self._status(index.data(STATUS_ROLE), index.data(MESSAGE_ROLE))
         class_id = self.proxy.class_id if self.proxy.class_id is not None else (
             self.model.sort_class if self.model.sort_key is SortKey.CLASS_SHARE else None)
         shares = index.data(CLASSES_ROLE)
@@ -377,7 +389,7 @@ class FileList(QWidget):
             self.detail.hide()
             return
         wrappable = path.replace(os.sep, os.sep + "\u200b")  # zero-width spaces: break here
-        self.detail.setText(f"{wrappable}\n{status_text(self.status(path), self.message(path))}")
+        self.detail.setText(f"{wrappable}\n{self._status(self.status(path), self.message(path))}")
         self.detail.show()
 
     def _thumbnail_ready(self, path: str) -> None:

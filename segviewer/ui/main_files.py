@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from segviewer.ui import settings as keys
 from segviewer.ui.folder_walker import FolderWalker
+from segviewer.ui.main_actions import connect_hint
 
 MAX_RECENT = 10
 
@@ -35,6 +36,7 @@ class FilesMixin:
         """Add images and folders (searched recursively) to the list as the walk finds them, a
         chunk at a time (a big folder lists its first rows at once); shows the first new one."""
         inputs = [str(p) for p in inputs]
+        self.opened_inputs += [p for p in inputs if p not in self.opened_inputs]
         walker = FolderWalker(self)
         self._walkers.add(walker)
         to_show = [True]  # until this walk has shown an image
@@ -62,7 +64,9 @@ class FilesMixin:
         self.prefs.set(keys.LAST_FOLDER, str(first if first.is_dir() else first.parent))
         for item in reversed(inputs):
             self._remember_recent(item)
-        self.statusBar().showMessage(f"Opened {count} image(s)", 4000)
+        hint = connect_hint(self)
+        self.statusBar().showMessage(f"Opened {count} image(s)" + (f" — {hint}" if hint else ""),
+                                     4000 if not hint else 0)
 
     def _walk_ended(self, walker: FolderWalker) -> None:
         self._walkers.discard(walker)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.core.viewer_state import ViewMode
+from segviewer.ui import settings
 from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.file_list import FileList
 from segviewer.ui.help import APP_NAME
@@ -121,6 +122,10 @@ def build_actions(w: MainWindow) -> None:
     w.act_demo = a("Open &Demo", w.open_demo, tip="Demo photos with the PASCAL model")
     w.act_export_ckpt = a("Export &Checkpoint…", w.export_checkpoint_dialog,
                           tip="Export a DeepLab checkpoint as a SavedModel")
+    w.act_restore_session = a(
+        "Restore Last Session on Start",
+        lambda on: w.prefs.set(settings.RESTORE_SESSION, on), checkable=True,
+        tip="On the next start, reopen this connection, these images and the one shown")
     w.act_quit = a("&Quit", w.close, [QKeySequence.StandardKey.Quit])
 
     w.act_export_overlay = a("&Overlay as PNG…", w.export_overlay_dialog, ["Ctrl+E"])
@@ -133,20 +138,17 @@ def build_actions(w: MainWindow) -> None:
 
     w.mode_group = QActionGroup(w)
     w.act_mode = {}
-    for mode, text, short, key in ((ViewMode.OVERLAY, "O&verlay", "Overlay", "O"),
-                                   (ViewMode.LABELS, "&Labels Only", "Labels", "L"),
-                                   (ViewMode.IMAGE, "&Image Only", "Image", "I")):
+    # Short names: the toolbar shows them as they are in the View menu.
+    for mode, text, key, tip in ((ViewMode.OVERLAY, "O&verlay", "O", "Labels over the photo"),
+                                 (ViewMode.LABELS, "&Labels", "L", "The labels only"),
+                                 (ViewMode.IMAGE, "&Image", "I", "The photo only")):
         act = a(text, lambda _=False, m=mode: w.set_mode(m), [key], checkable=True,
-                tip=f"{text.replace('&', '')} ({key})")
-        act.setIconText(short)  # the toolbar's label
-        act.setToolTip(f"{text.replace('&', '')} ({key})")
+                tip=f"{tip} ({key})")
         w.mode_group.addAction(act)
         w.act_mode[mode] = act
     w.act_mode[ViewMode.OVERLAY].setChecked(True)
     w.act_cycle_mode = a("Cycle View Mode", w.cycle_mode, ["M"])
-    w.act_boundaries = a("Class &Boundaries", w.boundaries_toggled, ["B"], checkable=True)
-    w.act_boundaries.setIconText("Outlines")
-    w.act_boundaries.setToolTip("Class boundaries (B)")
+    w.act_boundaries = a("&Boundaries", w.boundaries_toggled, ["B"], checkable=True)
     w.act_probabilities = a("Fetch Class &Probabilities", w.probabilities_toggled,
                             checkable=True,
                             tip="Ask the model for probabilities (shown on hover; slower)")
@@ -162,11 +164,6 @@ def build_actions(w: MainWindow) -> None:
                    sp.SP_ArrowBack)
     w.act_first = a("F&irst Image", lambda: w.file_list.step(-w.file_list.count()), ["Home"])
     w.act_last = a("L&ast Image", lambda: w.file_list.step(w.file_list.count()), ["End"])
-    for act, short in ((w.act_open, "Open"), (w.act_open_folder, "Folder"),
-                       (w.act_next, "Next"), (w.act_prev, "Previous")):
-        act.setIconText(short)
-        act.setToolTip(f"{act.text().replace('&', '').rstrip('…')} "
-                       f"({act.shortcut().toString()})")
     w.act_cancel = a("Cancel Work", w.cancel_work, ["Esc"])
     w.act_rerun = a("&Reload Image", w.reload_current, ["F5"],
                     tip="Load and segment the current image again (after a failure or a cancel)")
@@ -185,6 +182,8 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     w.recent_menu = file_menu.addMenu("Open &Recent")
     file_menu.addSeparator()
     file_menu.addActions([w.act_connect, w.act_demo, w.act_export_ckpt])
+    file_menu.addSeparator()
+    file_menu.addAction(w.act_restore_session)
     file_menu.addSeparator()
     file_menu.addAction(w.act_quit)
 
@@ -229,3 +228,15 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     tools.addAction(w.act_boundaries)
     tools.addSeparator()
     tools.addActions([w.act_prev, w.act_next])
+    for act in (w.act_prev, w.act_next):  # arrows say it: room for the rest (name as tooltip)
+        tools.widgetForAction(act).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    for act in tools.actions():  # one name per action: the toolbar says what the menu says
+        if not act.isSeparator() and act.text():
+            act.setIconText(action_name(act))
+            keys = act.shortcut().toString()
+            act.setToolTip(f"{action_name(act)} ({keys})" if keys else action_name(act))
+
+
+def action_name(act: QAction) -> str:
+    """An action's name as menus show it, without the mnemonic and the dialog's ellipsis."""
+    return act.text().replace("&", "").rstrip("…")

@@ -3,8 +3,9 @@
 A view of `ViewerState` (core/viewer_state.py): the window sends the user's choices to the state
 and draws what the state says. The model, the queue and the predictions are run by
 `PredictionController` (prediction.py); image loading and saving by the `_io` workers. Widgets,
-actions and menus are laid out in `main_layout.py`, opening files is `main_files.py`, exports and
-the other dialogs `main_export.py`.
+actions and menus are laid out in `main_layout.py` (which of them can run now: `main_actions.py`),
+opening files is `main_files.py`, exports and the other dialogs `main_export.py`, the session
+restored on start `session.py`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from segviewer.ui.cache import PredictionCache
 from segviewer.ui.edit_main import install_editing
 from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
+from segviewer.ui.main_actions import connect_hint, follow_state
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
 from segviewer.ui.prediction import PredictionController
+from segviewer.ui.session import restore_session, save_session
 from segviewer.ui.settings import Settings
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
 
@@ -79,6 +82,9 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self.predictor = PredictionController(self.state, self)
         self._walkers: set[FolderWalker] = set()  # folders being listed (main_files.py)
         self.errors: list[str] = []  # every error shown, for `--screenshot` to report
+        self.connection: ConnectionSpec | None = None  # the last connection made (Connect dialog)
+        self._connecting: ConnectionSpec | None = None
+        self.opened_inputs: list[str] = []  # files and folders opened, for the session
         self.image: np.ndarray | None = None
         self._colors: np.ndarray | None = None  # RGBA of the labels shown, hidden classes clear
 
@@ -114,6 +120,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         predictor.thumbnail_ready.connect(self.file_list.set_thumbnail)
         predictor.classes_ready.connect(self.file_list.set_classes)
         predictor.changed.connect(self._update_busy)
+        follow_state(self)  # which actions can run, and the hint to connect a model
         self._io.busy_changed.connect(self._update_busy)
 
     def _restore_settings(self) -> None:
@@ -130,6 +137,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._opacity_slid(self.opacity_slider.value())
         self.act_boundaries.setChecked(self.prefs.get(keys.BOUNDARIES))
         self.canvas.set_show_boundaries(self.act_boundaries.isChecked())
+        self.act_restore_session.setChecked(self.prefs.get(keys.RESTORE_SESSION))
         self._rebuild_recent_menu()
 
     def save_settings(self) -> None:
@@ -138,6 +146,10 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self.prefs.set(keys.OPACITY, self.opacity_slider.value())
         self.prefs.set(keys.PALETTE, self.state.palette_choice)
         self.prefs.set(keys.BOUNDARIES, self.act_boundaries.isChecked())
+        save_session(self)
+
+    def restore_session(self) -> bool:
+        return restore_session(self)
 
     # -- what the tests and other windows read -------------------------------------------------
     @property
@@ -177,6 +189,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     # ==========================================================================================
     # showing one image
     def show_path(self, path: str) -> None:
+        if path != self.state.current:  # an error about the image left behind is stale now
+            self._clear_error()
         self.image = None  # the photo on the canvas is the previous one until this one loads
         self.state.set_current(path)
         self._loading.start("load image", tasks.load, path)
@@ -223,6 +237,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
 
     def _shown_changed(self, shown: Shown | None) -> None:
         if shown is not None:  # a cached result's classes were forgotten at a model change
+            self._clear_error()  # a result for the image shown: an older error no longer holds
             self.file_list.set_classes(shown.path, class_shares(shown.prediction.labels))
         self._recolor()
         self._update_boundaries()
@@ -254,7 +269,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def connect_dialog(self) -> None:
         from segviewer.ui.dialogs.connect import ConnectDialog
 
-        dialog = ConnectDialog(self, self.settings)
+        dialog = ConnectDialog(self, self.settings, self.connection)
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.connect_to(dialog.connection())
 
@@ -273,12 +288,14 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def connect_to(self, spec: ConnectionSpec, model: str | None = None,
                    version: int | None = None) -> Job:
         self.model_info.clear_info(f"Connecting to {spec.describe()}…")
+        self._connecting = spec
         return self.predictor.connect_to(spec, model, version)
 
     def select_model(self, model: str, version: int | None) -> Job | None:
         return self.predictor.select(model, version)
 
     def _model_ready(self, result: tasks.Connected) -> None:
+        self.connection = self._connecting
         self.selector.set_models(result.models, result.model)
         self.selector.set_versions(result.versions, result.version)
         self.model_info.set_metadata(result.backend.description, result.metadata,
@@ -369,6 +386,10 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self.errors.append(message)
         self.statusBar().showMessage(f"⚠ {message}", 15000)
 
+    def _clear_error(self) -> None:
+        if self.statusBar().currentMessage().startswith("⚠"):
+            self.statusBar().clearMessage()
+
     # ==========================================================================================
     # work in progress
     def cancel_work(self) -> None:
@@ -384,6 +405,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
                   if status is not Status.PENDING and status in statuses]
         if self.backend is not None and self.state.identity is not None:
             parts.append(f"{self.state.identity} · {self.backend.description}")
+        if hint := connect_hint(self):
+            parts.append(hint)
         self.summary_label.setText("  ·  ".join(parts))
 
     def _update_busy(self, *_args) -> None:

@@ -33,6 +33,10 @@ COMPARE_STATE = Setting("compare/state", bytes, None)
 COMPARE_MODE = Setting("compare/mode", str, "side")
 COMPARE_SORT = Setting("compare/sort", str, "")
 COMPARE_REPORT_DIR = Setting("compare/report_dir", str, "")
+RESTORE_SESSION = Setting("session/restore", bool, False)  # reopen the last session on start
+SESSION_CONNECTION = Setting("session/connection", str, "")  # ConnectionSpec.to_json, as JSON
+SESSION_INPUTS = Setting("session/inputs", list, [])  # the files and folders opened
+SESSION_CURRENT = Setting("session/current", str, "")  # the image shown
 EDIT_GT_DIR = Setting("edit/gt_dir", str, "")  # where corrected labels are saved as ground truth
 
 

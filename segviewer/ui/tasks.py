@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from segviewer.core.fingerprint import Fingerprint, from_metadata, local_folder
-from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, ModelVersion, Prediction
+from segviewer.core.serving.base import (
+    Backend,
+    ModelMetadata,
+    ModelRef,
+    ModelVersion,
+    Prediction,
+    served_models,
+)
 from segviewer.ui.cache import CacheKey, compact_labels
 from segviewer.ui.workers import TaskState
 
@@ -71,11 +78,11 @@ class Connected:
 
 def choose(backend: Backend, model: str | None, version: int | None,
             models: list[str] | None = None) -> Connected:
-    models = models if models is not None else backend.models()
+    models = models if models is not None else served_models(backend)
     if model is None:
         if not models:
-            raise ValueError(f"{backend.description} serves no models — check the model folder "
-                             "or pass --model NAME")
+            raise ValueError(f"{backend.description} does not list its models — name one (the "
+                             "Connect dialog's Model field, or --model NAME)")
         model = models[0]
     versions = backend.versions(model)
     if version is None:

@@ -154,3 +154,22 @@ class Backend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+# What a live server answers about a model it does not have; anything else (cannot reach, refused
+# credentials) is the reason the server cannot be used.
+_ANSWERED = ("NOT_FOUND", "INVALID_ARGUMENT", "FAILED_PRECONDITION")
+
+
+def served_models(backend: Backend) -> list[str]:
+    """The backend's models. TF Serving cannot list its models, so an empty list from a server is
+    checked by asking about a model: a dead server then raises "cannot reach …" (and refused
+    credentials their own error) instead of passing for a server without models."""
+    names = backend.models()
+    if not names:
+        try:
+            backend.versions("segviewer-probe")
+        except BackendError as exc:
+            if exc.code not in _ANSWERED:
+                raise
+    return names

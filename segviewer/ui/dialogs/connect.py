@@ -98,9 +98,11 @@ def probe(state: TaskState, spec: ConnectionSpec) -> str:
 
 
 class ConnectDialog(QDialog):
-    """Choose a backend; `connection()` returns what was chosen once the dialog is accepted."""
+    """Choose a backend; `connection()` returns what was chosen once the dialog is accepted.
+    The fields start with `current` (the window's connection), else the last one used."""
 
-    def __init__(self, parent: QWidget | None, settings: QSettings) -> None:
+    def __init__(self, parent: QWidget | None, settings: QSettings,
+                 current: ConnectionSpec | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect to a model")
         self.setMinimumWidth(520)
@@ -142,8 +144,8 @@ class ConnectDialog(QDialog):
         layout.addWidget(self.status)
         layout.addStretch(1)
         layout.addWidget(self.buttons)
-        if self._recent:
-            self.set_connection(self._recent[0])
+        if current is not None or self._recent:  # what is in use, else the last one used
+            self.set_connection(current or self._recent[0])
 
     # -- tabs --------------------------------------------------------------------------------
 
