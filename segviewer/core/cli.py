@@ -275,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
             provenance = Provenance(ref.name, meta.version, plan.signature, backend.description)
             summary = run_batch(backend, ref, args.inputs, args.out, options, printer, cancel,
                                 provenance, printer.note, walk)
+            # Several endpoints: what each did (counts, failures, latency) for the summary.
+            summary.endpoints = getattr(backend, "endpoint_stats", dict)()
         printer.finish()
     except BackendError:
         if not cancel.is_set():
@@ -314,6 +316,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not args.quiet:
         print(f"{PROG}: {counts} in {summary.seconds:.1f} s → {args.out}", file=sys.stderr)
+        for name, stats in summary.endpoints.items():
+            p50 = stats.latency.percentile(50)
+            print(f"{PROG}:   {name}: {stats.ok} ok, {stats.failed} failed, taken out "
+                  f"{stats.taken_out}x" + (f", p50 {p50 * 1000:.0f} ms" if p50 else ""),
+                  file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
