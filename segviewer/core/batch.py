@@ -47,7 +47,7 @@ from segviewer.core.provenance import Provenance
 from segviewer.core.provenance import read as read_provenance
 from segviewer.core.provenance import write as with_provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
-from segviewer.core.serving.discovery import plan_prediction
+from segviewer.core.serving.discovery import plan_prediction, prefers_encoded
 from segviewer.core.shards import Shard
 from segviewer.core.summary import BatchSummary, Failure
 
@@ -172,7 +172,8 @@ def run_batch(
         meta = backend.metadata(ref)
         palette = palette or palette_for(meta)
         signature = plan_prediction(meta, options.signature, options.input_name,
-                                    options.output_name).signature
+                                    options.output_name,
+                                    prefer_encoded=prefers_encoded(backend)).signature
         provenance = provenance or Provenance(ref.name, meta.version, signature,
                                               backend.description)
     budget = PixelBudget(options.max_pixels)

@@ -46,7 +46,7 @@ from segviewer.core.output_plan import OutputPlan, PlanError
 from segviewer.core.provenance import Provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
 from segviewer.core.serving.connection import ConnectionSpec, add_connection_flags
-from segviewer.core.serving.discovery import plan_prediction
+from segviewer.core.serving.discovery import plan_prediction, prefers_encoded
 from segviewer.core.shards import Shard, ShardError
 from segviewer.core.summary import SummaryError, merge_summaries
 
@@ -261,7 +261,8 @@ def _run(args: argparse.Namespace) -> int:
             # Check model, version and signature before touching any input: a wrong address or
             # name is one clear error, not one failure per file.
             meta = backend.metadata(ref)
-            plan = plan_prediction(meta, args.signature, args.input_name, args.output_name)
+            plan = plan_prediction(meta, args.signature, args.input_name, args.output_name,
+                                   prefer_encoded=prefers_encoded(backend))
             if ref.version is None and ref.label is None and meta.version is not None:
                 # One run, one version: a newer one appearing mid-run must not mix the outputs.
                 ref = ModelRef(ref.name, meta.version)

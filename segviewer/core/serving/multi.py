@@ -38,6 +38,7 @@ from segviewer.core.serving.base import (
 )
 from segviewer.core.serving.calls import CallPolicy, Interrupt, cancelled
 from segviewer.core.serving.connection import KINDS, ConnectionSpec
+from segviewer.core.serving.discovery import prefers_encoded
 from segviewer.core.summary import EndpointStats
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ class MultiBackend:
         self.policy = policy
         self.allow_mixed_versions = allow_mixed_versions
         self.description = description or ", ".join(names)
+        self.prefers_encoded = all(prefers_encoded(b) for b in backends)
         self._lock = threading.Lock()
         self._turn = 0  # breaks ties between equally loaded endpoints
         self._interrupt = Interrupt()

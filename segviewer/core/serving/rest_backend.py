@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -141,6 +140,8 @@ class RestBackend:
         self.timeout = timeout
         self._context = tls_files.client_context(ca, cert, key) if self._https else None
         self.description = f"REST {parsed.scheme}://{parsed.netloc}"
+        # JSON is text: a model's PNG-bytes signature beats a JSON number per pixel.
+        self.prefers_encoded = True
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
@@ -185,7 +186,7 @@ class RestBackend:
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
         """One HTTP call (retried while the server is unavailable); `body` is JSON-encoded
         unless it is bytes already. Returns the parsed JSON answer."""
-        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        data = body if body is None or isinstance(body, bytes) else rest_json.dumps(body)
         if data is not None and len(data) > self.policy.max_bytes:
             raise BackendError(f"{what}: the request is {len(data) / 2**20:.0f} MB, above "
                                f"--max-message-mb {self.policy.max_message_mb:g}",
@@ -193,13 +194,11 @@ class RestBackend:
         status, reason, payload = with_retries(
             lambda: self._exchange(method, self._prefix + path, data, what), self.policy,
             self._interrupt, what)
-        not_json = "not JSON"
+        not_json = ""
         try:
-            answer = json.loads(payload)
-        except (ValueError, RecursionError) as exc:
-            answer = None
-            if isinstance(exc, RecursionError):
-                not_json = "JSON nested too deeply"
+            answer = rest_json.loads(payload)
+        except ValueError as exc:
+            answer, not_json = None, str(exc)
         if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
             message = str(error or f"HTTP {status} {reason}").splitlines()[0]
@@ -365,7 +364,8 @@ class RestBackend:
     def _predict(self, image: np.ndarray, ref: ModelRef, pinned: ModelRef, meta: ModelMetadata,
                  signature: str | None, input_name: str | None, output_name: str | None,
                  want_probabilities: bool) -> Prediction:
-        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
+        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities,
+                               prefer_encoded=self.prefers_encoded)
         if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
             raise BackendError(
                 f"{ref}: output '{plan.output.name}' is binary, and TF Serving's REST API only "
@@ -379,11 +379,11 @@ class RestBackend:
                                f"{estimate / 2**20:.0f} MB, above --max-message-mb "
                                f"{self.policy.max_message_mb:g} — use gRPC or raise the limit",
                                "INVALID_ARGUMENT")
-        head = json.dumps({"signature_name": plan.signature})[:-1].encode()
+        head = rest_json.dumps({"signature_name": plan.signature})[:-1]
         if plan.batched:
             body = head + b', "instances": ' + rest_json.encode(sent) + b"}"
         else:
-            name = json.dumps(plan.input.name).encode()
+            name = rest_json.dumps(plan.input.name)
             body = head + b', "inputs": {' + name + b": " + rest_json.encode(sent) + b"}}"
         answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
         try:
