@@ -121,6 +121,9 @@ def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return _decode(io.BytesIO(data), name)
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
 def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
             reserve: Callable[[int], None] | None = None) -> np.ndarray:
     try:
@@ -133,7 +136,9 @@ def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
             if reserve is not None:
                 reserve(pixels)
             img.load()  # decode now, so a truncated file fails here and not later
-            upright = ImageOps.exif_transpose(img) or img
+            # exif_transpose copies the image even when it has nothing to turn: ask first.
+            turned = img.getexif().get(_ORIENTATION, 1) not in (1, None)
+            upright = (ImageOps.exif_transpose(img) or img) if turned else img
             rgb = _to_rgb(upright)
     except UnidentifiedImageError:
         f.seek(0)

@@ -261,7 +261,7 @@ class GrpcBackend:
         head = protos.PredictRequest(
             model_spec=self._spec(ref, signature), output_filter=output_filter
         )
-        request = head.SerializeToString() + codec.encode_inputs(inputs)
+        request = codec.encode_inputs(inputs, head=head.SerializeToString())
         if len(request) > self.policy.max_bytes:
             raise BackendError(f"{ref}: the request is {len(request) / 2**20:.0f} MB, above "
                                f"--max-message-mb {self.policy.max_message_mb:g}",
