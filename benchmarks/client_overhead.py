@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import resource
 import statistics
 import subprocess
@@ -34,6 +35,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# The clients run as installed: modules byte-compiled once (the warm-up run writes the caches),
+# not compiled from source on every start as PYTHONDONTWRITEBYTECODE would have them.
+INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 HEIGHT, WIDTH = 1080, 1920
 # TF DataType numbers (tensorflow/core/framework/types.proto).
 DT_UINT8, DT_INT64 = 4, 9
@@ -127,7 +131,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of running `command` to its end."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=INSTALLED)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -153,22 +157,29 @@ def main() -> None:
     from segviewer.core.images import load_label_png
 
     work = Path(tempfile.mkdtemp(prefix="client_overhead_"))
-    make_photos(work / "in", args.images)
+    photos = make_photos(work / "in", args.images)
+    one = work / "one"
+    one.mkdir()
+    (one / photos[0].name).write_bytes(photos[0].read_bytes())
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
                               text=True)
     address = f"127.0.0.1:{server.stdout.readline().strip()}"
     expected = canned_labels()
 
-    def ours(workers: int, out: Path) -> list[str]:
-        return [sys.executable, "-m", "segviewer.core.cli", str(work / "in"), "--out", str(out),
+    def ours(workers: int, out: Path, folder: Path = work / "in") -> list[str]:
+        return [sys.executable, "-m", "segviewer.core.cli", str(folder), "--out", str(out),
                 "--server", address, "--model", "bench", "--workers", str(workers), "--quiet"]
 
     def seed(out: Path) -> list[str]:
         return [sys.executable, __file__, "--seed", address, str(work / "in"), str(out)]
 
     try:
+        timed(seed(work / "warm-seed"))  # byte-code caches, the OS's file cache
+        timed(ours(1, work / "warm-ours"))
         runs: dict[str, list[tuple[float, float]]] = {}
+        starts: list[tuple[float, float]] = []  # ours on one image: the process start
         for round_ in range(args.rounds):
+            starts.append(timed(ours(1, work / f"one{round_}", one)))
             runs.setdefault("seed style", []).append(timed(seed(work / f"seed{round_}")))
             for workers in (1, 2, 4):
                 out = work / f"ours{round_}_{workers}"
@@ -191,7 +202,12 @@ def main() -> None:
     for name in runs:
         cpu, wall = per_image(name)
         print(f"{name:22}{cpu:9.1f}{wall:9.1f}{seed_wall / wall:15.1f}x")
-    _, wall = per_image("ours, --workers 1")
+    start_cpu = statistics.median(r[0] for r in starts) * 1000
+    start_wall = statistics.median(r[1] for r in starts) * 1000
+    cpu, wall = per_image("ours, --workers 1")
+    marginal = (cpu * args.images - start_cpu) / (args.images - 1)
+    print(f"ours, --workers 1: process start + first image {start_cpu:.0f} ms CPU "
+          f"({start_wall:.0f} ms wall); each further image {marginal:.1f} ms CPU")
     verdict = "met" if wall <= 40 and seed_wall / wall >= 17 else "NOT met"
     print(f"target (ours <= 40 ms a image with --workers 1, >= 17x seed style): {verdict}")
 
