@@ -147,3 +147,42 @@ def test_every_endpoint_down_is_one_line(tmp_path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "none of the 2 endpoints is reachable" in lines[0], lines
     assert "Traceback" not in result.stderr
+
+
+def _wait_for(condition, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_endpoint_back_after_a_restart_is_probed_and_used_again() -> None:
+    from hostile_servers import HostileGrpc, tiny_labels
+
+    first, second = HostileGrpc(), HostileGrpc()
+    backend = ConnectionSpec("grpc", f"{first.address},{second.address}", ("tiny",)).open()
+    image = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    ref = ModelRef("tiny")
+    try:
+        backend.predict(image, ref)
+        first.stop()
+        for _ in range(6):  # all answered, by the second while the first is down
+            assert np.array_equal(backend.predict(image, ref).labels, tiny_labels(image))
+        assert backend.endpoint_stats()[first.address].taken_out == 1
+        first.version = 2  # back, but with another version: stays out
+        first.start()
+        time.sleep(1.5)
+        before = first.predicts
+        for _ in range(4):
+            backend.predict(image, ref)
+        assert first.predicts == before
+        first.stop()
+        first.version = 1  # back with the run's version: used again
+        first.start()
+        assert _wait_for(lambda: (backend.predict(image, ref), first.predicts > before)[1])
+    finally:
+        backend.close()
+        first.stop()
+        second.stop()

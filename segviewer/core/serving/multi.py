@@ -164,25 +164,28 @@ class MultiBackend:
 
     def _call(self, what: str, call: Callable[[Backend], T]) -> T:
         """`call` on the best endpoint; on another one while endpoints become unavailable, and
-        waiting (within --retry-for) while none is up."""
-        waiting_since: float | None = None
+        waiting while none is up — for --retry-for from the first unavailability, once every
+        endpoint had its chance (so endpoints that keep flapping cannot hold a call forever)."""
+        failing_since: float | None = None
+        attempts = 0
         wait = _FIRST_WAIT
         while True:
             if self._interrupt.is_set():
                 raise cancelled(what)
+            if failing_since is not None and attempts >= len(self._endpoints) and \
+                    time.monotonic() - failing_since >= self.policy.retry_for:
+                raise self._all_out(what)
             endpoint = self._acquire()
             if endpoint is None:
-                now = time.monotonic()
-                waiting_since = waiting_since or now
-                left = self.policy.retry_for - (now - waiting_since)
-                if left <= 0:
-                    raise self._all_out(what)
-                if self._interrupt.sleep(min(wait, left)):
+                failing_since = failing_since or time.monotonic()
+                attempts = max(attempts, len(self._endpoints))  # nothing left to try now
+                left = self.policy.retry_for - (time.monotonic() - failing_since)
+                if left > 0 and self._interrupt.sleep(min(wait, left)):
                     raise cancelled(what)
                 wait = min(wait * 2, _MAX_WAIT)
                 continue
-            waiting_since, wait = None, _FIRST_WAIT
             began = time.perf_counter()
+            attempts += 1
             try:
                 result = call(endpoint.backend)
             except BackendError as exc:
@@ -190,6 +193,7 @@ class MultiBackend:
                 if self._interrupt.is_set():
                     raise cancelled(what) from None
                 if _takes_out(exc):
+                    failing_since = failing_since or time.monotonic()
                     continue  # taken out: the call goes to another endpoint
                 raise
             self._release(endpoint, time.perf_counter() - began, None)
