@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -125,6 +126,21 @@ def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
 _ORIENTATION = 0x0112  # the EXIF tag
 
 
+def _decode_jpeg(f: BinaryIO, img: Image.Image) -> np.ndarray | None:
+    """An upright RGB or gray JPEG decoded by libjpeg-turbo (simplejpeg) straight into the
+    array: the same pixels as Pillow (same library, same settings) in a third of the time, as
+    Pillow copies the decoded image twice more to hand it to numpy; the GIL is released while it
+    decodes. None for anything else (Pillow decodes it). A damaged file raises OSError."""
+    if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+        return None
+    f.seek(0)
+    try:
+        return simplejpeg.decode_jpeg(f.read(), colorspace="RGB")
+    except ValueError as exc:  # strict: libjpeg's warnings (a truncated file) are errors too
+        text = str(exc)
+        raise OSError("image file is truncated" if "Premature end" in text else text) from None
+
+
 def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
             reserve: Callable[[int], None] | None = None) -> np.ndarray:
     try:
@@ -136,11 +152,13 @@ def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
                     f"the limit of {max_pixels:,} (raise it with --max-pixels)")
             if reserve is not None:
                 reserve(pixels)
-            img.load()  # decode now, so a truncated file fails here and not later
             # exif_transpose copies the image even when it has nothing to turn: ask first.
             turned = img.getexif().get(_ORIENTATION, 1) not in (1, None)
-            upright = (ImageOps.exif_transpose(img) or img) if turned else img
-            rgb = _to_rgb(upright)
+            rgb = None if turned else _decode_jpeg(f, img)
+            if rgb is None:
+                img.load()  # decode now, so a truncated file fails here and not later
+                upright = (ImageOps.exif_transpose(img) or img) if turned else img
+                rgb = _to_rgb(upright)
     except UnidentifiedImageError:
         f.seek(0)
         raise ImageLoadError(f"cannot read '{name}': {_unidentified(f.read(32))}") from None
