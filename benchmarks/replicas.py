@@ -65,7 +65,7 @@ def main() -> None:
     from segviewer.devserver.toy_models import save_tiny
 
     work = Path(tempfile.mkdtemp(prefix="replicas_"))
-    save_tiny(work / "base" / "tiny" / "1")
+    save_tiny(work / "base" / "tiny" / "1", encoded=True)  # as exported: REST sends PNG bytes
     folder, one_image = work / "in", work / "one"
     folder.mkdir()
     one_image.mkdir()
