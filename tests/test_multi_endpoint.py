@@ -186,3 +186,21 @@ def test_an_endpoint_back_after_a_restart_is_probed_and_used_again() -> None:
         backend.close()
         first.stop()
         second.stop()
+
+
+def test_shard_summaries_add_up_per_endpoint() -> None:
+    from segviewer.core.summary import BatchSummary, EndpointStats, merge_summaries
+
+    def summary(ok: int, failed: int) -> dict:
+        run = BatchSummary(total=ok, ok=ok)
+        stats = EndpointStats(ok, failed, 1 if failed else 0)
+        for _ in range(ok):
+            stats.latency.add(0.05)
+        run.endpoints = {"a:1": stats}
+        return {"model": "m", "version": 1, "signature": "s", "out": "o"} | run.to_json()
+
+    merged = merge_summaries([summary(3, 0), summary(4, 2)])
+    endpoint = merged["endpoints"]["a:1"]
+    assert (endpoint["ok"], endpoint["failed"], endpoint["taken_out"]) == (7, 2, 1)
+    assert endpoint["latency_histogram"]["count"] == 7
+    assert 0.045 < endpoint["timings"]["per_call_p50_s"] < 0.055

@@ -170,11 +170,16 @@ def _proxy_for(scheme: str, host: str) -> str | None:
     return proxy
 
 
+def _inner(exc: BaseException) -> BaseException | None:
+    """The error `exc` wraps: urllib3 passes the original as an argument, or chains it."""
+    return next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)),
+                None) or exc.__cause__ or exc.__context__
+
+
 def _cause(exc: BaseException) -> str:
     """The innermost reason: urllib3 wraps the socket's error (refused, reset) in its own."""
-    while True:
-        inner = next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)),
-                     None) or exc.__cause__ or exc.__context__
+    for _ in range(8):
+        inner = _inner(exc)
         if inner is None or inner is exc:
             break
         exc = inner
@@ -185,12 +190,17 @@ def _cause(exc: BaseException) -> str:
 
 
 def _tls_reason(exc: BaseException) -> str:
-    while not isinstance(exc, ssl.SSLError):
-        inner = next((a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)),
-                     None) or exc.__cause__ or exc.__context__
-        if inner is None:
+    """The verification failure inside urllib3's SSLError, e.g. "CERTIFICATE_VERIFY_FAILED:
+    self-signed certificate"."""
+    for _ in range(8):
+        if isinstance(exc, ssl.SSLError):
+            break
+        inner = _inner(exc)
+        if inner is None or inner is exc:
             return str(exc).splitlines()[0]
         exc = inner
+    if not isinstance(exc, ssl.SSLError):
+        return str(exc).splitlines()[0]
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"{exc.reason}: {exc.verify_message}"
     return str(exc.reason or exc)
