@@ -11,8 +11,8 @@ JPEG, encode the request, decode and check the answer, write the label PNG — n
 
 Each client runs as its own process over the folder, process start included (the seed style
 imports TensorFlow; ours does not). Printed per image: CPU milliseconds of the client process
-and wall milliseconds, medians of --rounds, and the ratio seed / ours. Targets: ours <= 40 ms
-per image with --workers 1, >= 17x the seed-style client; wall time falls as --workers grows
+and wall milliseconds, medians of --rounds, and the ratios seed / ours. Targets: ours <= 40 ms
+of CPU per image with --workers 1, >= 17x the seed-style client; wall time falls as --workers grows
 (decoding and encoding release the GIL) on a client with free cores.
 
     .venv/bin/python benchmarks/client_overhead.py [--images 16] [--rounds 3]
@@ -195,21 +195,21 @@ def main() -> None:
         wall = statistics.median(r[1] for r in runs[name]) / args.images * 1000
         return cpu, wall
 
-    _, seed_wall = per_image("seed style")
+    seed_cpu, seed_wall = per_image("seed style")
     print(f"client cost per {HEIGHT}x{WIDTH} JPEG against a zero-cost gRPC server, "
           f"{args.images} images a run, process start included, median of {args.rounds}:")
-    print(f"{'':22}{'CPU ms':>9}{'wall ms':>9}{'seed/ours wall':>16}")
+    print(f"{'':22}{'CPU ms':>9}{'wall ms':>9}{'seed/ours CPU':>15}{'seed/ours wall':>16}")
     for name in runs:
         cpu, wall = per_image(name)
-        print(f"{name:22}{cpu:9.1f}{wall:9.1f}{seed_wall / wall:15.1f}x")
+        print(f"{name:22}{cpu:9.1f}{wall:9.1f}{seed_cpu / cpu:14.1f}x{seed_wall / wall:15.1f}x")
     start_cpu = statistics.median(r[0] for r in starts) * 1000
     start_wall = statistics.median(r[1] for r in starts) * 1000
     cpu, wall = per_image("ours, --workers 1")
     marginal = (cpu * args.images - start_cpu) / (args.images - 1)
     print(f"ours, --workers 1: process start + first image {start_cpu:.0f} ms CPU "
           f"({start_wall:.0f} ms wall); each further image {marginal:.1f} ms CPU")
-    verdict = "met" if wall <= 40 and seed_wall / wall >= 17 else "NOT met"
-    print(f"target (ours <= 40 ms a image with --workers 1, >= 17x seed style): {verdict}")
+    verdict = "met" if cpu <= 40 and seed_cpu / cpu >= 17 else "NOT met"
+    print(f"target (ours <= 40 ms CPU a image with --workers 1, >= 17x seed style): {verdict}")
 
 
 if __name__ == "__main__":
