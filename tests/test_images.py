@@ -133,6 +133,16 @@ def test_grayscale_jpeg(tmp_path):
     assert np.abs(out.astype(int) - 128).max() <= 2
 
 
+@pytest.mark.parametrize("options", [{"quality": 90}, {"quality": 95, "subsampling": 0},
+                                     {"quality": 80, "progressive": True}])
+def test_jpeg_pixels_are_pillows(tmp_path, options):
+    # JPEGs are decoded by simplejpeg (fast path): the pixels must be exactly Pillow's.
+    path = _save(Image.fromarray(NOISE), tmp_path / "x.jpg", **options)
+    expected = np.asarray(Image.open(path).convert("RGB"))
+    out = load_image(path)
+    assert out.flags.writeable and np.array_equal(out, expected)
+
+
 def test_cmyk_jpeg_converts_to_rgb(tmp_path):
     red = Image.new("CMYK", (16, 16), (0, 255, 255, 0))
     path = _save(red, tmp_path / "cmyk.jpg", quality=95)

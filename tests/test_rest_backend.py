@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import socket
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from segviewer.core.serving.base import Backend, BackendError, ModelRef, ModelVersion
+from segviewer.core.serving.grpc_backend import GrpcBackend
 from segviewer.core.serving.rest_backend import RestBackend
-from segviewer.devserver.toy_models import NUM_CLASSES, tiny_labels
+from segviewer.devserver.toy_models import NUM_CLASSES, save_tiny, tiny_labels
 
 
 @pytest.fixture
@@ -144,3 +149,66 @@ def test_request_json_is_what_json_reads_back(array) -> None:
     from segviewer.core.serving.rest_json import encode
 
     np.testing.assert_array_equal(np.asarray(json.loads(encode(array))), array)
+
+
+def test_the_encoded_signature_is_used_over_rest_when_the_model_has_one(start_tf_serving,
+                                                                       tmp_path, image) -> None:
+    save_tiny(tmp_path / "both" / "1", encoded=True)
+    server = start_tf_serving(tmp_path)
+    rest = RestBackend(server.rest_url, ["both"])
+    grpc = GrpcBackend(server.grpc_address, ["both"])
+    try:
+        sent = rest.predict(image, ModelRef("both"))
+        assert sent.signature == "encoded"  # PNG bytes both ways, not JSON numbers
+        np.testing.assert_array_equal(sent.labels, tiny_labels(image))
+        named = rest.predict(image, ModelRef("both"), signature="serving_default")
+        assert named.signature == "serving_default"
+        assert grpc.predict(image, ModelRef("both")).signature == "serving_default"
+    finally:
+        rest.close()
+        grpc.close()
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A forwarding HTTP proxy that notes the URLs it was asked for."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[str]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _forward(self) -> None:
+        _Proxy.seen.append(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        request = urllib.request.Request(self.path, body, method=self.command)
+        with direct.open(request) as answer:
+            data = answer.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _forward
+
+
+def test_proxies_come_from_the_environment(tf_serving, monkeypatch) -> None:
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        through = RestBackend(tf_serving.rest_url, ["tiny"])
+        assert [v.version for v in through.versions("tiny")] == [1, 2]
+        assert _Proxy.seen == [f"{tf_serving.rest_url}/v1/models/tiny"]
+        assert "via proxy" in through.description
+        through.close()
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        direct = RestBackend(tf_serving.rest_url, ["tiny"])
+        assert [v.version for v in direct.versions("tiny")] == [1, 2]
+        assert len(_Proxy.seen) == 1
+        direct.close()
+    finally:
+        proxy.shutdown()

@@ -127,7 +127,7 @@ BAD_REST_ANSWERS = {
     "predictions is a number": (b'{"predictions": 5}', "'predictions' is not a list"),
     "nested 200,000 deep": (_json_nested(200_000), "JSON nested too deeply"),
     "10**23": (lambda im: json.dumps({"predictions": [[[10**23] * 64] * 48]}).encode(),
-               "holds big integers, the signature declares int64"),
+               "the signature declares int64"),
     "floats where int64": (lambda im: json.dumps({"predictions": np.full(
         im.shape[:3], 2.7).tolist()}).encode(), "holds float64, the signature declares int64"),
     "shape [1,1,1]": (b'{"predictions": [[[0]]]}', "is 1x1 (HxW) for a 48x64 image"),

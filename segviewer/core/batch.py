@@ -48,7 +48,7 @@ from segviewer.core.provenance import Provenance
 from segviewer.core.provenance import read as read_provenance
 from segviewer.core.provenance import write as with_provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
-from segviewer.core.serving.discovery import plan_prediction
+from segviewer.core.serving.discovery import plan_prediction, prefers_encoded
 from segviewer.core.shards import Shard
 from segviewer.core.summary import BatchSummary, Failure
 
@@ -173,7 +173,8 @@ def run_batch(
         meta = backend.metadata(ref)
         palette = palette or palette_for(meta)
         signature = plan_prediction(meta, options.signature, options.input_name,
-                                    options.output_name).signature
+                                    options.output_name,
+                                    prefer_encoded=prefers_encoded(backend)).signature
         provenance = provenance or Provenance(
             ref.name, meta.version, signature, backend.description,
             str(from_metadata(meta, local_folder(backend, ref))))
@@ -233,8 +234,8 @@ def run_batch(
             image = load_image(job.input.path, options.max_pixels, reserve)
             labels = backend.predict(image, ref, options.signature, options.input_name,
                                      options.output_name).labels
-            files = [(job.outputs.label,
-                      with_provenance(encode_png(label_array_for_png(labels)), provenance))]
+            stored = label_array_for_png(labels)  # uint8 for < 256 classes: counted faster too
+            files = [(job.outputs.label, with_provenance(encode_png(stored), provenance))]
             if job.outputs.overlay is not None:
                 colors, _ = colorize(labels, palette)
                 files.append((job.outputs.overlay, with_provenance(
@@ -254,7 +255,7 @@ def run_batch(
         finally:
             for pixels in reserved:
                 budget.release(pixels)
-        return _Result(job, "ok", time.perf_counter() - began, class_counts(labels),
+        return _Result(job, "ok", time.perf_counter() - began, class_counts(stored),
                        recomputed=recomputed)
 
     missed = 0  # consecutive missed deadlines

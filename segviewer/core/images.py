@@ -25,6 +25,7 @@ import secrets
 import shutil
 import socket
 import stat
+import struct
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -121,6 +123,24 @@ def load_image_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return _decode(io.BytesIO(data), name)
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+def _decode_jpeg(f: BinaryIO, img: Image.Image) -> np.ndarray | None:
+    """An upright RGB or gray JPEG decoded by libjpeg-turbo (simplejpeg) straight into the
+    array: the same pixels as Pillow (same library, same settings) in a third of the time, as
+    Pillow copies the decoded image twice more to hand it to numpy; the GIL is released while it
+    decodes. None for anything else (Pillow decodes it). A damaged file raises OSError."""
+    if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+        return None
+    f.seek(0)
+    try:
+        return simplejpeg.decode_jpeg(f.read(), colorspace="RGB")
+    except ValueError as exc:  # strict: libjpeg's warnings (a truncated file) are errors too
+        text = str(exc)
+        raise OSError("image file is truncated" if "Premature end" in text else text) from None
+
+
 def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
             reserve: Callable[[int], None] | None = None) -> np.ndarray:
     try:
@@ -132,9 +152,13 @@ def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
                     f"the limit of {max_pixels:,} (raise it with --max-pixels)")
             if reserve is not None:
                 reserve(pixels)
-            img.load()  # decode now, so a truncated file fails here and not later
-            upright = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb(upright)
+            # exif_transpose copies the image even when it has nothing to turn: ask first.
+            turned = img.getexif().get(_ORIENTATION, 1) not in (1, None)
+            rgb = None if turned else _decode_jpeg(f, img)
+            if rgb is None:
+                img.load()  # decode now, so a truncated file fails here and not later
+                upright = (ImageOps.exif_transpose(img) or img) if turned else img
+                rgb = _to_rgb(upright)
     except UnidentifiedImageError:
         f.seek(0)
         raise ImageLoadError(f"cannot read '{name}': {_unidentified(f.read(32))}") from None
@@ -307,22 +331,44 @@ def _remove(tmp: Path) -> None:
 
 
 def encode_png(array: np.ndarray) -> bytes:
-    """Encode uint8 or uint16 gray [H, W], or uint8 RGB [H, W, 3], as a lossless PNG."""
+    """Encode uint8 or uint16 gray [H, W], or uint8 RGB [H, W, 3], as a lossless PNG.
+
+    Written here rather than by Pillow, whose encoder tries five filters on every row: each row
+    is stored as its difference from the row above (PNG filter "up") and deflated at level 1,
+    run-length only for gray. On 1080p label maps that is about twice as fast as Pillow at
+    level 1 and smaller too (runs of one class become runs of zeros), and zlib releases the
+    GIL while it works, so --workers scale."""
     array = np.asarray(array)
-    if array.ndim == 2 and array.dtype == np.uint8:
-        img = Image.fromarray(array, mode="L")
-    elif array.ndim == 2 and array.dtype == np.uint16:
-        img = Image.frombytes("I;16", (array.shape[1], array.shape[0]),
-                              array.astype("<u2").tobytes())
+    if array.ndim == 2 and array.dtype in (np.uint8, np.uint16):
+        depth, color, channels = 8 * array.dtype.itemsize, 0, 1
+        strategy = zlib.Z_RLE
     elif array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
-        img = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+        depth, color, channels = 8, 2, 3
+        strategy = zlib.Z_DEFAULT_STRATEGY
     else:
         raise ValueError(f"cannot encode an array of shape {array.shape} and dtype {array.dtype} "
                          "as PNG (use uint8/uint16 [H, W] or uint8 [H, W, 3])")
-    buf = io.BytesIO()
-    # Level 1: label maps compress well anyway, and batch runs write many of them.
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    height, width = array.shape[:2]
+    rows = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).view(np.uint8)
+    rows = rows.reshape(height, width * channels * depth // 8)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2  # "up": each byte minus the one above it (row 0: minus zeros)
+    if height:
+        filtered[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, strategy)
+    data = deflate.compress(filtered) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
+    return b"".join([_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data),
+                     _chunk(b"IEND", b"")])
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
 def save_label_png(path: str | Path, labels: np.ndarray) -> None:

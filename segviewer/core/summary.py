@@ -77,6 +77,38 @@ class Latency:
 
 
 @dataclass
+class EndpointStats:
+    """One endpoint of a run over several: its calls that answered, that failed there (an
+    unavailable endpoint's calls are re-sent to the others), how often it was taken out, and
+    the latency of its answered calls."""
+
+    ok: int = 0
+    failed: int = 0
+    taken_out: int = 0
+    latency: Latency = field(default_factory=Latency)
+
+    def merge(self, other: EndpointStats) -> None:
+        self.ok += other.ok
+        self.failed += other.failed
+        self.taken_out += other.taken_out
+        self.latency.merge(other.latency)
+
+    def to_json(self) -> dict[str, Any]:
+        timings = {}
+        if self.latency.count:
+            timings = {"per_call_mean_s": round(self.latency.total / self.latency.count, 4),
+                       "per_call_p50_s": round(self.latency.percentile(50) or 0.0, 4),
+                       "per_call_p95_s": round(self.latency.percentile(95) or 0.0, 4)}
+        return {"ok": self.ok, "failed": self.failed, "taken_out": self.taken_out,
+                "timings": timings, "latency_histogram": self.latency.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EndpointStats:
+        return cls(int(data["ok"]), int(data["failed"]), int(data["taken_out"]),
+                   Latency.from_json(data["latency_histogram"]))
+
+
+@dataclass
 class BatchSummary:
     total: int = 0  # inputs listed (in this shard)
     ok: int = 0
@@ -95,6 +127,7 @@ class BatchSummary:
     seconds: float = 0.0  # wall time of the run
     skipped_under_out: int = 0  # files and folders under --out not read as inputs
     removed_temps: int = 0  # leftovers of killed runs removed from the output folders
+    endpoints: dict[str, EndpointStats] = field(default_factory=dict)  # with several endpoints
 
     @property
     def not_run(self) -> int:
@@ -130,6 +163,8 @@ class BatchSummary:
                              for i, share in self.class_shares().items()],
             "timings": _timings(self.latency, self.seconds, self.ok + self.failed),
             "latency_histogram": self.latency.to_json(),
+            **({"endpoints": {name: stats.to_json() for name, stats in self.endpoints.items()}}
+               if self.endpoints else {}),
         }
 
 
@@ -179,6 +214,10 @@ def merge_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 names.setdefault(int(row["id"]), str(row["name"]))
             latency.merge(Latency.from_json(s["latency_histogram"]))
         seconds = max(float(s["timings"]["total_s"]) for s in summaries)
+        endpoints: dict[str, EndpointStats] = {}
+        for s in summaries:
+            for name, data in s.get("endpoints", {}).items():
+                endpoints.setdefault(name, EndpointStats()).merge(EndpointStats.from_json(data))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SummaryError(f"not a segviewer-predict summary (missing or bad {exc})") from None
     merged["class_pixels"] = [{"id": i, "name": names[i], "pixels": n}
@@ -187,5 +226,7 @@ def merge_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
                               for i, share in _shares(pixels).items()]
     merged["timings"] = _timings(latency, seconds, merged["ok"] + merged["failed"])
     merged["latency_histogram"] = latency.to_json()
+    if endpoints:
+        merged["endpoints"] = {name: stats.to_json() for name, stats in endpoints.items()}
     merged["shards"] = len(summaries)
     return merged

@@ -57,7 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", help="PEM certificate (with --tls-key): TLS and HTTPS")
     parser.add_argument("--tls-key", help="PEM private key")
     parser.add_argument("--tls-client-ca", help="gRPC: require client certificates from this CA")
+    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                        help="add this much time to every predict (benchmarks)")
+    parser.add_argument("--max-concurrent", type=int, default=0, metavar="N",
+                        help="run at most N predicts at once, queueing the others (benchmarks; "
+                        "default: no cap)")
     args = parser.parse_args(argv)
+    if args.latency_ms < 0 or args.max_concurrent < 0:
+        parser.error("--latency-ms and --max-concurrent must be 0 or more")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca and not args.tls_cert:
@@ -68,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             versions=_versions(args.serve_version) or None, labels=_labels(args.label),
             tensor_content=args.enable_serialization_as_tensor_content, token=args.token,
             cert_files=(args.tls_cert, args.tls_key) if args.tls_cert else None,
-            client_ca_file=args.tls_client_ca,
+            client_ca_file=args.tls_client_ca, latency=args.latency_ms / 1000,
+            max_concurrent=args.max_concurrent,
         )
     except (OSError, ValueError) as exc:
         print(f"segviewer-serve: {exc}", file=sys.stderr)

@@ -8,8 +8,11 @@ get_model_status_impl.cc) so clients meet the same failures they will meet in pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +47,38 @@ class SignatureInfo:
     outputs: dict[str, TensorInfo]
 
 
+class Capacity:
+    """What a replica can take, for benchmarks whose figures must not depend on the CPU count:
+    `latency` seconds added to every predict, and at most `max_concurrent` predicts at once
+    (0: no cap) — the others queue, as on a busy TF Serving."""
+
+    def __init__(self, latency: float = 0.0, max_concurrent: int = 0) -> None:
+        self.latency = latency
+        self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._slots if self._slots is not None else contextlib.nullcontext():
+            if self.latency:
+                time.sleep(self.latency)
+            yield
+
+
 @dataclass
 class Servable:
     name: str
     version: int
     obj: Any
     signatures: dict[str, SignatureInfo]
+    capacity: Capacity = field(default_factory=Capacity)
 
     def predict(
+        self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: list[str]
+    ) -> dict[str, np.ndarray]:
+        with self.capacity.slot():
+            return self._predict(signature, inputs, output_filter)
+
+    def _predict(
         self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: list[str]
     ) -> dict[str, np.ndarray]:
         key = signature or DEFAULT_SIGNATURE
@@ -133,13 +160,15 @@ def _signature_infos(obj: Any) -> dict[str, SignatureInfo]:
 
 
 class Repository:
-    """Loads the served versions of every model under `base` at start (as TF Serving does)."""
+    """Loads the served versions of every model under `base` at start (as TF Serving does).
+    capacity: shared by all of them (one replica's)."""
 
     def __init__(
         self,
         base: str | Path,
         versions: Mapping[str, list[int]] | None = None,
         labels: Mapping[str, Mapping[str, int]] | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         self.base = Path(base)
         if not self.base.is_dir():
@@ -166,7 +195,8 @@ class Repository:
                 except Exception as exc:  # any load failure: one line naming the folder
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     raise ValueError(f"cannot load the SavedModel in {folder}: {first}") from exc
-                loaded[version] = Servable(model_dir.name, version, obj, _signature_infos(obj))
+                loaded[version] = Servable(model_dir.name, version, obj, _signature_infos(obj),
+                                           capacity or Capacity())
             self.servables[model_dir.name] = loaded
         for model, mapping in self.labels.items():
             for label, version in mapping.items():

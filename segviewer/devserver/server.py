@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segviewer.devserver.grpc_server import PredictionHandlers, start_grpc
-from segviewer.devserver.repository import Repository
+from segviewer.devserver.repository import Capacity, Repository
 from segviewer.devserver.rest_server import start_rest
 
 
@@ -40,6 +40,8 @@ def start(
     token: str | None = None,
     cert_files: tuple[str | Path, str | Path] | None = None,
     client_ca_file: str | Path | None = None,
+    latency: float = 0.0,
+    max_concurrent: int = 0,
 ) -> StandIn:
     """Load the models under `base` and serve them (port 0: any free port).
 
@@ -48,14 +50,18 @@ def start(
     does with --enable_serialization_as_tensor_content (default: typed fields). token: require
     "authorization: Bearer TOKEN". cert_files: (certificate, key) PEM files for TLS/HTTPS.
     client_ca_file: with cert_files, gRPC requires client certificates signed by this CA.
+    latency, max_concurrent: seconds added to each predict, and the most predicts run at once
+    (0: no cap), so a benchmark's replica has a capacity that does not depend on the CPUs.
     """
-    repository = Repository(base, versions, labels)
+    repository = Repository(base, versions, labels, Capacity(latency, max_concurrent))
     handlers = PredictionHandlers(repository, tensor_content, token)
     tls = None
     if cert_files is not None:
         tls = (Path(cert_files[0]).read_bytes(), Path(cert_files[1]).read_bytes())
     client_ca = Path(client_ca_file).read_bytes() if client_ca_file else None
-    grpc_server, bound = start_grpc(handlers, host, port, tls, client_ca)
+    # Enough threads that a capped replica queues its calls rather than refusing them.
+    grpc_server, bound = start_grpc(handlers, host, port, tls, client_ca,
+                                    workers=max(4, 2 * max_concurrent))
     files = (str(cert_files[0]), str(cert_files[1])) if cert_files else None
     rest, rest_bound = start_rest(repository, host, rest_port, token, files)
     scheme = "https" if files else "http"

@@ -24,9 +24,11 @@ def tiny_labels(image: np.ndarray, shift: int = 0) -> np.ndarray:
     return (image.astype(np.int64).sum(axis=-1) + shift) % NUM_CLASSES
 
 
-def save_tiny(folder: Path, shift: int = 0) -> Path:
+def save_tiny(folder: Path, shift: int = 0, encoded: bool = False) -> Path:
     """Exporter-style: serving_default uint8 `images` [1,H,W,3] -> int64 `segmentation_map`
-    [1,H,W] and float32 `probabilities` [1,H,W,4]; plus `segviewer_metadata`."""
+    [1,H,W] and float32 `probabilities` [1,H,W,4]; plus `segviewer_metadata`; with `encoded`,
+    also the exporter's `encoded` (PNG/JPEG `image_bytes` -> label PNG
+    `segmentation_png_bytes`)."""
     tf = import_tensorflow()
     metadata = json.dumps({"classes": CLASSES, "num_classes": NUM_CLASSES, "shift": shift})
 
@@ -43,8 +45,17 @@ def save_tiny(folder: Path, shift: int = 0) -> Path:
         def metadata(self):
             return {"metadata_json": tf.constant(metadata)}
 
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")])
+        def encoded(self, image_bytes):
+            image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+            labels = self.serve(image[tf.newaxis])["segmentation_map"][0]
+            return {"segmentation_png_bytes": tf.io.encode_png(
+                tf.cast(labels, tf.uint8)[..., tf.newaxis])}
+
     module = Tiny()
     signatures = {"serving_default": module.serve, "segviewer_metadata": module.metadata}
+    if encoded:
+        signatures["encoded"] = module.encoded
     tf.saved_model.save(module, str(folder), signatures=signatures)
     return folder
 

@@ -339,16 +339,19 @@ def _typed_values(
 # --- Predict messages ------------------------------------------------------------------------
 
 
-def encode_inputs(inputs: Mapping[str, np.ndarray | bytes | str], typed: bool = False) -> bytes:
-    """The `inputs` map of a PredictRequest (field 2), to append to a serialized request holding
-    its model_spec and output_filter (serialized messages concatenate into one)."""
-    return encode_tensor_map(2, inputs, typed)
+def encode_inputs(inputs: Mapping[str, np.ndarray | bytes | str], typed: bool = False,
+                  head: bytes = b"") -> bytes:
+    """The `inputs` map of a PredictRequest (field 2), after `head`: a serialized request holding
+    its model_spec and output_filter (serialized messages concatenate into one; joined here, so
+    the image is copied once)."""
+    return encode_tensor_map(2, inputs, typed, head)
 
 
 def encode_tensor_map(
-    field: int, tensors: Mapping[str, np.ndarray | bytes | str], typed: bool = False
+    field: int, tensors: Mapping[str, np.ndarray | bytes | str], typed: bool = False,
+    head: bytes = b"",
 ) -> bytes:
-    parts: list[Buffer] = []
+    parts: list[Buffer] = [head]
     for name, value in tensors.items():
         entry = [_len_field(1, name.encode()), *_len_parts(2, _tensor_parts(value, typed))]
         parts += _len_parts(field, entry)

@@ -5,7 +5,9 @@ Every entry point builds one: the CLIs from their flags (`add_connection_flags` 
 the Connect dialog from its fields, and anything typed as text through `ConnectionSpec.parse`.
 `open()` hands the spec to the backend kind's opener, found in `KINDS`: adding a kind is one
 module with an `open_spec(spec)` function plus one `register_kind` line below. Openers are
-imported only when used, so opening a remote backend never loads TensorFlow.
+imported only when used, so opening a remote backend never loads TensorFlow. A remote spec may
+name several endpoints (comma-separated `target`): `open()` then builds one backend over all of
+them (`multi`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,10 @@ from segviewer.core.serving.calls import (
 )
 
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$")
+# gRPC name schemes grpc resolves itself, e.g. dns:///serving:8500 (every address it resolves
+# to, balanced round robin by grpc).
+GRPC_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")
+MULTI_OPENER = "segviewer.core.serving.multi:open_spec"
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,8 @@ class ConnectionSpec:
     ca_file, cert_file/key_file: CA to trust, client certificate (both remote kinds).
     headers: sent with every call, e.g. ("authorization", "Bearer x"). timeout: seconds for each
     call as a whole. retry_for: seconds to keep retrying an unavailable server.
-    max_message_mb: the largest request or answer."""
+    max_message_mb: the largest request or answer. A remote target may list several endpoints
+    separated by commas (`targets`); allow_mixed_versions: let them serve different versions."""
 
     kind: str
     target: str
@@ -68,6 +75,14 @@ class ConnectionSpec:
     timeout: float = DEFAULT_TIMEOUT
     retry_for: float = DEFAULT_RETRY_FOR
     max_message_mb: float = DEFAULT_MAX_MESSAGE_MB
+    allow_mixed_versions: bool = False
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The endpoints: one, or several for a remote kind."""
+        if self.kind == "local":
+            return (self.target,)
+        return tuple(t for t in self.target.split(",") if t)
 
     @classmethod
     def parse(cls, text: str, **options: Any) -> ConnectionSpec:
@@ -75,6 +90,16 @@ class ConnectionSpec:
         (REST) or a folder (in-process; an existing folder wins over host:port). `options` are
         the other fields."""
         text = text.strip()
+        if "," in text and not Path(text).exists():
+            specs = [cls.parse(part, **options) for part in text.split(",") if part.strip()]
+            kinds = {spec.kind for spec in specs}
+            if len(kinds) != 1 or "local" in kinds:
+                raise BackendError(f"'{text}' mixes kinds of endpoint — list gRPC addresses or "
+                                   "REST URLs, not both, and no folders", "INVALID_ARGUMENT")
+            return replace(specs[0], target=",".join(s.target for s in specs),
+                           tls=any(s.tls for s in specs))
+        if text.startswith(GRPC_SCHEMES):
+            return cls("grpc", text, **options)
         if text.startswith(("http://", "https://")):
             return cls("rest", text.rstrip("/"), **options)
         if text.startswith(("grpc://", "grpcs://")):
@@ -97,16 +122,24 @@ class ConnectionSpec:
         if getattr(args, "saved_model", None):
             return cls("local", str(Path(args.saved_model)), models=options["models"])
         if getattr(args, "rest", None):
-            if not args.rest.startswith(("http://", "https://")):
-                raise BackendError(f"--rest takes an http(s):// URL, got '{args.rest}'",
-                                   "INVALID_ARGUMENT")
-            return cls("rest", args.rest.rstrip("/"), **options)
-        server = getattr(args, "server", None)
-        if server:
-            if "://" in server and not server.startswith(("grpc://", "grpcs://")):
-                raise BackendError(f"--server takes HOST:PORT (gRPC), got '{server}' — use "
-                                   "--rest for a REST URL", "INVALID_ARGUMENT")
-            return cls.parse(server if "://" in server else f"grpc://{server}", **options)
+            urls = [url.strip() for url in args.rest.split(",") if url.strip()]
+            for url in urls:
+                if not url.startswith(("http://", "https://")):
+                    raise BackendError(f"--rest takes an http(s):// URL, got '{url}'",
+                                       "INVALID_ARGUMENT")
+            return cls("rest", ",".join(url.rstrip("/") for url in urls), **options)
+        servers = [s.strip() for s in (getattr(args, "server", None) or "").split(",")]
+        if any(servers):
+            specs = []
+            for server in filter(None, servers):
+                if "://" in server and not server.startswith(("grpc://", "grpcs://",
+                                                              *GRPC_SCHEMES)):
+                    raise BackendError(f"--server takes HOST:PORT (gRPC), got '{server}' — "
+                                       "use --rest for a REST URL", "INVALID_ARGUMENT")
+                named = server.startswith(("grpc://", "grpcs://", *GRPC_SCHEMES))
+                specs.append(cls.parse(server if named else f"grpc://{server}", **options))
+            return replace(specs[0], target=",".join(s.target for s in specs),
+                           tls=any(s.tls for s in specs))
         raise BackendError("no model given: add --server, --rest or --saved-model",
                            "INVALID_ARGUMENT")
 
@@ -126,13 +159,17 @@ class ConnectionSpec:
         if self.max_message_mb <= 0:
             raise BackendError(f"--max-message-mb must be more than 0, got "
                                f"{self.max_message_mb:g}", "INVALID_ARGUMENT")
-        tls_files.check_flags(self.target if self.kind == "rest" else None, self.tls,
-                              self.ca_file, self.cert_file, self.key_file)
+        if not self.targets:
+            raise BackendError("no endpoint given", "INVALID_ARGUMENT")
+        for target in self.targets:
+            tls_files.check_flags(target if self.kind == "rest" else None, self.tls,
+                                  self.ca_file, self.cert_file, self.key_file)
 
     def open(self) -> Backend:
         """Make the Backend (may block: call it off the GUI thread). Raises BackendError."""
         self.check()
-        module, _, function = KINDS[self.kind].opener.partition(":")
+        opener = KINDS[self.kind].opener if len(self.targets) == 1 else MULTI_OPENER
+        module, _, function = opener.partition(":")
         return getattr(importlib.import_module(module), function)(self)
 
     def describe(self) -> str:
@@ -159,6 +196,7 @@ class ConnectionSpec:
             timeout=float(data.get("timeout", DEFAULT_TIMEOUT)),
             retry_for=float(data.get("retry_for", DEFAULT_RETRY_FOR)),
             max_message_mb=float(data.get("max_message_mb", DEFAULT_MAX_MESSAGE_MB)),
+            allow_mixed_versions=bool(data.get("allow_mixed_versions", False)),
         )
 
 
@@ -170,6 +208,15 @@ def _header(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
     return key.strip().lower(), value  # gRPC metadata keys must be lower case
+
+
+class _JoinEndpoints(argparse.Action):
+    """A repeated --server/--rest adds endpoints: the value is their comma-separated list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, f"{before},{values}" if before else values)
 
 
 def _seconds(text: str) -> float:
@@ -194,9 +241,12 @@ def add_connection_flags(
     group = None
     if where:
         group = parser.add_mutually_exclusive_group(required=required)
-        group.add_argument("--server", metavar="HOST:PORT", help="TF Serving gRPC address")
-        group.add_argument("--rest", metavar="URL",
-                           help="TF Serving REST URL, e.g. http://host:8501 or https://...")
+        group.add_argument("--server", metavar="HOST:PORT", action=_JoinEndpoints,
+                           help="TF Serving gRPC address; several: repeat it or separate "
+                           "them with commas (dns:///NAME:PORT: every address NAME resolves to)")
+        group.add_argument("--rest", metavar="URL", action=_JoinEndpoints,
+                           help="TF Serving REST URL, e.g. http://host:8501 or https://...; "
+                           "several: repeat it or separate them with commas")
         group.add_argument("--saved-model", metavar="DIR",
                            help="run in-process: a SavedModel, model folder or base folder")
     parser.add_argument("--tls", action="store_true",
@@ -214,6 +264,8 @@ def add_connection_flags(
     parser.add_argument("--max-message-mb", type=_positive, metavar="MB",
                         help="largest request or answer in MB "
                         f"(default {DEFAULT_MAX_MESSAGE_MB:g})")
+    parser.add_argument("--allow-mixed-versions", action="store_true",
+                        help="with several endpoints: let them serve different model versions")
     return group
 
 
@@ -226,6 +278,7 @@ def spec_options(args: argparse.Namespace, models: tuple[str, ...] = ()) -> dict
         "cert_file": args.cert_file or "",
         "key_file": args.key_file or "",
         "headers": tuple(args.header),
+        "allow_mixed_versions": bool(getattr(args, "allow_mixed_versions", False)),
     }
     for name in ("timeout", "retry_for", "max_message_mb"):
         if getattr(args, name) is not None:

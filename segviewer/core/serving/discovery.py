@@ -158,12 +158,16 @@ def plan_prediction(
     input_name: str | None = None,
     output_name: str | None = None,
     want_probabilities: bool = False,
+    prefer_encoded: bool = False,
 ) -> Plan:
     """Choose the signature, image input and label output to use for `meta`'s model.
 
     Explicit names win; otherwise "serving_default" if usable, else the first usable signature by
     name. With `want_probabilities` and no explicit signature, a usable signature that also returns
-    probabilities is preferred (the exporter's "probabilities" signature).
+    probabilities is preferred (the exporter's "probabilities" signature). With `prefer_encoded`
+    (a backend whose wire is text, see `prefers_encoded`) and no explicit signature, one taking
+    and giving PNG bytes (the exporter's "encoded") is preferred: a compressed image instead of
+    a JSON number per value.
     """
     if signature is not None:
         if signature not in meta.signatures:
@@ -196,7 +200,17 @@ def plan_prediction(
         with_probs = [p for p in plans if p.probabilities is not None]
         if with_probs:
             return with_probs[0]
+    if prefer_encoded and (signature is None and input_name is None and output_name is None):
+        encoded = [p for p in plans if p.input_kind == p.output_kind == "encoded"]
+        if encoded:
+            return encoded[0]
     return plans[0]
+
+
+def prefers_encoded(backend: object) -> bool:
+    """Whether `backend` plans with `prefer_encoded` (REST: images as PNG bytes, not JSON
+    numbers), so that callers naming the signature up front name the one it will use."""
+    return bool(getattr(backend, "prefers_encoded", False))
 
 
 def prepare_input(image: np.ndarray, plan: Plan) -> np.ndarray:

@@ -112,6 +112,9 @@ class GrpcBackend:
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
+            # A name resolving to several addresses (dns:///serving:8500, a Kubernetes headless
+            # Service) spreads calls over all of them; grpc's default would use only the first.
+            ("grpc.lb_policy_name", "round_robin"),
         ]
         ca, cert, key = (str(p) if p else "" for p in (ca_file, cert_file, key_file))
         self._secure = secure = tls or any((ca, cert, key))
@@ -258,7 +261,7 @@ class GrpcBackend:
         head = protos.PredictRequest(
             model_spec=self._spec(ref, signature), output_filter=output_filter
         )
-        request = head.SerializeToString() + codec.encode_inputs(inputs)
+        request = codec.encode_inputs(inputs, head=head.SerializeToString())
         if len(request) > self.policy.max_bytes:
             raise BackendError(f"{ref}: the request is {len(request) / 2**20:.0f} MB, above "
                                f"--max-message-mb {self.policy.max_message_mb:g}",

@@ -1,22 +1,17 @@
-"""TF Serving over its REST API (`:8501/v1/models/...`), with the stdlib's http.client.
+"""TF Serving over its REST API (`:8501/v1/models/...`); the HTTP is `rest_http`'s (urllib3).
 
-One keep-alive connection per thread. Images go in the row format ("instances") when the input
-is batched, else columnar ("inputs"); the JSON itself is `rest_json`'s. Predictions are sent to
-the version the cached metadata describes, so the answer is from the model the request was
-planned for. Bodies are bounded both ways (max_message_mb). TF Serving maps statuses to
-HTTP codes lossily (FAILED_PRECONDITION and INVALID_ARGUMENT are both 400); we map back.
+A model with a PNG-bytes signature (the exporter's `encoded`) is called through it unless
+another is named: a compressed image instead of a JSON number per value. Images go in the row
+format ("instances") when the input is batched, else columnar ("inputs"); the JSON itself is
+`rest_json`'s. Predictions are sent to the version the cached metadata describes, so the answer
+is from the model the request was planned for. Bodies are bounded both ways (max_message_mb).
+TF Serving maps statuses to HTTP codes lossily (FAILED_PRECONDITION and INVALID_ARGUMENT are
+both 400); we map back.
 TF Serving has no "list models" call: `models()` returns the names this backend was given.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import socket
-import ssl
-import threading
-import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,7 +37,6 @@ from segviewer.core.serving.calls import (
     DEFAULT_TIMEOUT,
     CallPolicy,
     Interrupt,
-    cancelled,
     with_retries,
 )
 from segviewer.core.serving.connection import ConnectionSpec
@@ -54,6 +48,7 @@ from segviewer.core.serving.discovery import (
     to_prediction,
 )
 from segviewer.core.serving.metadata_cache import MetadataCache
+from segviewer.core.serving.rest_http import HttpClient
 
 _CODES = {
     400: "INVALID_ARGUMENT",
@@ -94,7 +89,6 @@ def open_spec(spec: ConnectionSpec) -> RestBackend:
 # What a malformed JSON answer raises while we take it apart: each becomes one BackendError.
 _MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
               RecursionError, json_format.ParseError)
-_CHUNK = 1 << 20
 
 
 class RestBackend:
@@ -139,67 +133,34 @@ class RestBackend:
         self._headers = {"Content-Type": "application/json", **dict(headers)}
         self.policy = CallPolicy(timeout, retry_for, max_message_mb)
         self.timeout = timeout
-        self._context = tls_files.client_context(ca, cert, key) if self._https else None
+        context = tls_files.client_context(ca, cert, key) if self._https else None
         self.description = f"REST {parsed.scheme}://{parsed.netloc}"
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: set[http.client.HTTPConnection] = set()  # all threads', for close()
+        # JSON is text: a model's PNG-bytes signature beats a JSON number per pixel.
+        self.prefers_encoded = True
         self._interrupt = Interrupt()
-        self._interrupt.on_set(self._shut_connections)
+        self._http = HttpClient(parsed.scheme, self._host, self._port, context, self._headers,
+                                self.policy, self._interrupt)
+        self.description += self._http.description_proxy
         self._metadata = MetadataCache(self._fetch_metadata)
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._https:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.timeout, context=self._context
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.add(conn)
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._lock:
-                self._connections.discard(conn)
-
-    def _shut_connections(self) -> None:
-        """Wake every thread blocked on a socket (Ctrl-C): its call then ends as CANCELLED."""
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
     def _request(self, method: str, path: str, what: str, body: Any = None) -> Any:
         """One HTTP call (retried while the server is unavailable); `body` is JSON-encoded
         unless it is bytes already. Returns the parsed JSON answer."""
-        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        data = body if body is None or isinstance(body, bytes) else rest_json.dumps(body)
         if data is not None and len(data) > self.policy.max_bytes:
             raise BackendError(f"{what}: the request is {len(data) / 2**20:.0f} MB, above "
                                f"--max-message-mb {self.policy.max_message_mb:g}",
                                "INVALID_ARGUMENT")
         status, reason, payload = with_retries(
-            lambda: self._exchange(method, self._prefix + path, data, what), self.policy,
+            lambda: self._http.exchange(method, self._prefix + path, data, what), self.policy,
             self._interrupt, what)
-        not_json = "not JSON"
+        not_json = ""
         try:
-            answer = json.loads(payload)
-        except (ValueError, RecursionError) as exc:
-            answer = None
-            if isinstance(exc, RecursionError):
-                not_json = "JSON nested too deeply"
+            answer = rest_json.loads(payload)
+        except ValueError as exc:
+            answer, not_json = None, str(exc)
         if status != 200:
             error = answer.get("error") if isinstance(answer, dict) else None
             message = str(error or f"HTTP {status} {reason}").splitlines()[0]
@@ -209,69 +170,6 @@ class RestBackend:
         if answer is None:
             raise BackendError(f"{what}: bad answer from {self._netloc}: {not_json}", "INTERNAL")
         return answer
-
-    def _exchange(self, method: str, path: str, data: bytes | None,
-                  what: str) -> tuple[int, str, bytes]:
-        """One attempt, within `timeout` as a whole, reading at most max_message_mb."""
-        deadline = time.monotonic() + self.timeout
-
-        def left() -> float:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            return remaining
-
-        try:
-            conn = self._connection()
-            conn.timeout = left()
-            if conn.sock is not None:
-                conn.sock.settimeout(left())
-            conn.request(method, path, body=data, headers=self._headers)
-            conn.sock.settimeout(left())
-            response = conn.getresponse()
-            size = response.getheader("Content-Length")
-            if size is not None and size.isdigit() and int(size) > self.policy.max_bytes:
-                raise _TooLarge
-            chunks, total = [], 0
-            while True:
-                conn.sock.settimeout(left())
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > self.policy.max_bytes:
-                    raise _TooLarge
-                chunks.append(chunk)
-            if response.will_close:
-                self._drop_connection()
-            return response.status, response.reason, b"".join(chunks)
-        except _TooLarge:
-            self._drop_connection()
-            raise BackendError(f"{what}: the answer from {self._netloc} is over "
-                               f"{self.policy.max_message_mb:g} MB — raise --max-message-mb if "
-                               "the server is trusted", "RESOURCE_EXHAUSTED") from None
-        except TimeoutError:
-            self._drop_connection()
-            raise BackendError(f"{what}: no answer from {self._netloc} within "
-                               f"{self.timeout:g} s — raise --timeout or check the server",
-                               "DEADLINE_EXCEEDED") from None
-        except ssl.SSLCertVerificationError as exc:
-            self._drop_connection()
-            reason = f"{exc.reason}: {exc.verify_message}" if exc.verify_message else str(exc)
-            raise tls_files.failure(self._netloc, reason) from None
-        except ssl.SSLError as exc:
-            self._drop_connection()
-            raise tls_files.failure(self._netloc, str(exc.reason or exc)) from None
-        except socket.gaierror as exc:
-            self._drop_connection()
-            raise BackendError(f"cannot reach {self._netloc}: unknown host ({exc.strerror})",
-                               "UNAVAILABLE", retry=False) from None
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop_connection()
-            if self._interrupt.is_set():
-                raise cancelled(what) from None
-            raise BackendError(f"cannot reach {self._netloc} — is TF Serving running? "
-                               f"({exc or type(exc).__name__})", "UNAVAILABLE") from None
 
     def _path(self, ref: ModelRef) -> str:
         path = f"/v1/models/{urllib.parse.quote(ref.name, safe='')}"
@@ -365,7 +263,8 @@ class RestBackend:
     def _predict(self, image: np.ndarray, ref: ModelRef, pinned: ModelRef, meta: ModelMetadata,
                  signature: str | None, input_name: str | None, output_name: str | None,
                  want_probabilities: bool) -> Prediction:
-        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities)
+        plan = plan_prediction(meta, signature, input_name, output_name, want_probabilities,
+                               prefer_encoded=self.prefers_encoded)
         if plan.output_kind == "encoded" and not plan.output.name.endswith("_bytes"):
             raise BackendError(
                 f"{ref}: output '{plan.output.name}' is binary, and TF Serving's REST API only "
@@ -379,11 +278,11 @@ class RestBackend:
                                f"{estimate / 2**20:.0f} MB, above --max-message-mb "
                                f"{self.policy.max_message_mb:g} — use gRPC or raise the limit",
                                "INVALID_ARGUMENT")
-        head = json.dumps({"signature_name": plan.signature})[:-1].encode()
+        head = rest_json.dumps({"signature_name": plan.signature})[:-1]
         if plan.batched:
             body = head + b', "instances": ' + rest_json.encode(sent) + b"}"
         else:
-            name = json.dumps(plan.input.name).encode()
+            name = rest_json.dumps(plan.input.name)
             body = head + b', "inputs": {' + name + b": " + rest_json.encode(sent) + b"}}"
         answer = self._request("POST", self._path(pinned) + ":predict", str(ref), body)
         try:
@@ -399,11 +298,4 @@ class RestBackend:
 
     def close(self) -> None:
         self._interrupt.set()
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for conn in connections:
-            conn.close()
-
-
-class _TooLarge(Exception):
-    pass
+        self._http.close()

@@ -1,6 +1,7 @@
 """numpy <-> TF Serving's REST JSON: request values (images fast, laid out with numpy) and the
 outputs of a predict answer in either format. Malformed answers raise KeyError, TypeError or
-ValueError for the backend to turn into one line."""
+ValueError for the backend to turn into one line. JSON text is read and written with orjson
+(about twice the speed of the stdlib on a label map's numbers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 # JSON text of 0..255 right-aligned in three characters: leading spaces are JSON whitespace, so
 # every number has the same width and a whole image can be laid out with numpy, no Python loop.
@@ -39,12 +41,31 @@ def encode(array: np.ndarray) -> bytes:
             data = v.encode() if isinstance(v, str) else bytes(v)
             return {"b64": base64.b64encode(data).decode("ascii")}
 
-        return json.dumps(b64(array.tolist())).encode()
+        return orjson.dumps(b64(array.tolist()))
     if array.size and array.ndim and array.dtype.kind in "uif":
         low, high = array.min(), array.max()
         if low >= 0 and high <= 255 and (array.dtype.kind != "f" or np.all(array % 1 == 0)):
             return _byte_array_json(array)
-    return json.dumps(array.tolist()).encode()
+    return orjson.dumps(array.tolist())
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def loads(payload: bytes) -> Any:
+    """Parse a JSON answer; ValueError "not JSON" or "JSON nested too deeply" if it is not."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise ValueError("JSON nested too deeply") from None
+    try:  # TF Serving writes NaN and Infinity for such floats; orjson refuses them, json not
+        return json.loads(payload)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError:
+        raise ValueError("not JSON") from None
 
 
 def decode(value: Any) -> np.ndarray:
