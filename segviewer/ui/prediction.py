@@ -149,7 +149,10 @@ class PredictionController(QObject):
     def _stop_queue(self) -> None:
         self.process.cancel()
         for path in self.state.queue.clear():
-            self.state.set_status(path, Status.PENDING)
+            # The running image may have finished already (its result is in before its job's
+            # end): keep what it got.
+            if self.state.statuses.get(path) is Status.RUNNING:
+                self.state.set_status(path, Status.PENDING)
 
     def pump(self) -> None:
         if not isValid(self):
