@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import grpc
+from _standin import start_standin  # benchmarks/ is on sys.path when a benchmark runs
 
 from segviewer.core.batch import BatchOptions, run_batch
 from segviewer.core.images import find_images, load_image
@@ -50,17 +49,6 @@ def save_regions_model(folder: Path) -> None:
 
     module = Regions()
     tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
-
-
-def start_server(base: Path) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "segviewer.devserver.cli", "--model-base", str(base),
-         "--port", "0", "--rest-port", "0"], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    if "gRPC " not in line:
-        server.kill()
-        raise SystemExit(f"the stand-in server did not start: {line.strip()}")
-    return server, line.split("gRPC ", 1)[1].split(",", 1)[0]
 
 
 def saturation_rate(address: str, requests: list[bytes], workers: int) -> float:
@@ -127,7 +115,7 @@ def main() -> None:
         shutil.copy(source, folder / f"{i:04d}_{source.name}")
     inputs = find_images([folder])
 
-    server, address = start_server(base)
+    server, address, _ = start_standin(base)
     try:
         ref = ModelRef(model)
         backend = GrpcBackend(address, models=[model], timeout=600)

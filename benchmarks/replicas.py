@@ -23,21 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _standin import start_standin  # benchmarks/ is on sys.path when a benchmark runs
 from PIL import Image
 
 
 def start_replica(base: Path, latency_ms: float, cap: int) -> tuple[subprocess.Popen, str, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "segviewer.devserver.cli", "--model-base", str(base),
-         "--port", "0", "--rest-port", "0", "--latency-ms", str(latency_ms),
-         "--max-concurrent", str(cap)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    if "gRPC " not in line:
-        raise SystemExit(f"the stand-in did not start: {line!r}")
-    grpc_address = line.split("gRPC ", 1)[1].split(",", 1)[0]
-    rest_url = line.split("REST ", 1)[1].split(";", 1)[0]
-    return process, grpc_address, rest_url
+    return start_standin(base, "--latency-ms", str(latency_ms), "--max-concurrent", str(cap))
 
 
 def run(folder: Path, out: Path, endpoints: list[str], flag: str, workers: int) -> float:

@@ -13,12 +13,11 @@ process, as TF Serving would be) and the ratios to gRPC. Target: REST (encoded) 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _standin import start_standin  # benchmarks/ is on sys.path when a benchmark runs
 from _timing import median_ms  # benchmarks/ is on sys.path when a benchmark runs
 
 from segviewer.core.images import load_image
@@ -38,15 +37,7 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="rest_speed_"))
     save_tiny(base / "tiny" / "1", encoded=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "segviewer.devserver.cli", "--model-base", str(base),
-         "--port", "0", "--rest-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = server.stdout.readline()
-    if "gRPC " not in line:
-        raise SystemExit(f"the stand-in did not start: {line!r}")
-    grpc_address = line.split("gRPC ", 1)[1].split(",", 1)[0]
-    rest_url = line.split("REST ", 1)[1].split(";", 1)[0]
+    server, grpc_address, rest_url = start_standin(base)
 
     # A photo-like image (smooth, as camera images are), so PNG sizes are realistic.
     photo = load_image(Path(__file__).resolve().parents[1] / "resources" / "demo" / "images"

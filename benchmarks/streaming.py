@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _standin import start_standin  # benchmarks/ is on sys.path when a benchmark runs
 from PIL import Image
 
 LINKS_PER_SOURCE = 50_000  # well under any file system's hard-link limit
@@ -46,17 +47,6 @@ def make_folder(folder: Path, count: int) -> None:
             source = sources / f"{i}.png"
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(source)
         os.link(source, folder / f"img{i:07d}.png")
-
-
-def start_server(base: Path) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "segviewer.devserver.cli", "--model-base", str(base),
-         "--port", "0", "--rest-port", "0"], stdout=subprocess.PIPE, text=True)
-    line = server.stdout.readline()
-    if "gRPC " not in line:
-        server.kill()
-        raise SystemExit(f"the stand-in server did not start: {line.strip()}")
-    return server, line.split("gRPC ", 1)[1].split(",", 1)[0]
 
 
 def peak_rss_mb() -> float:
@@ -141,7 +131,7 @@ def main() -> None:
     server = None
     try:
         save_identity(work / "models" / "identity" / "1")
-        server, address = start_server(work / "models")
+        server, address, _ = start_standin(work / "models")
         results = {}
         runs = [("first", args.first, True)]
         if not args.first_output_only:
