@@ -16,9 +16,17 @@
    QTimer heartbeat) while the list is filled and while it is scrolled end to end.
    Targets: 10,000 listed <= 1 s, 100,000 <= 3 s, RSS(100,000) <= 1.5x RSS(1,000), no stall
    > 50 ms while scrolling.
+4. Huge image: a synthetic 10000x10000 JPEG and a label map of as many pixels (uint8), each way
+   in a fresh process: ours (the canvas's tiles at the zoom's pyramid level, labels coloured per
+   tile) against the baseline of whole-image pixmaps (the photo and a full RGBA colouring of the
+   map uploaded once, what the canvas did before), and the main window opening the file without
+   a model. Reports the peak RSS, the time to open and first paint, and the slowest and median
+   view change (pan, zoom step, recolour) with the labels shown.
+   Targets: peak RSS <= 1.5 GB with the segmentation shown; a view change <= 16 ms.
 Prints medians and ratios (baseline / ours: higher is better).
 
-    python benchmarks/gui.py [--runs 5] [--only startup|redraw|folders] [--sizes 1000,10000,100000]
+    python benchmarks/gui.py [--runs 5] [--only startup|redraw|folders|huge]
+                             [--sizes 1000,10000,100000]
 """
 
 from __future__ import annotations
@@ -269,16 +277,161 @@ def folders(sizes: list[int]) -> None:
               f"{f['thumbnails_cached']:.0f} cached")
 
 
+HUGE = 10_000
+
+
+def huge_labels() -> np.ndarray:
+    """A uint8 label map of 21 classes in blocks, made without int64 temporaries."""
+    cols = (np.arange(HUGE, dtype=np.int32) // 480 % 21).astype(np.uint8)
+    rows = (np.arange(HUGE, dtype=np.int32) // 540 % 21).astype(np.uint8)
+    labels = np.add.outer(rows, cols, dtype=np.uint8)
+    labels %= 21
+    return labels
+
+
+def make_huge_jpeg(path: Path) -> None:
+    from PIL import Image
+
+    image = Image.new("RGB", (HUGE, HUGE))
+    for top in range(0, HUGE, 1000):  # a gradient with some texture, made in strips
+        y, x = np.mgrid[top:top + 1000, 0:HUGE]
+        strip = np.stack([x * 255 // HUGE, y * 255 // HUGE, (x * 7 + y * 3) % 256], axis=-1)
+        image.paste(Image.fromarray(strip.astype(np.uint8)), (0, top))
+    image.save(path, quality=85)
+
+
+def view_huge(how: str, path: str) -> dict[str, float]:
+    """In a fresh process: open `path` one way (`tiles`, `pixmaps`, `window`) and measure."""
+    import resource
+
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPixmap
+    from PySide6.QtWidgets import (
+        QApplication,
+        QGraphicsItem,
+        QGraphicsPixmapItem,
+        QGraphicsScene,
+        QGraphicsView,
+    )
+
+    from segviewer.core.labels import colorize_rgba, get_palette, labels_lut
+    from segviewer.ui import tasks
+    from segviewer.ui.canvas import ImageCanvas, qimage_from_array
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    palette = get_palette("pascal")
+    result: dict[str, float] = {}
+    start = time.perf_counter()
+    if how == "window":
+        from PySide6.QtCore import QSettings
+
+        from segviewer.ui.main_window import MainWindow
+
+        settings = QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings)
+        window.show()
+        window.open_paths([path])
+        while window.image is None or not window.idle:
+            app.processEvents()
+        app.processEvents()
+        result["open_s"] = time.perf_counter() - start
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return result
+
+    loaded = tasks.load(None, path)
+    labels = huge_labels()
+    if how == "tiles":
+        view = ImageCanvas()
+        view.set_image(loaded.rgb, loaded.levels)
+        view.set_label_map(labels, labels_lut(labels, palette, {0}))
+
+        def recolour(i: int) -> None:
+            view.set_label_map(labels, labels_lut(labels, palette, {0} if i % 2 else set()))
+    else:  # the baseline: whole-image pixmaps, as the canvas drew before
+        view = QGraphicsView()
+        view.setScene(QGraphicsScene(view))
+        items = [QGraphicsPixmapItem(), QGraphicsPixmapItem()]
+        for z, item in enumerate(items):
+            item.setZValue(z)
+            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            view.scene().addItem(item)
+        items[0].setPixmap(QPixmap.fromImage(qimage_from_array(loaded.rgb)))
+        items[1].setOpacity(0.5)
+        view.scene().setSceneRect(QRectF(0, 0, HUGE, HUGE))
+
+        def recolour(i: int) -> None:
+            colors = colorize_rgba(labels, palette, {0} if i % 2 else set())
+            items[1].setPixmap(QPixmap.fromImage(qimage_from_array(colors)))
+
+        recolour(1)
+    view.resize(1280, 720)
+    view.show()
+    view.fitInView(view.sceneRect())
+    view.viewport().repaint()
+    app.processEvents()
+    result["open_s"] = time.perf_counter() - start
+
+    def timed(action) -> float:
+        t = time.perf_counter()
+        action()
+        view.viewport().repaint()
+        return (time.perf_counter() - t) * 1000
+
+    zooms = [timed(lambda: view.scale(1.25, 1.25)) for _ in range(14)]  # fit -> past 100 %
+    bars = view.horizontalScrollBar(), view.verticalScrollBar()
+    pans = [timed(lambda i=i: bars[i % 2].setValue(bars[i % 2].value() + 200)) for i in range(20)]
+    zooms += [timed(lambda: view.scale(0.8, 0.8)) for _ in range(14)]
+    recolours = [timed(lambda i=i: recolour(i)) for i in range(4)]
+    for name, times in (("zoom", zooms), ("pan", pans), ("recolour", recolours)):
+        result[f"{name}_median_ms"] = statistics.median(times)
+        result[f"{name}_max_ms"] = max(times)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def huge() -> None:
+    with tempfile.TemporaryDirectory(prefix="segviewer-bench-") as tmp:
+        path = Path(tmp) / "huge.jpg"
+        make_huge_jpeg(path)
+        figures = {}
+        for how in ("pixmaps", "tiles", "window"):
+            out = subprocess.run([sys.executable, __file__, "--view-huge", how, str(path)],
+                                 capture_output=True, text=True, timeout=900, check=True)
+            figures[how] = json.loads(out.stdout.strip().splitlines()[-1])
+    base, ours = figures["pixmaps"], figures["tiles"]
+    print(f"huge image, {HUGE}x{HUGE} JPEG + uint8 label map in a 1280x720 view "
+          f"(load average {os.getloadavg()[0]:.1f}):")
+    print(f"  peak RSS with the labels shown: tiles {ours['peak_rss_mb']:.0f} MB, whole "
+          f"pixmaps {base['peak_rss_mb']:.0f} MB, "
+          f"ratio {base['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x "
+          f"(target <= 1536 MB: {'OK' if ours['peak_rss_mb'] <= 1536 else 'MISSED'}); main window "
+          f"opening it without a model: {figures['window']['peak_rss_mb']:.0f} MB in "
+          f"{figures['window']['open_s']:.1f} s")
+    print(f"  open to first paint: tiles {ours['open_s']:.1f} s, whole pixmaps "
+          f"{base['open_s']:.1f} s")
+    for name in ("pan", "zoom", "recolour"):
+        o, b = ours[f"{name}_max_ms"], base[f"{name}_max_ms"]
+        verdict = f" (target <= 16 ms: {'OK' if o <= 16 else 'MISSED'})" if name != "recolour" \
+            else ""
+        print(f"  {name}: tiles median {ours[f'{name}_median_ms']:.1f} ms, slowest {o:.1f} ms; "
+              f"whole pixmaps median {base[f'{name}_median_ms']:.1f} ms, slowest {b:.1f} ms; "
+              f"ratio (slowest) {b / o:.1f}x{verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--only", choices=("startup", "redraw", "folders"))
+    parser.add_argument("--only", choices=("startup", "redraw", "folders", "huge"))
     parser.add_argument("--sizes", default="1000,10000,100000",
                         help="folder sizes, the first being the baseline")
-    parser.add_argument("--list-folder", help=argparse.SUPPRESS)  # the measuring subprocess
+    parser.add_argument("--list-folder", help=argparse.SUPPRESS)  # the measuring subprocesses
+    parser.add_argument("--view-huge", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.list_folder:
         print(json.dumps(list_folder(args.list_folder)))
+        return
+    if args.view_huge:
+        print(json.dumps(view_huge(*args.view_huge)))
         return
     if args.only in (None, "startup"):
         startup(args.runs)
@@ -286,6 +439,8 @@ def main() -> None:
         redraw(args.runs)
     if args.only in (None, "folders"):
         folders([int(n) for n in args.sizes.split(",")])
+    if args.only in (None, "huge"):
+        huge()
 
 
 if __name__ == "__main__":

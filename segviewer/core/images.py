@@ -174,6 +174,9 @@ def _describe(e: BaseException) -> str:
     return f"file is damaged ({text})"
 
 
+_STRIP_ROWS = 1024
+
+
 def _to_rgb(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -182,7 +185,13 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         gray = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "RGB":
-        return np.asarray(img, dtype=np.uint8).copy()
+        # In strips: np.asarray(img) first copies the whole image into a bytes object, and a
+        # writable array is one more copy (a 10000x10000 photo would peak at 3x its size).
+        out = np.empty((img.height, img.width, 3), np.uint8)
+        for top in range(0, img.height, _STRIP_ROWS):
+            out[top:top + _STRIP_ROWS] = np.asarray(
+                img.crop((0, top, img.width, min(img.height, top + _STRIP_ROWS))))
+        return out
     if mode in ("RGBA", "RGBa", "RGBX"):
         return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, :3].copy()
     if mode in ("P", "PA"):

@@ -167,6 +167,8 @@ def build_actions(w: MainWindow) -> None:
         act.setIconText(short)
         act.setToolTip(f"{act.text().replace('&', '').rstrip('…')} "
                        f"({act.shortcut().toString()})")
+    w.act_run_all = a("&Run All", w.run_all, ["Ctrl+R"],
+                      tip="Segment every listed image (the list's order; Esc cancels)")
     w.act_cancel = a("Cancel Work", w.cancel_work, ["Esc"])
     w.act_rerun = a("&Reload Image", w.reload_current, ["F5"],
                     tip="Load and segment the current image again (after a failure or a cancel)")
@@ -194,7 +196,7 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     export_menu.addSeparator()
     export_menu.addAction(w.act_batch)
 
-    menu.addMenu("&Tools").addAction(w.act_compare)
+    menu.addMenu("&Tools").addActions([w.act_run_all, w.act_compare])
 
     view = menu.addMenu("&View")
     view.addActions(list(w.act_mode.values()))

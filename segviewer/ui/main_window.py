@@ -19,9 +19,8 @@ from PySide6.QtWidgets import (
     QDialog,
     QMainWindow,
 )
-from shiboken6 import isValid
 
-from segviewer.core.labels import Palette, PaletteError, colorize_rgba
+from segviewer.core.labels import Palette, PaletteError, labels_lut
 from segviewer.core.overlay import boundaries, class_shares
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown, Status, ViewerState, ViewMode
@@ -35,6 +34,7 @@ from segviewer.ui.help import APP_NAME, HelpMixin
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
+from segviewer.ui.main_queue import QueueMixin
 from segviewer.ui.prediction import PredictionController
 from segviewer.ui.settings import Settings
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
@@ -56,7 +56,7 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
+class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         # QSettings() follows the application's name and QSettings.setDefaultFormat/setPath, so
@@ -76,15 +76,17 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._loading = CurrentTask(self._io, self)
         self._loading.finished.connect(self._loaded)
         self._loading.failed.connect(self._load_failed)
-        self.predictor = PredictionController(self.state, self)
+        self.predictor = PredictionController(self.state, self,
+                                              self.prefs.get(keys.CACHE_MB) << 20)
         self._walkers: set[FolderWalker] = set()  # folders being listed (main_files.py)
         self.errors: list[str] = []  # every error shown, for `--screenshot` to report
         self.image: np.ndarray | None = None
-        self._colors: np.ndarray | None = None  # RGBA of the labels shown, hidden classes clear
+        self.label_lut: np.ndarray | None = None  # RGBA per id of the labels shown (hidden: clear)
 
         build_widgets(self)
         build_actions(self)
         build_menus_and_toolbar(self)
+        self.predictor.following = self.file_list.following
         self.editing = install_editing(self)
         self._observe()
         self._restore_settings()
@@ -179,7 +181,14 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def show_path(self, path: str) -> None:
         self.image = None  # the photo on the canvas is the previous one until this one loads
         self.state.set_current(path)
-        self._loading.start("load image", tasks.load, path)
+        self.cache.pin(path)
+        self.predictor.plan_view()  # it runs while it loads, and the look-ahead after it
+        loaded = self.cache.image(path)
+        if loaded is not None:  # decoded ahead (or seen before): no wait
+            self._loading.cancel()
+            self._loaded(loaded)
+        else:
+            self._loading.start("load image", tasks.load, path)
         self._update_title()
 
     def reload_current(self) -> None:
@@ -190,10 +199,10 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             self.state.clear_result()
             self._loading.start("load image", tasks.load, path)
 
-    def _loaded(self, result: tuple[str, np.ndarray]) -> None:
-        _path, rgb = result
-        self.image = rgb
-        self.canvas.set_image(rgb)
+    def _loaded(self, result: tasks.Loaded) -> None:
+        self.cache.put_image(result)
+        self.image = result.rgb
+        self.canvas.set_image(result.rgb, result.levels)
         self._show_current()
 
     def _load_failed(self, _name: str, message: str) -> None:
@@ -230,16 +239,18 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._update_summary()
 
     def _recolor(self) -> None:
-        """Colour the labels shown with the palette, hidden classes fully transparent."""
+        """Colour the labels shown with the palette, hidden classes fully transparent (the
+        canvas colours only the tiles it draws)."""
         shown = self.state.shown
-        self._colors = None
+        self.label_lut = None
         if shown is not None:
             try:
-                self._colors = colorize_rgba(shown.prediction.labels, self.state.palette,
-                                             self.state.hidden)
+                self.label_lut = labels_lut(shown.prediction.labels, self.state.palette,
+                                            self.state.hidden)
             except ValueError as exc:  # ids the palette cannot colour: say so, show none
                 self.show_error(f"{Path(shown.path).name}: {exc}")
-        self.canvas.set_labels(self._colors)
+        self.canvas.set_label_map(None if shown is None else shown.prediction.labels,
+                                  self.label_lut)
 
     def _update_boundaries(self) -> None:
         shown = self.state.shown if self.act_boundaries.isChecked() else None
@@ -367,39 +378,6 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             return  # e.g. showing and predicting the same broken file both fail
         self.errors.append(message)
         self.statusBar().showMessage(f"⚠ {message}", 15000)
-
-    # ==========================================================================================
-    # work in progress
-    def cancel_work(self) -> None:
-        """Stop listing, predicting and connecting: queued images stay pending."""
-        self.cancel_walks()
-        self.predictor.cancel()
-        self._update_busy()
-
-    def _update_summary(self) -> None:
-        statuses = list(self.state.statuses.values())
-        parts = [f"{len(statuses)} image{'s' if len(statuses) != 1 else ''}"] if statuses else []
-        parts += [f"{statuses.count(status)} {status.value.rstrip('…')}" for status in Status
-                  if status is not Status.PENDING and status in statuses]
-        if self.backend is not None and self.state.identity is not None:
-            parts.append(f"{self.state.identity} · {self.backend.description}")
-        self.summary_label.setText("  ·  ".join(parts))
-
-    def _update_busy(self, *_args) -> None:
-        if not isValid(self):
-            return
-        self._update_summary()
-        busy = not self.idle
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        done, total = self.state.queue.progress
-        if busy and total and not self.predictor.selection.running:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat("Segmenting %v/%m")
-        elif busy:
-            self.progress.setRange(0, 0)  # indeterminate
-            self.progress.setFormat("Working…")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

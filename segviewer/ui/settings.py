@@ -33,6 +33,7 @@ COMPARE_STATE = Setting("compare/state", bytes, None)
 COMPARE_MODE = Setting("compare/mode", str, "side")
 COMPARE_SORT = Setting("compare/sort", str, "")
 COMPARE_REPORT_DIR = Setting("compare/report_dir", str, "")
+CACHE_MB = Setting("cache/memory_mb", int, 1024)  # results and decoded images kept, in MB
 EDIT_GT_DIR = Setting("edit/gt_dir", str, "")  # where corrected labels are saved as ground truth
 
 
