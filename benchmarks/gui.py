@@ -5,9 +5,9 @@
 1. Start-up: `segviewer` in a subprocess with SEGVIEWER_EXIT_ON_FIRST_PAINT set prints the epoch
    time of its first paint event and quits. Baseline, same run: a bare PySide6 window doing the
    same. Target: <= 1.0 s to first paint, and no TensorFlow import.
-2. Redraw on a 3840x2160 image: the canvas keeps the photo and the colour labels as two cached
-   pixmaps, so an opacity change only sets the label item's opacity and repaints. Baseline, same
-   run: re-blend with numpy (overlay.blend) and upload the result as a new pixmap, then repaint.
+2. Redraw on a 3840x2160 image: the canvas keeps each layer's view cached at screen size, so an
+   opacity change only sets the label layer's opacity and repaints. Baseline, same run: re-blend
+   with numpy (overlay.blend) and show the result as a new photo layer, then repaint.
    Target: <= 10 ms per redraw.
 3. Large folders (the image list): for 1,000 (baseline), 10,000 and 100,000 tiny PNGs generated
    in a temporary folder, a fresh process walks the folder into the list (`FolderWalker` ->
@@ -94,12 +94,12 @@ def test_image(height: int = 2160, width: int = 3840) -> tuple[np.ndarray, np.nd
 
 
 def redraw(runs: int) -> None:
-    from PySide6.QtGui import QPixmap
     from PySide6.QtWidgets import QApplication
 
     from segviewer.core.labels import get_palette
     from segviewer.core.overlay import blend
-    from segviewer.ui.canvas import ImageCanvas, qimage_from_array
+    from segviewer.ui.canvas import ImageCanvas
+    from segviewer.ui.tiles import PhotoSource
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     rgb, labels = test_image()
@@ -119,7 +119,7 @@ def redraw(runs: int) -> None:
 
     def baseline(opacity: float) -> None:
         blended = blend(rgb, colors, opacity)
-        canvas._image_item.setPixmap(QPixmap.fromImage(qimage_from_array(blended)))
+        canvas._image_item.set_source(PhotoSource(blended, [blended]))
         canvas.set_opacity(0.0)
         viewport.repaint()
 
@@ -371,20 +371,38 @@ def view_huge(how: str, path: str) -> dict[str, float]:
     app.processEvents()
     result["open_s"] = time.perf_counter() - start
 
-    def timed(action) -> float:
-        t = time.perf_counter()
+    frames: list[tuple[float, float]] = []  # (wall, GUI-thread CPU) of each repaint, in ms
+
+    def timed(action) -> None:
+        """One view change and its frame; then the frames that refine it (tiles made after a
+        frame's budget), each counted as a frame of its own."""
+        wall, cpu = time.perf_counter(), time.thread_time()
         action()
         view.viewport().repaint()
-        return (time.perf_counter() - t) * 1000
+        frames.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
+        for _ in range(20):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            app.processEvents()
+            frames.append(((time.perf_counter() - wall) * 1000,
+                           (time.thread_time() - cpu) * 1000))
 
-    zooms = [timed(lambda: view.scale(1.25, 1.25)) for _ in range(14)]  # fit -> past 100 %
     bars = view.horizontalScrollBar(), view.verticalScrollBar()
-    pans = [timed(lambda i=i: bars[i % 2].setValue(bars[i % 2].value() + 200)) for i in range(20)]
-    zooms += [timed(lambda: view.scale(0.8, 0.8)) for _ in range(14)]
-    recolours = [timed(lambda i=i: recolour(i)) for i in range(4)]
-    for name, times in (("zoom", zooms), ("pan", pans), ("recolour", recolours)):
-        result[f"{name}_median_ms"] = statistics.median(times)
-        result[f"{name}_max_ms"] = max(times)
+    steps = ([("zoom", lambda: view.scale(1.25, 1.25))] * 14  # fit -> past 100 %
+             + [("pan", lambda i=i: bars[i % 2].setValue(bars[i % 2].value() + 200))
+                for i in range(20)]
+             + [("zoom", lambda: view.scale(0.8, 0.8))] * 14
+             + [("recolour", lambda i=i: recolour(i)) for i in range(4)])
+    firsts: dict[str, list[tuple[float, float]]] = {"zoom": [], "pan": [], "recolour": []}
+    every: dict[str, list[tuple[float, float]]] = {name: [] for name in firsts}
+    for name, action in steps:
+        frames.clear()
+        timed(action)
+        firsts[name].append(frames[0])
+        every[name] += frames
+    for name in firsts:
+        result[f"{name}_median_ms"] = statistics.median(f[0] for f in firsts[name])
+        result[f"{name}_max_ms"] = max(f[0] for f in every[name])
+        result[f"{name}_max_cpu_ms"] = max(f[1] for f in every[name])
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -409,13 +427,16 @@ def huge() -> None:
           f"{figures['window']['open_s']:.1f} s")
     print(f"  open to first paint: tiles {ours['open_s']:.1f} s, whole pixmaps "
           f"{base['open_s']:.1f} s")
+    print("  view changes (each frame, refinements included; wall clock, and the GUI thread's"
+          " CPU time, which other processes on a busy machine do not inflate):")
     for name in ("pan", "zoom", "recolour"):
-        o, b = ours[f"{name}_max_ms"], base[f"{name}_max_ms"]
+        o, b = ours[f"{name}_max_cpu_ms"], base[f"{name}_max_cpu_ms"]
         verdict = f" (target <= 16 ms: {'OK' if o <= 16 else 'MISSED'})" if name != "recolour" \
             else ""
-        print(f"  {name}: tiles median {ours[f'{name}_median_ms']:.1f} ms, slowest {o:.1f} ms; "
-              f"whole pixmaps median {base[f'{name}_median_ms']:.1f} ms, slowest {b:.1f} ms; "
-              f"ratio (slowest) {b / o:.1f}x{verdict}")
+        print(f"  {name}: tiles median {ours[f'{name}_median_ms']:.1f} ms, slowest frame "
+              f"{ours[f'{name}_max_ms']:.1f} ms wall / {o:.1f} ms CPU; whole pixmaps median "
+              f"{base[f'{name}_median_ms']:.1f} ms, slowest {base[f'{name}_max_ms']:.1f} ms wall"
+              f" / {b:.1f} ms CPU; ratio (slowest CPU) {b / max(o, 0.1):.1f}x{verdict}")
 
 
 def main() -> None:

@@ -12,17 +12,20 @@ what comes into view.
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, QTimer
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from shiboken6 import isValid
 
 from segviewer.core.pyramid import SMALLEST, build_levels, level_for
 
 TILE = 256  # level pixels per tile side
 MAX_TILES = 160  # per layer: 40 MB of 32-bit tiles, a few screens' worth at any level
+FRAME_BUDGET_S = 0.006  # tiles made per paint, per layer, before coarser ones stand in
 
 
 def _strided_shapes(height: int, width: int) -> list[tuple[int, int]]:
@@ -172,31 +175,62 @@ class TiledLayer(QGraphicsItem):
             return
         scale = min(abs(painter.worldTransform().m11()), abs(painter.worldTransform().m22()))
         level = level_for(scale, len(source.shapes))
-        h, w = source.shapes[level]
-        sx, sy = self._scales(level)
-        area = option.exposedRect.intersected(self.boundingRect())
+        # Only what can reach the device: a cached layer is asked for its whole rectangle, but
+        # its cache pixmap is clipped to the viewport.
+        device = painter.device()
+        inverse, _ = painter.worldTransform().inverted()
+        reach = inverse.mapRect(QRectF(0, 0, device.width(), device.height()))
+        area = option.exposedRect.intersected(self.boundingRect()).intersected(reach)
         if area.isEmpty():
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
+        deadline = time.perf_counter() + FRAME_BUDGET_S
+        deferred = False
+        for key, box, target in self._grid(level, area):
+            image = self._tiles.get(key)
+            if image is None:
+                # Past the frame's budget, a coarser tile stands in and the rest come next frame.
+                if time.perf_counter() > deadline and self._draw_coarser(painter, level, target):
+                    deferred = True
+                    continue
+                image = self._make(key, box)
+            else:
+                self._tiles.move_to_end(key)
+            painter.drawImage(target, image)
+        if deferred:
+            QTimer.singleShot(0, lambda: isValid(self) and self.update())
+
+    def _grid(self, level: int, area: QRectF):
+        """(key, level box, scene rectangle) of the tiles of `level` that cover `area`."""
+        h, w = self._source.shapes[level]
+        sx, sy = self._scales(level)
         for ty in range(int(area.top() / sy) // TILE, math.ceil(area.bottom() / sy / TILE)):
             for tx in range(int(area.left() / sx) // TILE, math.ceil(area.right() / sx / TILE)):
                 x0, y0 = tx * TILE, ty * TILE
                 x1, y1 = min(w, x0 + TILE), min(h, y0 + TILE)
                 if x1 > x0 and y1 > y0:
-                    target = QRectF(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy)
-                    painter.drawImage(target, self._tile(level, tx, ty, x0, y0, x1, y1))
+                    yield ((level, tx, ty), (x0, y0, x1, y1),
+                           QRectF(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy))
 
-    def _tile(self, level: int, tx: int, ty: int, x0: int, y0: int, x1: int,
-              y1: int) -> QImage:
-        key = (level, tx, ty)
-        image = self._tiles.get(key)
-        if image is None:
-            image = self._source.tile(level, x0, y0, x1, y1)
-            self._tiles[key] = image
-            while len(self._tiles) > MAX_TILES:
-                self._tiles.popitem(last=False)
-        else:
-            self._tiles.move_to_end(key)
+    def _draw_coarser(self, painter: QPainter, level: int, target: QRectF) -> bool:
+        """Draw `target` from the cached tiles of a coarser level, if they cover it all."""
+        for coarser in range(level + 1, len(self._source.shapes)):
+            tiles = [(self._tiles.get(key), rect) for key, _box, rect in
+                     self._grid(coarser, target)]
+            if tiles and all(image is not None for image, _rect in tiles):
+                painter.save()
+                painter.setClipRect(target)
+                for image, rect in tiles:
+                    painter.drawImage(rect, image)
+                painter.restore()
+                return True
+        return False
+
+    def _make(self, key: tuple[int, int, int], box: tuple[int, int, int, int]) -> QImage:
+        image = self._source.tile(key[0], *box)
+        self._tiles[key] = image
+        while len(self._tiles) > MAX_TILES:
+            self._tiles.popitem(last=False)
         return image
 
     def pixmap(self) -> QPixmap:
