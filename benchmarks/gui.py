@@ -317,6 +317,7 @@ def view_huge(how: str, path: str) -> dict[str, float]:
     from segviewer.core.labels import colorize_rgba, get_palette, labels_lut
     from segviewer.ui import tasks
     from segviewer.ui.canvas import ImageCanvas, qimage_from_array
+    from segviewer.ui.settings import MAX_PIXELS
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     palette = get_palette("pascal")
@@ -338,7 +339,7 @@ def view_huge(how: str, path: str) -> dict[str, float]:
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return result
 
-    loaded = tasks.load(None, path)
+    loaded = tasks.load(None, path, MAX_PIXELS.default)
     labels = huge_labels()
     if how == "tiles":
         view = ImageCanvas()

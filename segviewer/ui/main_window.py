@@ -77,7 +77,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
         self._loading.finished.connect(self._loaded)
         self._loading.failed.connect(self._load_failed)
         self.predictor = PredictionController(self.state, self,
-                                              self.prefs.get(keys.CACHE_MB) << 20)
+                                              self.prefs.get(keys.CACHE_MB) << 20,
+                                              self.prefs.get(keys.MAX_PIXELS))
         self._walkers: set[FolderWalker] = set()  # folders being listed (main_files.py)
         self.errors: list[str] = []  # every error shown, for `--screenshot` to report
         self.image: np.ndarray | None = None
@@ -188,7 +189,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
             self._loading.cancel()
             self._loaded(loaded)
         else:
-            self._loading.start("load image", tasks.load, path)
+            self._loading.start("load image", tasks.load, path, self.predictor.max_pixels)
         self._update_title()
 
     def reload_current(self) -> None:
@@ -197,7 +198,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
             self.cache.forget_path(path)
             self.state.set_status(path, Status.PENDING)
             self.state.clear_result()
-            self._loading.start("load image", tasks.load, path)
+            self._loading.start("load image", tasks.load, path, self.predictor.max_pixels)
 
     def _loaded(self, result: tasks.Loaded) -> None:
         self.cache.put_image(result)

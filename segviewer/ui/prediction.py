@@ -22,6 +22,7 @@ from segviewer.core.serving.base import Backend, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Status, ViewerState
 from segviewer.ui import tasks
 from segviewer.ui.cache import CacheKey, PredictionCache
+from segviewer.ui.settings import MAX_PIXELS
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
 
 if TYPE_CHECKING:
@@ -39,13 +40,14 @@ class PredictionController(QObject):
     changed = Signal()  # the queue or the busy state moved: progress to redraw
 
     def __init__(self, state: ViewerState, parent: QObject | None = None,
-                 cache_bytes: int = 1 << 30) -> None:
+                 cache_bytes: int = 1 << 30, max_pixels: int = MAX_PIXELS.default) -> None:
         super().__init__(parent)
         self.state = state
         self.cache = PredictionCache(cache_bytes)
         self.backend: Backend | None = None
         self.models: list[str] = []
         self.probabilities = False  # ask the model for class probabilities too
+        self.max_pixels = max_pixels  # the largest image decoded
         # The next n images after the current one in the list's order (the window's file list).
         self.following: Callable[[int], list[str]] = lambda n: []
         self._runner = JobRunner(1, self)
@@ -168,7 +170,8 @@ class PredictionController(QObject):
     def _stop_queue(self) -> None:
         self.process.cancel()
         for path in self.state.queue.clear():
-            self.state.set_status(path, Status.PENDING)
+            if self.state.statuses.get(path) is not Status.DONE:  # its result came just now
+                self.state.set_status(path, Status.PENDING)
 
     def pump(self) -> None:
         if not isValid(self):
@@ -186,7 +189,7 @@ class PredictionController(QObject):
                 continue
             self.state.set_status(path, Status.RUNNING)
             self.process.start(path, tasks.process, path, self.backend, self.ref, key,
-                               self.probabilities, self.cache.image(path))
+                               self.probabilities, self.max_pixels, self.cache.image(path))
             break
         self.changed.emit()
 

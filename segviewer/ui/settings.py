@@ -33,6 +33,9 @@ COMPARE_STATE = Setting("compare/state", bytes, None)
 COMPARE_MODE = Setting("compare/mode", str, "side")
 COMPARE_SORT = Setting("compare/sort", str, "")
 COMPARE_REPORT_DIR = Setting("compare/report_dir", str, "")
+# The largest image the viewer opens (20000x20000; 1.2 GB decoded): opening one is deliberate,
+# so up to this Pillow's decompression-bomb guard does not apply.
+MAX_PIXELS = Setting("images/max_pixels", int, 400_000_000)
 CACHE_MB = Setting("cache/memory_mb", int, 1024)  # results and decoded images kept, in MB
 EDIT_GT_DIR = Setting("edit/gt_dir", str, "")  # where corrected labels are saved as ground truth
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, ModelVersion, Prediction
 from segviewer.ui.cache import CacheKey, compact_labels
+from segviewer.ui.settings import MAX_PIXELS
 from segviewer.ui.workers import TaskState
 
 if TYPE_CHECKING:
@@ -49,10 +50,11 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 
 def process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef | None,
-             key: CacheKey | None, probabilities: bool, loaded: Loaded | None = None) -> Processed:
+             key: CacheKey | None, probabilities: bool, max_pixels: int,
+             loaded: Loaded | None = None) -> Processed:
     """Predict one image (decoded here unless the cache had it)."""
     if loaded is None:
-        loaded = load(state, path)
+        loaded = load(state, path, max_pixels)
     rgb = loaded.rgb
     prediction = None
     if backend is not None and ref is not None and key is not None and not state.cancelled():
@@ -111,11 +113,12 @@ def select(state: TaskState, backend: Backend, models: list[str], model: str,
     return choose(backend, model, version, models)
 
 
-def load(state: TaskState, path: str) -> Loaded:
+def load(state: TaskState, path: str, max_pixels: int) -> Loaded:
     from segviewer.core.images import load_image
     from segviewer.core.pyramid import build_levels
 
-    rgb = load_image(path)
+    rgb = load_image(path, max_pixels, raise_hint=f"raise {MAX_PIXELS.key} in the viewer's "
+                     "settings file if you trust it")
     return Loaded(path, rgb, build_levels(rgb))
 
 
