@@ -73,3 +73,39 @@ def test_hidden_classes_are_clear_and_the_photo_shows_through(qtbot):
     canvas.set_opacity(1.0)
     assert shown_at(canvas, 10, 30) == (90, 90, 90)
     assert shown_at(canvas, 50, 30) == palette.color(5)
+
+
+def outlined(canvas: ImageCanvas, y: int, xs: range) -> list[int]:
+    """The image columns of row `y` drawn as outline (one grab; the view's sub-pixel offset
+    may move a line by a pixel, so tests look at where lines are, within a pixel)."""
+    pixels = array_from_qimage(canvas.viewport().grab().toImage())
+    ratio = canvas.viewport().devicePixelRatioF()
+    found = []
+    for x in xs:
+        point = canvas.image_pos_to_viewport(x, y)
+        if pixels[int(point.y() * ratio), int(point.x() * ratio)].min() > 200:
+            found.append(x)
+    return found
+
+
+def test_outlines_are_found_per_tile_and_follow_an_edit(qtbot):
+    labels = np.zeros((600, 600), np.uint8)
+    labels[:, 300:] = 1  # a vertical edge across tile rows
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 700)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(np.zeros((600, 600, 3), np.uint8))
+    canvas.actual_size()
+    canvas.set_mode(ViewMode.IMAGE)
+    canvas.set_show_boundaries(True)
+    canvas.set_boundaries(labels)
+    for y in (100, 255, 256, 400):  # the same two-pixel line in both rows of tiles
+        assert len(outlined(canvas, y, range(280, 320))) == 2
+    assert outlined(canvas, 256, range(200, 280)) == []  # no seam where tiles meet
+    labels[250:262, 250:262] = 1  # an island across the tile corner at (256, 256)
+    canvas.paint_labels(250, 250, np.zeros((12, 12, 4), np.uint8))
+    island = outlined(canvas, 256, range(240, 275))
+    assert len(island) == 4 and island[1] - island[0] == 1 and island[3] - island[2] == 1
+    assert island[0] >= 248 and island[3] <= 263

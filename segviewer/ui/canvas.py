@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QWid
 from segviewer.core.viewer_state import ViewMode
 from segviewer.ui.tiles import (
     LabelSource,
-    MaskSource,
+    OutlineSource,
     PhotoSource,
     RgbaSource,
     TiledLayer,
@@ -110,10 +110,13 @@ class ImageCanvas(QGraphicsView):
                 source.rgba, source.owned = source.rgba.copy(), True
             source.rgba[y:y + rgba.shape[0], x:x + rgba.shape[1]] = rgba
         self._label_item.invalidate(x, y, x + rgba.shape[1], y + rgba.shape[0])
+        # Outlines change up to a pixel (of each level) around the box.
+        self._edge_item.invalidate(x, y, x + rgba.shape[1], y + rgba.shape[0], margin=1)
 
-    def set_boundaries(self, mask: np.ndarray | None) -> None:
+    def set_boundaries(self, labels: np.ndarray | None) -> None:
+        """Outline the classes of `labels` (found per tile as drawn; kept, not copied)."""
         # White at 230/255, premultiplied.
-        self._edge_item.set_source(None if mask is None else MaskSource(mask, 0xE6E6E6E6))
+        self._edge_item.set_source(None if labels is None else OutlineSource(labels, 0xE6E6E6E6))
 
     def set_empty_text(self, text: str) -> None:
         """What the canvas says while it has no image (e.g. how to open one)."""

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from segviewer.core.labels import Palette, PaletteError, labels_lut
-from segviewer.core.overlay import boundaries, class_shares
+from segviewer.core.overlay import class_shares
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown, Status, ViewerState, ViewMode
 from segviewer.paths import resource_dir
@@ -255,7 +255,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
 
     def _update_boundaries(self) -> None:
         shown = self.state.shown if self.act_boundaries.isChecked() else None
-        self.canvas.set_boundaries(None if shown is None else boundaries(shown.prediction.labels))
+        self.canvas.set_boundaries(None if shown is None else shown.prediction.labels)
 
     def _status_changed(self, path: str, status: Status, message: str) -> None:
         self.file_list.set_status(path, status, message)

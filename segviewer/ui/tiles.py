@@ -21,6 +21,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 from shiboken6 import isValid
 
+from segviewer.core.overlay import boundaries
 from segviewer.core.pyramid import SMALLEST, build_levels, level_for
 
 TILE = 256  # level pixels per tile side
@@ -106,17 +107,22 @@ class RgbaSource(TileSource):
         return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
 
 
-class MaskSource(TileSource):
-    """A bool mask drawn in one premultiplied colour (class outlines)."""
+class OutlineSource(TileSource):
+    """The class boundaries of a label map (`overlay.boundaries` of each tile's ids, with a
+    pixel of margin so tile edges join), drawn in one premultiplied colour."""
 
-    def __init__(self, mask: np.ndarray, argb: int) -> None:
-        self.mask, self.argb = mask, np.uint32(argb)
-        self.shapes = _strided_shapes(*mask.shape[:2])
+    def __init__(self, labels: np.ndarray, argb: int) -> None:
+        self.labels, self.argb = labels, np.uint32(argb)
+        self.shapes = _strided_shapes(*labels.shape[:2])
 
     def tile(self, level: int, x0: int, y0: int, x1: int, y1: int) -> QImage:
         step = 1 << level
-        mask = self.mask[y0 * step:y1 * step:step, x0 * step:x1 * step:step]
-        return _argb_image(np.where(mask, self.argb, np.uint32(0)),
+        h, w = self.shapes[level]
+        top, left = max(0, y0 - 1), max(0, x0 - 1)
+        ids = self.labels[top * step:min(h, y1 + 1) * step:step,
+                          left * step:min(w, x1 + 1) * step:step]
+        edge = boundaries(ids)[y0 - top:y0 - top + y1 - y0, x0 - left:x0 - left + x1 - x0]
+        return _argb_image(np.where(edge, self.argb, np.uint32(0)),
                            QImage.Format.Format_ARGB32_Premultiplied)
 
 
@@ -144,19 +150,23 @@ class TiledLayer(QGraphicsItem):
     def empty(self) -> bool:
         return self._source is None
 
-    def invalidate(self, x0: int, y0: int, x1: int, y1: int) -> None:
-        """The image box [x0, x1) x [y0, y1) changed: its tiles at every level are made again."""
+    def invalidate(self, x0: int, y0: int, x1: int, y1: int, margin: int = 0) -> None:
+        """The image box [x0, x1) x [y0, y1) changed: its tiles at every level are made again,
+        and those within `margin` pixels of that level (whose pixels depend on neighbours)."""
         if self._source is None:
             return
-        for key in [k for k in self._tiles if self._overlaps(k, x0, y0, x1, y1)]:
+        for key in [k for k in self._tiles if self._overlaps(k, x0, y0, x1, y1, margin)]:
             del self._tiles[key]
-        self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+        grow = margin * max(self._scales(len(self._source.shapes) - 1))  # the coarsest pixel
+        self.update(QRectF(x0, y0, x1 - x0, y1 - y0).adjusted(-grow, -grow, grow, grow))
 
-    def _overlaps(self, key: tuple[int, int, int], x0: int, y0: int, x1: int, y1: int) -> bool:
+    def _overlaps(self, key: tuple[int, int, int], x0: int, y0: int, x1: int, y1: int,
+                  margin: int) -> bool:
         level, tx, ty = key
         sx, sy = self._scales(level)
-        return (tx * TILE * sx < x1 and (tx + 1) * TILE * sx > x0
-                and ty * TILE * sy < y1 and (ty + 1) * TILE * sy > y0)
+        mx, my = margin * sx, margin * sy
+        return (tx * TILE * sx < x1 + mx and (tx + 1) * TILE * sx > x0 - mx
+                and ty * TILE * sy < y1 + my and (ty + 1) * TILE * sy > y0 - my)
 
     def _scales(self, level: int) -> tuple[float, float]:
         (height, width), (h, w) = self._source.shapes[0], self._source.shapes[level]
