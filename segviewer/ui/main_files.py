@@ -51,7 +51,7 @@ class FilesMixin:
             to_show[0] = False
             self.file_list.select_path(added[0] if added else chunk[0])
         else:  # the look-ahead may reach into what was just listed
-            self.predictor.plan_view()
+            self.predictor.plan_view(decoded=self.image is not None)
 
     def _walk_finished(self, walker: FolderWalker, inputs: list[str], count: int) -> None:
         self._walk_ended(walker)

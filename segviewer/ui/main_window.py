@@ -183,12 +183,12 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
         self.image = None  # the photo on the canvas is the previous one until this one loads
         self.state.set_current(path)
         self.cache.pin(path)
-        self.predictor.plan_view()  # it runs while it loads, and the look-ahead after it
         loaded = self.cache.image(path)
         if loaded is not None:  # decoded ahead (or seen before): no wait
             self._loading.cancel()
             self._loaded(loaded)
-        else:
+        else:  # the old look-ahead stops; this image runs once decoded (one decode, shared)
+            self.predictor.plan_view(decoded=False)
             self._loading.start("load image", tasks.load, path, self.predictor.max_pixels)
         self._update_title()
 
@@ -204,6 +204,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
         self.cache.put_image(result)
         self.image = result.rgb
         self.canvas.set_image(result.rgb, result.levels)
+        self.predictor.plan_view()  # this image first (from the cache), then the look-ahead
         self._show_current()
 
     def _load_failed(self, _name: str, message: str) -> None:
@@ -213,6 +214,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
         if path is not None:
             self.state.set_status(path, Status.FAILED, message)
             self.show_error(f"{Path(path).name}: {message}")
+            self.predictor.plan_view()  # the look-ahead still runs
 
     def _show_current(self) -> None:
         """Offer the current image's cached result to the state (which shows it only if it comes

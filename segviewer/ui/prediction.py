@@ -132,10 +132,14 @@ class PredictionController(QObject):
         return key is not None and key not in self.cache \
             and self.state.statuses.get(path) is not Status.FAILED
 
-    def plan_view(self) -> None:
+    def plan_view(self, decoded: bool = True) -> None:
         """The current image runs next, then the look-ahead after it; the old look-ahead goes
-        (a move through a big folder never queues it whole)."""
+        (a move through a big folder never queues it whole). Not `decoded` yet: nothing is
+        planned until it is (its worker then takes the decoded image from the cache)."""
         queue, current = self.state.queue, self.state.current
+        if not decoded:
+            queue.plan(None)
+            return
         following = [p for p in self.following(queue.look_ahead) if self._needs_run(p)]
         queue.plan(current if current is not None and self._needs_run(current) else None,
                    following)
