@@ -337,6 +337,19 @@ def view_huge(how: str, path: str) -> dict[str, float]:
         app.processEvents()
         result["open_s"] = time.perf_counter() - start
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # Its segmentation shown the way a model's result is: cached, then offered to the state.
+        from segviewer.core.serving.base import ModelMetadata, Prediction
+        from segviewer.core.viewer_state import ModelIdentity
+        from segviewer.ui.cache import CacheKey
+
+        identity = ModelIdentity("bench", 1, "benchmark")
+        window.cache.put(CacheKey(path, identity), Prediction(huge_labels(), None, "bench", 1,
+                                                              "serving_default"))
+        window.state.set_model(identity, ModelMetadata("bench", 1, {}, None, {}))
+        window._show_current()
+        app.processEvents()
+        assert window.canvas.has_labels
+        result["labels_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return result
 
     loaded = tasks.load(None, path, MAX_PIXELS.default)
@@ -423,9 +436,11 @@ def huge() -> None:
     print(f"  peak RSS with the labels shown: tiles {ours['peak_rss_mb']:.0f} MB, whole "
           f"pixmaps {base['peak_rss_mb']:.0f} MB, "
           f"ratio {base['peak_rss_mb'] / ours['peak_rss_mb']:.1f}x "
-          f"(target <= 1536 MB: {'OK' if ours['peak_rss_mb'] <= 1536 else 'MISSED'}); main window "
-          f"opening it without a model: {figures['window']['peak_rss_mb']:.0f} MB in "
-          f"{figures['window']['open_s']:.1f} s")
+          f"(target <= 1536 MB: {'OK' if ours['peak_rss_mb'] <= 1536 else 'MISSED'})")
+    window = figures["window"]
+    print(f"  main window: opening it {window['peak_rss_mb']:.0f} MB in {window['open_s']:.1f} s, "
+          f"with its segmentation shown {window['labels_peak_rss_mb']:.0f} MB (target <= 1536 "
+          f"MB: {'OK' if window['labels_peak_rss_mb'] <= 1536 else 'MISSED'})")
     print(f"  open to first paint: tiles {ours['open_s']:.1f} s, whole pixmaps "
           f"{base['open_s']:.1f} s")
     print("  view changes (each frame, refinements included; wall clock, and the GUI thread's"

@@ -82,12 +82,21 @@ def blend(
     return result
 
 
+_COUNT_CHUNK = 1 << 22  # label pixels counted at once
+
+
 def class_counts(labels: np.ndarray) -> dict[int, int]:
     """{class id: pixel count} for the ids present in the label map, in id order."""
     labels = _labels(labels)
     if labels.size == 0:
         return {}
-    counts = np.bincount(labels.ravel())
+    # In chunks: bincount widens its input to int64, 8x a uint8 map (800 MB for 10000x10000).
+    flat = labels.reshape(-1)
+    counts = np.zeros(0, np.int64)
+    for start in range(0, flat.size, _COUNT_CHUNK):
+        chunk = np.bincount(flat[start:start + _COUNT_CHUNK], minlength=len(counts))
+        chunk[:len(counts)] += counts
+        counts = chunk
     present = np.flatnonzero(counts)
     return {int(i): int(counts[i]) for i in present}
 
