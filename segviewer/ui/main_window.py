@@ -88,6 +88,8 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
         build_actions(self)
         build_menus_and_toolbar(self)
         self.predictor.following = self.file_list.following
+        for changed in (self.file_list.proxy.layoutChanged, self.file_list.proxy.modelReset):
+            changed.connect(lambda *_: self.predictor.plan_view(decoded=self.image is not None))
         self.editing = install_editing(self)
         self._observe()
         self._restore_settings()
