@@ -445,3 +445,21 @@ def test_pixels_match_tensorflow_decoders():
     for name, data in _variants().items():
         expected = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
         np.testing.assert_array_equal(load_image_bytes(data, name), expected, err_msg=name)
+
+
+def test_a_chosen_pixel_limit_replaces_pillows_decompression_bomb_guard(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 50x50 image is then a "bomb"
+    path = tmp_path / "big.png"
+    Image.fromarray(np.full((50, 50, 3), 7, np.uint8)).save(path)
+    with pytest.raises(ImageLoadError) as refused:
+        load_image(path)
+    assert "decompression-bomb limit" in str(refused.value) and "--max-pixels" in str(
+        refused.value) and "\n" not in str(refused.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even Pillow's warning
+        assert load_image(path, max_pixels=5000).shape == (50, 50, 3)
+    with pytest.raises(ImageLoadError, match=r"above the limit of 2,000 \(raise it in the app\)"):
+        load_image(path, max_pixels=2000, raise_hint="raise it in the app")
+    assert Image.MAX_IMAGE_PIXELS == 1000  # the global is put back

@@ -430,7 +430,10 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
     for i in range(40):
         iio.imwrite(folder / f"img{i:02d}.png", rng.integers(0, 256, (300, 400, 3), np.uint8))
     connect_toy(window, qtbot, toy_base)
+    qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
     window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.file_list.count() == 40, timeout=WAIT_MS)
+    window.act_run_all.trigger()  # more than the look-ahead
 
     def done() -> list[str]:
         return [p for p in window.file_list.paths() if window.file_list.status(p) is Status.DONE]
@@ -452,6 +455,37 @@ def test_cancel_leaves_the_rest_pending_and_the_window_usable(window, qtbot, toy
                    and window.file_list.status(p) is Status.PENDING)
     window.file_list.select_path(pending)  # choosing an image runs it again
     qtbot.waitUntil(lambda: window.file_list.status(pending) is Status.DONE, timeout=WAIT_MS)
+
+
+def test_a_big_folder_runs_the_current_image_and_the_look_ahead_then_run_all_the_rest(
+        window, qtbot, toy_base, tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(200):
+        iio.imwrite(folder / f"img{i:03d}.png", np.full((24, 32, 3), i, np.uint8))
+    connect_toy(window, qtbot, toy_base)
+    qtbot.waitUntil(lambda: window.ref is not None, timeout=WAIT_MS)
+    started: list[str] = []
+    window.state.status_changed.connect(
+        lambda path, status, _message: status is Status.RUNNING and started.append(path))
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.file_list.count() == 200 and window.idle, timeout=WAIT_MS)
+    paths = window.file_list.paths()
+    look_ahead = window.state.queue.look_ahead
+    assert window.current_path == paths[0] and started[0] == paths[0]  # the one on screen first
+    assert started == paths[:1 + look_ahead] and len(window.cache) == 1 + look_ahead
+    assert window.prediction is not None  # and it is shown
+
+    window.file_list.select_path(paths[100])  # a jump: that image, then the ones after it
+    qtbot.waitUntil(lambda: window.idle and window.prediction is not None, timeout=WAIT_MS)
+    assert started[1 + look_ahead:] == paths[100:101 + look_ahead]
+
+    window.act_run_all.trigger()  # the rest, with progress
+    assert window.progress.isVisible()
+    qtbot.waitUntil(lambda: window.idle, timeout=60_000)
+    assert sorted(started) == sorted(paths)  # each ran once
+    assert all(window.file_list.status(p) is Status.DONE for p in paths)
+    assert window.progress.isHidden()
 
 
 def test_dropping_several_files_lists_each_once_without_a_model(window, qtbot, images):

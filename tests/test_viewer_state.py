@@ -72,6 +72,56 @@ def test_progress_starts_again_after_the_queue_drains():
     assert queue.progress == (1, 2)
 
 
+def test_the_view_plans_the_current_image_and_a_bounded_look_ahead():
+    queue = PredictionQueue(look_ahead=3)
+    folder = [f"img{i:03d}" for i in range(200)]
+    queue.plan(folder[0], folder[1:])
+    assert queue.waiting == folder[:4]  # not the whole folder
+    assert queue.progress == (0, 4)
+    assert queue.pop() == "img000"
+    # The user moves on while img000 runs: the old look-ahead is dropped, the new one planned.
+    queue.plan(folder[50], folder[51:])
+    assert queue.waiting == folder[50:54] and "img001" not in queue
+    queue.plan(folder[0], folder[1:])  # the one running is not planned twice
+    assert queue.waiting == folder[1:4] and queue.running == "img000"
+    queue.finish()
+    assert [queue.pop(), queue.finish(), queue.pop()] == ["img001", None, "img002"]
+    queue.finish()
+    queue.pop()
+    queue.finish()
+    assert queue.idle and queue.pop() is None and queue.progress == (0, 0)
+
+
+def test_run_all_waits_behind_the_plan_and_survives_a_move():
+    queue = PredictionQueue(look_ahead=2)
+    folder = [f"img{i}" for i in range(10)]
+    queue.add(folder)  # Run All
+    queue.plan("img5", ["img6", "img7", "img8"])
+    assert queue.waiting == ["img5", "img6", "img7", "img0", "img1", "img2", "img3", "img4",
+                             "img8", "img9"]
+    assert queue.progress == (0, 10)  # planned images are not counted twice
+    assert queue.pop() == "img5"
+    queue.finish()
+    queue.plan("img9", [])  # a move: the backlog stays, in its order
+    assert queue.waiting == ["img9", "img0", "img1", "img2", "img3", "img4", "img6", "img7",
+                             "img8"]
+    queue.remove(["img0", "img1"])
+    ran = []
+    while (path := queue.pop()) is not None:
+        ran.append(path)
+        queue.finish()
+    assert ran == ["img9", "img2", "img3", "img4", "img6", "img7", "img8"]
+    assert queue.idle
+
+
+def test_putting_the_shown_image_first_keeps_the_plan():
+    queue = PredictionQueue()
+    queue.plan("a", ["b", "c"])
+    queue.put_first("c")
+    assert queue.waiting == ["c", "a", "b"]
+    assert queue.clear() == ["c", "a", "b"] and queue.idle
+
+
 def test_a_result_is_shown_only_for_the_current_image_and_the_chosen_model():
     state = ViewerState()
     shown = recorder(state.shown_changed)

@@ -26,6 +26,7 @@ import shutil
 import socket
 import stat
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -65,12 +66,15 @@ def load_image(
     path: str | Path,
     max_pixels: int | None = None,
     reserve: Callable[[int], None] | None = None,
+    raise_hint: str = "raise it with --max-pixels",
 ) -> np.ndarray:
     """Read an image file as RGB uint8 [H, W, 3] (see the module docstring for the conversions).
 
     The size is read from the header before any pixel is decoded: above `max_pixels` the image is
-    refused, and `reserve(pixels)` (a run's memory budget) is called before decoding. Only regular
-    files are opened: a FIFO, device or socket is refused without blocking on it."""
+    refused (the error says how to raise it: `raise_hint`), and up to it Pillow's
+    decompression-bomb guard is set aside (the limit was chosen); `reserve(pixels)` (a run's
+    memory budget) is called before decoding. Only regular files are opened: a FIFO, device or
+    socket is refused without blocking on it."""
     path = Path(path)
     try:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
@@ -89,7 +93,7 @@ def load_image(
             raise ImageLoadError(f"cannot read '{path}': file is empty (0 bytes) "
                                  "(re-export or re-download it)")
         try:
-            return _decode(f, str(path), max_pixels, reserve)
+            return _decode(f, str(path), max_pixels, reserve, raise_hint)
         except OSError as e:  # reading failed (EIO, a file that vanished under a network mount)
             raise ImageLoadError(f"cannot read '{path}': {e.strerror or e}") from None
 
@@ -141,15 +145,34 @@ def _decode_jpeg(f: BinaryIO, img: Image.Image) -> np.ndarray | None:
         raise OSError("image file is truncated" if "Premature end" in text else text) from None
 
 
+_BOMB_LIMIT = threading.Lock()  # Pillow's limit is one global: raised for one open at a time
+
+
+def _open(f: BinaryIO, max_pixels: int | None) -> Image.Image:
+    """Image.open; a caller's own `max_pixels` (checked from the header before decoding, the
+    user's deliberate choice) replaces Pillow's decompression-bomb guard (and its warning)."""
+    if max_pixels is None or Image.MAX_IMAGE_PIXELS is None \
+            or max_pixels <= Image.MAX_IMAGE_PIXELS:
+        return Image.open(f)
+    with _BOMB_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # `max_pixels` is checked from the header instead
+        try:
+            return Image.open(f)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
-            reserve: Callable[[int], None] | None = None) -> np.ndarray:
+            reserve: Callable[[int], None] | None = None,
+            raise_hint: str = "raise it with --max-pixels") -> np.ndarray:
     try:
-        with Image.open(f) as img:
+        with _open(f, max_pixels) as img:
             pixels = img.width * img.height  # from the header: nothing decoded yet
             if max_pixels is not None and pixels > max_pixels:
                 raise ImageLoadError(
                     f"cannot read '{name}': {img.width}x{img.height} is {pixels:,} pixels, above "
-                    f"the limit of {max_pixels:,} (raise it with --max-pixels)")
+                    f"the limit of {max_pixels:,} ({raise_hint})")
             if reserve is not None:
                 reserve(pixels)
             # exif_transpose copies the image even when it has nothing to turn: ask first.
@@ -162,8 +185,11 @@ def _decode(f: BinaryIO, name: str, max_pixels: int | None = None,
     except UnidentifiedImageError:
         f.seek(0)
         raise ImageLoadError(f"cannot read '{name}': {_unidentified(f.read(32))}") from None
-    except Image.DecompressionBombError as e:
-        raise ImageLoadError(f"cannot read '{name}': image is too large ({e})") from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(
+            f"cannot read '{name}': image is larger than Pillow's decompression-bomb limit of "
+            f"{2 * Image.MAX_IMAGE_PIXELS:,} pixels (open it with a --max-pixels above its size "
+            "if you trust the file)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageLoadError(f"cannot read '{name}': {_describe(e)} "
                              "(re-export or re-download it)") from None
@@ -198,6 +224,9 @@ def _describe(e: BaseException) -> str:
     return f"file is damaged ({text})"
 
 
+_STRIP_ROWS = 1024
+
+
 def _to_rgb(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -206,7 +235,13 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         gray = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "RGB":
-        return np.asarray(img, dtype=np.uint8).copy()
+        # In strips: np.asarray(img) first copies the whole image into a bytes object, and a
+        # writable array is one more copy (a 10000x10000 photo would peak at 3x its size).
+        out = np.empty((img.height, img.width, 3), np.uint8)
+        for top in range(0, img.height, _STRIP_ROWS):
+            out[top:top + _STRIP_ROWS] = np.asarray(
+                img.crop((0, top, img.width, min(img.height, top + _STRIP_ROWS))))
+        return out
     if mode in ("RGBA", "RGBa", "RGBX"):
         return np.asarray(img.convert("RGBA"), dtype=np.uint8)[:, :, :3].copy()
     if mode in ("P", "PA"):

@@ -359,6 +359,19 @@ def colorize_rgba(labels: np.ndarray, palette: Palette,
     return np.take(overlay_lut(palette.lut(high + 1), hidden), labels, axis=0)
 
 
+def labels_lut(labels: np.ndarray, palette: Palette,
+               hidden: Iterable[int] = frozenset()) -> np.ndarray:
+    """The RGBA table (N, 4) `colorize_rgba` gathers through, covering every id of `labels`, so
+    a view can colour just the part it shows. uint8 and uint16 maps get a row for every id
+    their dtype holds, without reading the map; others are checked like `colorize_rgba`'s."""
+    labels = np.asarray(labels)
+    if labels.dtype in (np.uint8, np.uint16):
+        size = np.iinfo(labels.dtype).max + 1
+    else:
+        size = _highest_id(labels) + 1
+    return overlay_lut(palette.lut(max(size, 1)), hidden)
+
+
 def _highest_id(labels: np.ndarray) -> int:
     """The largest class id in `labels` (-1 when empty); ValueError for ids no palette colours."""
     if not np.issubdtype(labels.dtype, np.integer):

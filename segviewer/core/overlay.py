@@ -82,15 +82,26 @@ def blend(
     return result
 
 
+_COUNT_CHUNK = 1 << 22  # label pixels counted at once
+
+
 def class_counts(labels: np.ndarray) -> dict[int, int]:
     """{class id: pixel count} for the ids present in the label map, in id order."""
     labels = _labels(labels)
     if labels.size == 0:
         return {}
-    if labels.max() < 256:
-        counts = _byte_counts(np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1))
-    else:
-        counts = np.bincount(labels.ravel())
+    flat = labels.reshape(-1)
+    small = flat.dtype == np.uint8 or int(flat.max()) < 256
+    counts = np.zeros(256 if small else 0, np.int64)
+    # In chunks: bincount widens its input to int64, 8x a uint8 map (800 MB for 10000x10000).
+    for start in range(0, flat.size, _COUNT_CHUNK):
+        part = flat[start:start + _COUNT_CHUNK]
+        if small:
+            counts += _byte_counts(np.ascontiguousarray(part, dtype=np.uint8))
+            continue
+        chunk = np.bincount(part, minlength=len(counts))
+        chunk[:len(counts)] += counts
+        counts = chunk
     present = np.flatnonzero(counts)
     return {int(i): int(counts[i]) for i in present}
 

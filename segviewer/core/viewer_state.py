@@ -85,48 +85,70 @@ class Shown:
         return f"{self.label}{signature} · {self.identity.source}"
 
 
+LOOK_AHEAD = 8  # images after the current one run before they are asked for
+
+
 class PredictionQueue:
     """The images waiting for the model, in order, and the one running.
 
-    Progress counts the distinct images of one busy spell: `done` of `total`, where total is what
-    is done, waiting and running; it starts again from zero once the queue has drained."""
+    Two kinds of wait: the view's plan (the current image, then at most `look_ahead` images that
+    follow it in the list's order), replaced at each move, so a big folder never queues whole;
+    and the backlog (`add`: Run All, everything listed), which runs after the plan and stays
+    until it has run or is cancelled. Progress counts the distinct images of one busy spell:
+    `done` of `total`, where total is what is done, waiting and running; it starts again from
+    zero once the queue has drained."""
 
-    def __init__(self) -> None:
-        self._waiting: deque[str] = deque()
-        self._queued: set[str] = set()  # `in` on the deque would make a big folder quadratic
+    def __init__(self, look_ahead: int = LOOK_AHEAD) -> None:
+        self.look_ahead = look_ahead
+        self._plan: list[str] = []  # short: the current image and its look-ahead
+        self._backlog: deque[str] = deque()  # pruned lazily: what is in `_pending` still waits
+        self._pending: set[str] = set()  # `in` on the deque would make a big folder quadratic
         self.running: str | None = None
         self._done = 0
 
-    def add(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            if path not in self._queued and path != self.running:
-                self._waiting.append(path)
-                self._queued.add(path)
+    def plan(self, current: str | None, following: Iterable[str] = ()) -> None:
+        """Run `current` next, then the first `look_ahead` of `following` (the images after it
+        in viewing order that still need the model); the previous plan is dropped."""
+        plan: list[str] = []
+        for path in ([current] if current is not None else []) + list(following)[
+                :self.look_ahead]:
+            if path != self.running and path not in plan:
+                plan.append(path)
+        self._plan = plan
 
     def put_first(self, path: str) -> None:
-        """Run `path` next (the image the user is looking at); no-op while it runs."""
-        if path == self.running:
-            return
-        if path in self._queued:
-            self._waiting.remove(path)
-        self._waiting.appendleft(path)
-        self._queued.add(path)
+        """Run `path` next (the image the user is looking at), keeping the rest of the plan;
+        no-op while it runs."""
+        if path != self.running:
+            self._plan = [path] + [p for p in self._plan if p != path]
+
+    def add(self, paths: Iterable[str]) -> None:
+        """Put images on the backlog (Run All), after the plan, in order."""
+        for path in paths:
+            if path not in self._pending and path != self.running:
+                self._backlog.append(path)
+                self._pending.add(path)
 
     def remove(self, paths: Iterable[str]) -> None:
         """Images no longer listed wait no more (one running ends as it will)."""
-        gone = self._queued.intersection(paths)
-        if gone:
-            self._waiting = deque(p for p in self._waiting if p not in gone)
-            self._queued -= gone
-            if not self._waiting and self.running is None:
-                self._done = 0
+        gone = set(paths)
+        self._plan = [p for p in self._plan if p not in gone]
+        self._pending -= gone
+        if self.idle:
+            self._done = 0
 
     def pop(self) -> str | None:
         """The next image to run (now `running`), or None when none waits or one runs."""
-        if self.running is not None or not self._waiting:
+        if self.running is not None:
             return None
-        self.running = self._waiting.popleft()
-        self._queued.discard(self.running)
+        if self._plan:
+            self.running = self._plan.pop(0)
+        else:
+            while self._backlog and self.running is None:
+                path = self._backlog.popleft()
+                if path in self._pending:
+                    self.running = path
+        self._pending.discard(self.running)
         return self.running
 
     def skip(self) -> None:
@@ -137,29 +159,38 @@ class PredictionQueue:
         if self.running is not None:
             self.running = None
             self._done += 1
-        if not self._waiting:
+        if self.idle:
             self._done = 0
 
     def clear(self) -> list[str]:
         """Drop everything (a cancel or a model change); returns what was waiting or running."""
-        dropped = ([self.running] if self.running is not None else []) + list(self._waiting)
-        self._waiting.clear()
-        self._queued.clear()
+        dropped = ([self.running] if self.running is not None else []) + self.waiting
+        self._plan = []
+        self._backlog.clear()
+        self._pending.clear()
         self.running = None
         self._done = 0
         return dropped
 
     @property
+    def waiting(self) -> list[str]:
+        """What waits, in the order it will run."""
+        planned = set(self._plan)
+        return self._plan + [p for p in self._backlog if p in self._pending
+                             and p not in planned]
+
+    @property
     def progress(self) -> tuple[int, int]:
-        total = self._done + len(self._waiting) + (1 if self.running is not None else 0)
+        waiting = len(self._pending) + sum(p not in self._pending for p in self._plan)
+        total = self._done + waiting + (1 if self.running is not None else 0)
         return self._done, total
 
     @property
     def idle(self) -> bool:
-        return self.running is None and not self._waiting
+        return self.running is None and not self._plan and not self._pending
 
     def __contains__(self, path: object) -> bool:
-        return path == self.running or path in self._queued
+        return path == self.running or path in self._pending or path in self._plan
 
 
 class ViewerState:

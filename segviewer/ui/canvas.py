@@ -1,24 +1,27 @@
-"""The image canvas: photo, colour-mapped labels and class boundaries as three stacked pixmaps.
+"""The image canvas: photo, colour-mapped labels and class boundaries as three stacked layers.
 
-Opacity is the label item's own opacity, so moving the slider is a repaint of two cached pixmaps,
-never a numpy re-blend. Zoom is smooth for the photo and nearest-neighbour for the labels so class
-edges stay crisp when zoomed in.
+Each layer draws only the visible tiles at the zoom's pyramid level (tiles.py), so a 10000x10000
+image opens, pans and zooms like a small one. Opacity is the label layer's own opacity, so moving
+the slider is a repaint of cached screen-sized renderings, never a numpy re-blend. Zoom is smooth
+for the photo and nearest-neighbour for the labels so class edges stay crisp when zoomed in.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
-    QGraphicsView,
-    QWidget,
-)
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QWidget
 
 from segviewer.core.viewer_state import ViewMode
+from segviewer.ui.tiles import (
+    LabelSource,
+    OutlineSource,
+    PhotoSource,
+    RgbaSource,
+    TiledLayer,
+    premultiplied_argb,
+)
 
 ZOOM_STEP = 1.25
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
@@ -56,16 +59,13 @@ class ImageCanvas(QGraphicsView):
         self.setMouseTracking(True)
         self.viewport().setMouseTracking(True)
 
-        self._image_item = QGraphicsPixmapItem()
-        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self._label_item = QGraphicsPixmapItem()
-        self._label_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
-        self._edge_item = QGraphicsPixmapItem()
-        self._edge_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self._image_item = TiledLayer(smooth=True)
+        self._label_item = TiledLayer(smooth=False)
+        self._edge_item = TiledLayer(smooth=False)
         for z, item in enumerate((self._image_item, self._label_item, self._edge_item)):
             item.setZValue(z)
-            # Each layer keeps its scaled rendering at screen resolution: an opacity change then
-            # composites screen-sized pixmaps instead of rescaling a 4K one on every paint.
+            # Each layer keeps its rendering of the view at screen resolution: an opacity change
+            # then composites screen-sized pixmaps instead of drawing the tiles again.
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.scene().addItem(item)
 
@@ -77,11 +77,12 @@ class ImageCanvas(QGraphicsView):
         self._apply_visibility()
 
     # -- content -------------------------------------------------------------------------------
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show a new photo; labels and boundaries are cleared until they arrive."""
+    def set_image(self, rgb: np.ndarray | None,
+                  levels: list[np.ndarray] | None = None) -> None:
+        """Show a new photo (with its `core.pyramid` levels when the loader made them); labels
+        and boundaries are cleared until they arrive. The array is kept, not copied."""
         size_changed = rgb is None or rgb.shape[:2] != self.image_shape
-        self._image_item.setPixmap(QPixmap() if rgb is None else QPixmap.fromImage(
-            qimage_from_array(rgb)))
+        self._image_item.set_source(None if rgb is None else PhotoSource(rgb, levels))
         self.set_labels(None)
         self.set_boundaries(None)
         if rgb is not None:
@@ -90,32 +91,32 @@ class ImageCanvas(QGraphicsView):
             self.fit()
 
     def set_labels(self, rgba: np.ndarray | None) -> None:
-        self._label_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(
-            qimage_from_array(rgba)))
+        """A ready colour map, RGBA [H, W, 4] (kept, not copied)."""
+        self._label_item.set_source(None if rgba is None else RgbaSource(rgba))
+
+    def set_label_map(self, labels: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Labels coloured through `lut` (RGBA [N, 4] from `overlay.overlay_lut`, covering
+        every id), tile by tile as they are drawn. The map is kept, not copied: edits to it show
+        after `paint_labels`."""
+        self._label_item.set_source(None if labels is None or lut is None else LabelSource(
+            labels, premultiplied_argb(lut)))
 
     def paint_labels(self, x: int, y: int, rgba: np.ndarray) -> None:
-        """Replace the label colours of one box (an edit) without re-uploading the whole map."""
-        pixmap = self._label_item.pixmap()
-        if not pixmap.hasAlphaChannel() and rgba[..., 3].min() < 255:  # a hidden class painted
-            pixmap = QPixmap.fromImage(pixmap.toImage().convertToFormat(
-                QImage.Format.Format_ARGB32_Premultiplied),
-                Qt.ImageConversionFlag.NoFormatConversion)
-        self._label_item.setPixmap(QPixmap())  # the only owner now: painting copies nothing
-        painter = QPainter(pixmap)
-        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        rgba = np.ascontiguousarray(rgba)  # drawn at once: no copy into the QImage needed
-        painter.drawImage(x, y, QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0],
-                                       QImage.Format.Format_RGBA8888))
-        painter.end()
-        self._label_item.setPixmap(pixmap)
+        """The labels of one box changed (an edit): redraw that box only. A label map is
+        coloured again from its edited ids; a ready colour map takes `rgba` in place."""
+        source = self._label_item.source
+        if isinstance(source, RgbaSource):
+            if not source.owned:  # the caller's array stays as it was given
+                source.rgba, source.owned = source.rgba.copy(), True
+            source.rgba[y:y + rgba.shape[0], x:x + rgba.shape[1]] = rgba
+        self._label_item.invalidate(x, y, x + rgba.shape[1], y + rgba.shape[0])
+        # Outlines change up to a pixel (of each level) around the box.
+        self._edge_item.invalidate(x, y, x + rgba.shape[1], y + rgba.shape[0], margin=1)
 
-    def set_boundaries(self, mask: np.ndarray | None) -> None:
-        if mask is None:
-            self._edge_item.setPixmap(QPixmap())
-            return
-        rgba = np.zeros((*mask.shape, 4), np.uint8)
-        rgba[mask] = (255, 255, 255, 230)
-        self._edge_item.setPixmap(QPixmap.fromImage(qimage_from_array(rgba)))
+    def set_boundaries(self, labels: np.ndarray | None) -> None:
+        """Outline the classes of `labels` (found per tile as drawn; kept, not copied)."""
+        # White at 230/255, premultiplied.
+        self._edge_item.set_source(None if labels is None else OutlineSource(labels, 0xE6E6E6E6))
 
     def set_empty_text(self, text: str) -> None:
         """What the canvas says while it has no image (e.g. how to open one)."""
@@ -133,12 +134,18 @@ class ImageCanvas(QGraphicsView):
 
     @property
     def image_shape(self) -> tuple[int, int] | None:
-        pixmap = self._image_item.pixmap()
-        return None if pixmap.isNull() else (pixmap.height(), pixmap.width())
+        source = self._image_item.source
+        return None if source is None else source.shapes[0]
+
+    @property
+    def label_map(self) -> np.ndarray | None:
+        """The label map being coloured (`set_label_map`), if that is what is shown."""
+        source = self._label_item.source
+        return source.labels if isinstance(source, LabelSource) else None
 
     @property
     def has_labels(self) -> bool:
-        return not self._label_item.pixmap().isNull()
+        return not self._label_item.empty
 
     # -- appearance ----------------------------------------------------------------------------
     @property

@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar
 
-from segviewer.core.labels import Palette
+from segviewer.core.labels import Palette, labels_lut
 from segviewer.core.serving.base import Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown
 from segviewer.ui.edit_mode import Tool
@@ -92,10 +92,13 @@ class MainWindowEditing(Editing):
             self.set_class(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def _painted(self, rect, rgba: np.ndarray) -> None:
-        colors = self.window._colors  # what overlay export blends: keep it in step
-        if colors is not None and self.current is not None \
-                and colors.shape[:2] == self.current.session.labels.shape:
-            colors[rect.slices] = rgba
+        """The canvas colours the map it holds: after a widening to 16 bits (a new array, shown
+        at the commit) it holds the session's new one at once, or a stroke would not show."""
+        labels = self.current.session.labels if self.current is not None else None
+        canvas = self.window.canvas
+        if labels is not None and canvas.label_map is not None and canvas.label_map is not labels \
+                and canvas.label_map.shape == labels.shape:
+            canvas.set_label_map(labels, labels_lut(labels, self._palette(), self._hidden()))
 
     def _committed(self) -> None:
         state, shown = self.window.state, self.window.state.shown

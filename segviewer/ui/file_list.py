@@ -179,6 +179,14 @@ class FileList(QWidget):
         """The images the list shows, in its order."""
         return [self.proxy.index(row, 0).data(PATH_ROLE) for row in range(self.proxy.rowCount())]
 
+    def following(self, count: int) -> list[str]:
+        """The `count` images after the current one in the list's order (its sort and filter):
+        what the viewer segments ahead."""
+        current = self.view.currentIndex()
+        start = current.row() + 1 if current.isValid() else 0
+        return [self.proxy.index(row, 0).data(PATH_ROLE)
+                for row in range(start, min(self.proxy.rowCount(), start + count))]
+
     def count(self) -> int:
         return self.model.rowCount()
 

@@ -26,9 +26,10 @@ class ExportMixin:
     def overlay_rgb(self) -> np.ndarray | None:
         """What the canvas shows in overlay mode, as one RGB image (hidden classes left out)."""
         shown = self.state.shown
-        if self.image is None or self._colors is None or shown is None:
+        if self.image is None or self.label_lut is None or shown is None:
             return None
-        return blend(self.image, self._colors, self.state.opacity)  # hidden classes: alpha 0
+        colors = np.take(self.label_lut, shown.prediction.labels, axis=0)  # hidden: alpha 0
+        return blend(self.image, colors, self.state.opacity)
 
     def _ask_save(self, title: str, suffix: str, default: str) -> str | None:
         start = str(Path(self.prefs.get(LAST_FOLDER)) / default)

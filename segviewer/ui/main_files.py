@@ -49,10 +49,11 @@ class FilesMixin:
 
     def _found(self, chunk: list[str], to_show: list[bool]) -> None:
         added = self.state.add_images(chunk)
-        self.predictor.enqueue(added)  # before showing one: it then moves to the front
         if to_show[0] and (self.state.current is None or added):
             to_show[0] = False
             self.file_list.select_path(added[0] if added else chunk[0])
+        else:  # the look-ahead may reach into what was just listed
+            self.predictor.plan_view(decoded=self.image is not None)
 
     def _walk_finished(self, walker: FolderWalker, inputs: list[str], count: int) -> None:
         self._walk_ended(walker)

@@ -164,6 +164,8 @@ def build_actions(w: MainWindow) -> None:
                    sp.SP_ArrowBack)
     w.act_first = a("F&irst Image", lambda: w.file_list.step(-w.file_list.count()), ["Home"])
     w.act_last = a("L&ast Image", lambda: w.file_list.step(w.file_list.count()), ["End"])
+    w.act_run_all = a("&Run All", w.run_all, ["Ctrl+R"],
+                      tip="Segment every listed image (the list's order; Esc cancels)")
     w.act_cancel = a("Cancel Work", w.cancel_work, ["Esc"])
     w.act_rerun = a("&Reload Image", w.reload_current, ["F5"],
                     tip="Load and segment the current image again (after a failure or a cancel)")
@@ -193,7 +195,7 @@ def build_menus_and_toolbar(w: MainWindow) -> None:
     export_menu.addSeparator()
     export_menu.addAction(w.act_batch)
 
-    menu.addMenu("&Tools").addAction(w.act_compare)
+    menu.addMenu("&Tools").addActions([w.act_run_all, w.act_compare])
 
     view = menu.addMenu("&View")
     view.addActions(list(w.act_mode.values()))

@@ -20,10 +20,9 @@ from PySide6.QtWidgets import (
     QDialog,
     QMainWindow,
 )
-from shiboken6 import isValid
 
-from segviewer.core.labels import Palette, PaletteError, colorize_rgba
-from segviewer.core.overlay import boundaries, class_shares
+from segviewer.core.labels import Palette, PaletteError, labels_lut
+from segviewer.core.overlay import class_shares
 from segviewer.core.serving.base import Backend, ModelMetadata, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown, Status, ViewerState, ViewMode
 from segviewer.paths import resource_dir
@@ -33,10 +32,11 @@ from segviewer.ui.cache import PredictionCache
 from segviewer.ui.edit_main import install_editing
 from segviewer.ui.folder_walker import FolderWalker
 from segviewer.ui.help import APP_NAME, HelpMixin
-from segviewer.ui.main_actions import connect_hint, follow_state
+from segviewer.ui.main_actions import follow_state
 from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
+from segviewer.ui.main_queue import QueueMixin
 from segviewer.ui.prediction import PredictionController
 from segviewer.ui.session import restore_session, save_session
 from segviewer.ui.settings import Settings
@@ -59,7 +59,7 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
+class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         # QSettings() follows the application's name and QSettings.setDefaultFormat/setPath, so
@@ -79,18 +79,23 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._loading = CurrentTask(self._io, self)
         self._loading.finished.connect(self._loaded)
         self._loading.failed.connect(self._load_failed)
-        self.predictor = PredictionController(self.state, self)
+        self.predictor = PredictionController(self.state, self,
+                                              self.prefs.get(keys.CACHE_MB) << 20,
+                                              self.prefs.get(keys.MAX_PIXELS))
         self._walkers: set[FolderWalker] = set()  # folders being listed (main_files.py)
         self.errors: list[str] = []  # every error shown, for `--screenshot` to report
         self.connection: ConnectionSpec | None = None  # the last connection made (Connect dialog)
         self._connecting: ConnectionSpec | None = None
         self.opened_inputs: list[str] = []  # files and folders opened, for the session
         self.image: np.ndarray | None = None
-        self._colors: np.ndarray | None = None  # RGBA of the labels shown, hidden classes clear
+        self.label_lut: np.ndarray | None = None  # RGBA per id of the labels shown (hidden: clear)
 
         build_widgets(self)
         build_actions(self)
         build_menus_and_toolbar(self)
+        self.predictor.following = self.file_list.following
+        for changed in (self.file_list.proxy.layoutChanged, self.file_list.proxy.modelReset):
+            changed.connect(lambda *_: self.predictor.plan_view(decoded=self.image is not None))
         self.editing = install_editing(self)
         self._observe()
         self._restore_settings()
@@ -193,7 +198,14 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             self._clear_error()
         self.image = None  # the photo on the canvas is the previous one until this one loads
         self.state.set_current(path)
-        self._loading.start("load image", tasks.load, path)
+        self.cache.pin(path)
+        loaded = self.cache.image(path)
+        if loaded is not None:  # decoded ahead (or seen before): no wait
+            self._loading.cancel()
+            self._loaded(loaded)
+        else:  # the old look-ahead stops; this image runs once decoded (one decode, shared)
+            self.predictor.plan_view(decoded=False)
+            self._loading.start("load image", tasks.load, path, self.predictor.max_pixels)
         self._update_title()
 
     def reload_current(self) -> None:
@@ -202,12 +214,13 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             self.cache.forget_path(path)
             self.state.set_status(path, Status.PENDING)
             self.state.clear_result()
-            self._loading.start("load image", tasks.load, path)
+            self._loading.start("load image", tasks.load, path, self.predictor.max_pixels)
 
-    def _loaded(self, result: tuple[str, np.ndarray]) -> None:
-        _path, rgb = result
-        self.image = rgb
-        self.canvas.set_image(rgb)
+    def _loaded(self, result: tasks.Loaded) -> None:
+        self.cache.put_image(result)
+        self.image = result.rgb
+        self.canvas.set_image(result.rgb, result.levels)
+        self.predictor.plan_view()  # this image first (from the cache), then the look-ahead
         self._show_current()
 
     def _load_failed(self, _name: str, message: str) -> None:
@@ -217,6 +230,7 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         if path is not None:
             self.state.set_status(path, Status.FAILED, message)
             self.show_error(f"{Path(path).name}: {message}")
+            self.predictor.plan_view()  # the look-ahead still runs
 
     def _show_current(self) -> None:
         """Offer the current image's cached result to the state (which shows it only if it comes
@@ -245,20 +259,22 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
         self._update_summary()
 
     def _recolor(self) -> None:
-        """Colour the labels shown with the palette, hidden classes fully transparent."""
+        """Colour the labels shown with the palette, hidden classes fully transparent (the
+        canvas colours only the tiles it draws)."""
         shown = self.state.shown
-        self._colors = None
+        self.label_lut = None
         if shown is not None:
             try:
-                self._colors = colorize_rgba(shown.prediction.labels, self.state.palette,
-                                             self.state.hidden)
+                self.label_lut = labels_lut(shown.prediction.labels, self.state.palette,
+                                            self.state.hidden)
             except ValueError as exc:  # ids the palette cannot colour: say so, show none
                 self.show_error(f"{Path(shown.path).name}: {exc}")
-        self.canvas.set_labels(self._colors)
+        self.canvas.set_label_map(None if shown is None else shown.prediction.labels,
+                                  self.label_lut)
 
     def _update_boundaries(self) -> None:
         shown = self.state.shown if self.act_boundaries.isChecked() else None
-        self.canvas.set_boundaries(None if shown is None else boundaries(shown.prediction.labels))
+        self.canvas.set_boundaries(None if shown is None else shown.prediction.labels)
 
     def _status_changed(self, path: str, status: Status, message: str) -> None:
         self.file_list.set_status(path, status, message)
@@ -389,41 +405,6 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
     def _clear_error(self) -> None:
         if self.statusBar().currentMessage().startswith("⚠"):
             self.statusBar().clearMessage()
-
-    # ==========================================================================================
-    # work in progress
-    def cancel_work(self) -> None:
-        """Stop listing, predicting and connecting: queued images stay pending."""
-        self.cancel_walks()
-        self.predictor.cancel()
-        self._update_busy()
-
-    def _update_summary(self) -> None:
-        statuses = list(self.state.statuses.values())
-        parts = [f"{len(statuses)} image{'s' if len(statuses) != 1 else ''}"] if statuses else []
-        parts += [f"{statuses.count(status)} {status.value.rstrip('…')}" for status in Status
-                  if status is not Status.PENDING and status in statuses]
-        if self.backend is not None and self.state.identity is not None:
-            parts.append(f"{self.state.identity} · {self.backend.description}")
-        if hint := connect_hint(self):
-            parts.append(hint)
-        self.summary_label.setText("  ·  ".join(parts))
-
-    def _update_busy(self, *_args) -> None:
-        if not isValid(self):
-            return
-        self._update_summary()
-        busy = not self.idle
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        done, total = self.state.queue.progress
-        if busy and total and not self.predictor.selection.running:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.progress.setFormat("Segmenting %v/%m")
-        elif busy:
-            self.progress.setRange(0, 0)  # indeterminate
-            self.progress.setFormat("Working…")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

@@ -2,12 +2,15 @@
 
 It keeps `ViewerState` up to date (the chosen model, each image's status) and runs the work in
 one worker thread (`_runner`, so backend calls never overlap): one current connect-or-select task
-and one current prediction. Results are cached per (image, model identity); the window shows them
-through `ViewerState.offer_result`.
+and one current prediction. What runs is planned from the view: the current image first, then a
+bounded look-ahead in the list's order (`PredictionQueue.plan`); Run All puts every listed image
+behind them. Results and decoded images are cached per (image, model identity) within a memory
+limit; the window shows them through `ViewerState.offer_result`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,7 @@ from segviewer.core.serving.base import Backend, ModelRef, Prediction
 from segviewer.core.viewer_state import ModelIdentity, Status, ViewerState
 from segviewer.ui import tasks
 from segviewer.ui.cache import CacheKey, PredictionCache
+from segviewer.ui.settings import MAX_PIXELS
 from segviewer.ui.workers import CurrentTask, Job, JobRunner
 
 if TYPE_CHECKING:
@@ -35,14 +39,17 @@ class PredictionController(QObject):
     classes_ready = Signal(str, object)  # (path, {class id: percent} or None: forget them)
     changed = Signal()  # the queue or the busy state moved: progress to redraw
 
-    def __init__(self, state: ViewerState, parent: QObject | None = None) -> None:
+    def __init__(self, state: ViewerState, parent: QObject | None = None,
+                 cache_bytes: int = 1 << 30, max_pixels: int = MAX_PIXELS.default) -> None:
         super().__init__(parent)
         self.state = state
-        self.cache = PredictionCache()
+        self.cache = PredictionCache(cache_bytes)
         self.backend: Backend | None = None
         self.models: list[str] = []
         self.probabilities = False  # ask the model for class probabilities too
-        self._thumbnails: set[str] = set()
+        self.max_pixels = max_pixels  # the largest image decoded
+        # The next n images after the current one in the list's order (the window's file list).
+        self.following: Callable[[int], list[str]] = lambda n: []
         self._runner = JobRunner(1, self)
         self._runner.busy_changed.connect(lambda _: self.changed.emit())
         self.selection = CurrentTask(self._runner, self)  # connecting or choosing a model
@@ -120,9 +127,31 @@ class PredictionController(QObject):
         self.requeue_all()
 
     # -- the queue -----------------------------------------------------------------------------
-    def enqueue(self, paths: list[str]) -> None:
-        self.state.queue.add(paths)
+    def _needs_run(self, path: str) -> bool:
+        key = self.key(path)
+        return key is not None and key not in self.cache \
+            and self.state.statuses.get(path) is not Status.FAILED
+
+    def plan_view(self, decoded: bool = True) -> None:
+        """The current image runs next, then the look-ahead after it; the old look-ahead goes
+        (a move through a big folder never queues it whole). Not `decoded` yet: nothing is
+        planned until it is (its worker then takes the decoded image from the cache)."""
+        queue, current = self.state.queue, self.state.current
+        if not decoded:
+            queue.plan(None)
+            return
+        following = [p for p in self.following(queue.look_ahead) if self._needs_run(p)]
+        queue.plan(current if current is not None and self._needs_run(current) else None,
+                   following)
         self.pump()
+
+    def run_all(self, paths: list[str]) -> int:
+        """Queue every image of `paths` (the list, in its order) without a result, failed ones
+        again, behind the current image and its look-ahead; returns how many."""
+        todo = [p for p in paths if (key := self.key(p)) is not None and key not in self.cache]
+        self.state.queue.add(todo)
+        self.pump()
+        return len(todo)
 
     def prioritise(self, path: str) -> None:
         """The image on screen runs next."""
@@ -130,9 +159,9 @@ class PredictionController(QObject):
         self.pump()
 
     def requeue_all(self) -> None:
-        """After a model change: everything not cached for the new model becomes pending."""
+        """After a model change: everything not cached for the new model becomes pending, and
+        the view's images run."""
         self._stop_queue()
-        todo = []
         for path in self.state.paths:
             key = self.key(path)
             self.classes_ready.emit(path, None)  # the old model's: set again when shown or run
@@ -140,11 +169,7 @@ class PredictionController(QObject):
                 self.state.set_status(path, Status.DONE)
             elif self.state.statuses[path] is not Status.FAILED or key is not None:
                 self.state.set_status(path, Status.PENDING)
-                todo.append(path)
-        if self.state.current in todo:  # the visible image first
-            todo.remove(self.state.current)
-            todo.insert(0, self.state.current)
-        self.enqueue(todo)
+        self.plan_view()
 
     def _stop_queue(self) -> None:
         self.process.cancel()
@@ -163,19 +188,21 @@ class PredictionController(QObject):
         while (path := queue.pop()) is not None:
             key = self.key(path)
             # No model: nothing to run (the list makes its own thumbnails, for rows shown).
-            if key is None or (path in self._thumbnails and key in self.cache):
+            if key is None or key in self.cache:
                 if key is not None:
                     self.state.set_status(path, Status.DONE)
                 queue.skip()
                 continue
             self.state.set_status(path, Status.RUNNING)
             self.process.start(path, tasks.process, path, self.backend, self.ref, key,
-                               self.probabilities)
+                               self.probabilities, self.max_pixels, self.cache.image(path))
             break
         self.changed.emit()
 
     def _processed(self, result: tasks.Processed) -> None:
-        self._thumbnails.add(result.path)
+        if result.path == self.state.current or result.path in self.following(
+                self.state.queue.look_ahead):  # a Run All's images would push results out
+            self.cache.put_image(result.loaded)
         self.thumbnail_ready.emit(result.path, result.thumbnail)
         if result.prediction is None or result.key is None:  # cancelled before predicting
             self.state.set_status(result.path, Status.PENDING)

@@ -37,6 +37,10 @@ RESTORE_SESSION = Setting("session/restore", bool, False)  # reopen the last ses
 SESSION_CONNECTION = Setting("session/connection", str, "")  # ConnectionSpec.to_json, as JSON
 SESSION_INPUTS = Setting("session/inputs", list, [])  # the files and folders opened
 SESSION_CURRENT = Setting("session/current", str, "")  # the image shown
+# The largest image the viewer opens (20000x20000; 1.2 GB decoded): opening one is deliberate,
+# so up to this Pillow's decompression-bomb guard does not apply.
+MAX_PIXELS = Setting("images/max_pixels", int, 400_000_000)
+CACHE_MB = Setting("cache/memory_mb", int, 1024)  # results and decoded images kept, in MB
 EDIT_GT_DIR = Setting("edit/gt_dir", str, "")  # where corrected labels are saved as ground truth
 
 

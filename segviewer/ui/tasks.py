@@ -23,6 +23,7 @@ from segviewer.core.serving.base import (
     served_models,
 )
 from segviewer.ui.cache import CacheKey, compact_labels
+from segviewer.ui.settings import MAX_PIXELS
 from segviewer.ui.workers import TaskState
 
 if TYPE_CHECKING:
@@ -33,11 +34,19 @@ THUMB_SIZE = 112  # pixels on the long side; the list shows them at half size (s
 
 
 @dataclass
+class Loaded:
+    path: str
+    rgb: np.ndarray
+    levels: list[np.ndarray]  # core.pyramid levels (levels[0] is rgb), made off the GUI thread
+
+
+@dataclass
 class Processed:
     path: str
     key: CacheKey | None
     thumbnail: np.ndarray
     prediction: Prediction | None
+    loaded: Loaded  # the decoded image, for the cache (a look-ahead image shows at once)
 
 
 def thumbnail(rgb: np.ndarray) -> np.ndarray:
@@ -49,10 +58,12 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 
 def process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef | None,
-             key: CacheKey | None, probabilities: bool) -> Processed:
-    from segviewer.core.images import load_image
-
-    rgb = load_image(path)
+             key: CacheKey | None, probabilities: bool, max_pixels: int,
+             loaded: Loaded | None = None) -> Processed:
+    """Predict one image (decoded here unless the cache had it)."""
+    if loaded is None:
+        loaded = load(state, path, max_pixels)
+    rgb = loaded.rgb
     prediction = None
     if backend is not None and ref is not None and key is not None and not state.cancelled():
         prediction = backend.predict(rgb, ref, want_probabilities=probabilities)
@@ -62,7 +73,8 @@ def process(state: TaskState, path: str, backend: Backend | None, ref: ModelRef 
                              f"when asked for {key.identity} — reconnect to see the versions "
                              "it serves now")
         prediction.labels = compact_labels(np.asarray(prediction.labels))
-    return Processed(path, key, thumbnail(rgb), prediction)
+    # The smallest pyramid level is enough for a thumbnail (and quick for a huge image).
+    return Processed(path, key, thumbnail(loaded.levels[-1]), prediction, loaded)
 
 
 @dataclass
@@ -113,10 +125,13 @@ def select(state: TaskState, backend: Backend, models: list[str], model: str,
     return choose(backend, model, version, models)
 
 
-def load(state: TaskState, path: str) -> tuple[str, np.ndarray]:
+def load(state: TaskState, path: str, max_pixels: int) -> Loaded:
     from segviewer.core.images import load_image
+    from segviewer.core.pyramid import build_levels
 
-    return path, load_image(path)
+    rgb = load_image(path, max_pixels, raise_hint=f"raise {MAX_PIXELS.key} in the viewer's "
+                     "settings file if you trust it")
+    return Loaded(path, rgb, build_levels(rgb))
 
 
 def save(state: TaskState, writer, path: str, *args) -> str:
