@@ -525,15 +525,20 @@ def _compare(result: ImageResult, a: Side, b: Side, options: ReviewOptions,
         return
     gt = load_ground_truth(result.gt_path, options.gt_palette, options.ignore_label)
     if num_classes is None:
-        held = gt[gt != options.ignore_label]
-        num_classes = 1 + max(int(held.max(initial=0)), int(labels_a.max(initial=0)),
-                              int(labels_b.max(initial=0)))
+        num_classes = classes_present(gt, options.ignore_label, labels_a, labels_b)
     if gt.shape != labels_a.shape:
         raise ImageLoadError(f"ground truth '{result.gt_path}' is {gt.shape[1]}x{gt.shape[0]} but "
                              f"'{result.path}' is {labels_a.shape[1]}x{labels_a.shape[0]} — "
                              "ground truth must have the image's size")
     result.scores_a = scores(confusion_matrix(gt, labels_a, num_classes, options.ignore_label))
     result.scores_b = scores(confusion_matrix(gt, labels_b, num_classes, options.ignore_label))
+
+
+def classes_present(gt: np.ndarray, ignore_label: int, *predictions: np.ndarray) -> int:
+    """How many classes to score with when nothing says (prediction folders): up to the
+    largest id the ground truth (its ignore id left out) and the predictions hold."""
+    held = gt[gt != ignore_label]
+    return 1 + max(int(held.max(initial=0)), *(int(p.max(initial=0)) for p in predictions))
 
 
 def _named(side: str, source: Source, call: Callable[[], _T]) -> _T:
@@ -607,12 +612,14 @@ class SessionVerdicts:
         """This reviewer's verdict on the image."""
         return next((e for e in self.all(key) if e.reviewer == self.reviewer), None)
 
-    def set(self, key: str, verdict: Verdict | str | None, note: str = "") -> None:
-        """Record (or, with None, clear) this reviewer's verdict on one image, in the store."""
+    def set(self, key: str, verdict: Verdict | str | None, note: str = "",
+            provenance: str = "") -> None:
+        """Record (or, with None, clear) this reviewer's verdict on one image, in the store;
+        `provenance`: a "fixed" verdict's record."""
         sha = self._hash.get(key)
         if sha is None:
             raise ReviewError(f"'{key}' was not compared in this review")
-        entry = self.store.record(self.pair, sha, key, self.reviewer, verdict, note)
+        entry = self.store.record(self.pair, sha, key, self.reviewer, verdict, note, provenance)
         with self._lock:
             others = [e for e in self._by_hash.get(sha, []) if e.reviewer != self.reviewer]
             self._by_hash[sha] = sorted(others + ([entry] if entry else []),

@@ -403,6 +403,9 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QMainWindow):
             self.progress.setFormat("Working…")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.editing.confirm_close():  # unsaved edits: saved, discarded or kept open
+            event.ignore()
+            return
         self.save_settings()
         self._io.cancel_all()
         self.cancel_walks()
