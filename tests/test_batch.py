@@ -266,6 +266,40 @@ def test_special_files_fail_with_one_line_without_blocking(local, tmp_path):
     assert "symlink loop" in reasons["loop.png"]
 
 
+def deeper_than_path_max(folder: Path) -> Path:
+    """Folders nested until a path to them is too long for the system (ENAMETOOLONG, which root
+    meets too, unlike a chmod 000 folder); the first one whose path is too long."""
+    name = "d" * 200
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    path = str(folder)
+    first = None
+    try:
+        while len(path) < os.pathconf(folder, "PC_PATH_MAX") + 500:
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, path = inner, f"{path}/{name}"
+            if first is None and len(path) >= os.pathconf(folder, "PC_PATH_MAX"):
+                first = Path(path)
+    finally:
+        os.close(fd)
+    return first
+
+
+def test_an_unreadable_subfolder_is_reported_in_one_line(local, tmp_path):
+    folder = tmp_path / "in"
+    write_images(folder, 1)
+    (folder / "deep").mkdir()
+    too_long = deeper_than_path_max(folder / "deep")
+    notes: list[str] = []
+    summary = run_batch(local, TINY_V2, [folder], tmp_path / "out", BatchOptions(),
+                        note=notes.append)
+    assert (summary.ok, summary.failed) == (1, 0)
+    [line] = notes  # the folders under it are not reached: one line
+    assert line == f"cannot read '{too_long}': File name too long — what it holds is left " \
+        "out of this run"
+
+
 def test_pixel_limit_from_the_header_and_a_budget_across_workers(local, tmp_path):
     big = write_images(tmp_path / "big", 1, size=64)[0]
     summary = run_batch(local, TINY_V2, [big], tmp_path / "o1", BatchOptions(max_pixels=4000))

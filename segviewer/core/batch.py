@@ -38,7 +38,7 @@ from segviewer.core.images import (
     load_image,
     remove_stale_temps,
 )
-from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.inputs import Input, unreadable_message, walk_inputs
 from segviewer.core.labels import Palette, colorize
 from segviewer.core.output_plan import OutputPlan, Outputs, PlanError
 from segviewer.core.overlay import blend, class_counts
@@ -157,7 +157,8 @@ def run_batch(
 ) -> BatchSummary:
     """Segment `inputs` (files, folders, glob patterns) with `ref` on `backend`, writing label maps
     (and overlays) under `out_dir`, each recording `provenance` (by default read from the model's
-    metadata). `note` hears one-line remarks (what was skipped under `out_dir`). `walk` is the
+    metadata). `note` hears one-line remarks (what was skipped under `out_dir`, folders that
+    could not be read). `walk` is the
     caller's own `walk_inputs(inputs, out_dir)` when it has already started it.
 
     Raises PlanError when the outputs would replace an input folder, and BackendError when the
@@ -197,10 +198,15 @@ def run_batch(
         if note is not None:
             note(f"not reading '{path}': it is under --out '{out_dir}'")
 
+    def unreadable(path: Path, reason: str) -> None:
+        if note is not None:
+            note(unreadable_message(path, reason))
+
     def jobs() -> Iterator[_Job]:
         folder = None
         items = walk if walk is not None else walk_inputs(arguments, out_dir,
-                                                          on_skipped=skipped_under_out)
+                                                          on_skipped=skipped_under_out,
+                                                          on_unreadable=unreadable)
         for item in items:
             outputs = plan.place(item)  # before the shard: every shard refuses the same clashes
             if options.shard is not None and not options.shard.holds(item.rel):

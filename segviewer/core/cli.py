@@ -41,7 +41,7 @@ from segviewer.core.cli_support import (
 )
 from segviewer.core.fingerprint import from_metadata, local_folder
 from segviewer.core.images import atomic_write_bytes
-from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.inputs import Input, unreadable_message, walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
 from segviewer.core.output_plan import OutputPlan, PlanError
 from segviewer.core.provenance import Provenance
@@ -227,7 +227,10 @@ def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
         skipped.append(path)
         print(f"{PROG}: not reading '{path}': it is under --out '{args.out}'", file=sys.stderr)
 
-    walk = walk_inputs(args.inputs, args.out, on_skipped=skip)
+    def unreadable(path: Path, reason: str) -> None:
+        print(f"{PROG}: {unreadable_message(path, reason)}", file=sys.stderr)
+
+    walk = walk_inputs(args.inputs, args.out, on_skipped=skip, on_unreadable=unreadable)
     first = next(walk, None)
     if first is None:
         if skipped:
