@@ -296,6 +296,7 @@ def test_an_unreadable_subfolder_is_reported_in_one_line(local, tmp_path):
                         note=notes.append)
     assert (summary.ok, summary.failed) == (1, 0)
     [line] = notes  # the folders under it are not reached: one line
+    assert summary.unreadable == notes and summary.to_json()["unreadable"] == notes
     assert line == f"cannot read '{too_long}': File name too long — what it holds is left " \
         "out of this run"
 

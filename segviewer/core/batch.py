@@ -198,8 +198,9 @@ def run_batch(
             note(f"not reading '{path}': it is under --out '{out_dir}'")
 
     def unreadable(path: Path, reason: str) -> None:
+        summary.unreadable.append(unreadable_message(path, reason))
         if note is not None:
-            note(unreadable_message(path, reason))
+            note(summary.unreadable[-1])
 
     def jobs() -> Iterator[_Job]:
         folder = None

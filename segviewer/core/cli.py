@@ -218,9 +218,11 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
+def _start_walk(args: argparse.Namespace,
+                unreadable_lines: list[str]) -> Iterator[Input]:
     """The run's inputs, walked once: the first image is found before connecting (no images is
-    a usage error without loading a model), and the walk goes on from there in the run."""
+    a usage error without loading a model), and the walk goes on from there in the run. Each
+    folder it cannot read is printed and added to `unreadable_lines`."""
     skipped: list[Path] = []
 
     def skip(path: Path) -> None:
@@ -228,7 +230,8 @@ def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
         print(f"{PROG}: not reading '{path}': it is under --out '{args.out}'", file=sys.stderr)
 
     def unreadable(path: Path, reason: str) -> None:
-        print(f"{PROG}: {unreadable_message(path, reason)}", file=sys.stderr)
+        unreadable_lines.append(unreadable_message(path, reason))
+        print(f"{PROG}: {unreadable_lines[-1]}", file=sys.stderr)
 
     walk = walk_inputs(args.inputs, args.out, on_skipped=skip, on_unreadable=unreadable)
     first = next(walk, None)
@@ -254,7 +257,8 @@ def _run(args: argparse.Namespace) -> int:
         OutputPlan(args.out, args.inputs, args.overlay)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
-    walk = _start_walk(args)
+    unreadable: list[str] = []  # the walk runs inside run_batch, reporting here
+    walk = _start_walk(args, unreadable)
 
     backend = _open(args)
     printer = ProgressPrinter(sys.stderr, args.quiet)
@@ -281,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
                                     str(from_metadata(meta, local_folder(backend, ref))))
             summary = run_batch(backend, ref, args.inputs, args.out, options, printer, cancel,
                                 provenance, printer.note, walk)
+            summary.unreadable = unreadable
         printer.finish()
     except BackendError:
         if not cancel.is_set():
