@@ -33,6 +33,9 @@ _LISTED = 6  # variables named in an error message before "and N more"
 # `.<version>.tmp-<host>-<pid>-<random>`: the export writing it names itself, so the next export
 # removes only folders whose process has gone (killed); older releases left `.<v>.tmp-<random>`.
 _TEMP = re.compile(r"^\.\d+\.tmp-(?:(?P<host>.+)-(?P<pid>\d+)-)?[a-z0-9_]+$")
+# `.<version>.old-<host>-<pid>-<ns>`: a version `--overwrite` moved aside for a moment (older
+# releases: `.<version>.old-<ns>`).
+_OLD = re.compile(r"^\.(?P<version>\d+)\.old-(?:(?P<host>.+)-(?P<pid>\d+)-)?\d+$")
 
 
 @dataclass
@@ -246,6 +249,8 @@ def export_model(
             f"model name '{options.model_name}' is not valid; use letters, digits, '.', '_', '-'"
         )
     base = Path(options.export_dir).expanduser() / options.model_name
+    if base.is_dir():  # before choosing a version: a killed --overwrite may have moved one aside
+        remove_leftovers(base)
     version = options.model_version or next_free_version(base.parent, options.model_name)
     if version < 1:
         raise ExportError(f"--model-version {version} is not valid; use a positive integer")
@@ -270,7 +275,6 @@ def export_model(
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create '{base}': {exc.strerror or exc}") from None
-    remove_leftovers(base)
     owner = f"{socket.gethostname()}-{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-{owner}-", dir=base))
     try:
@@ -286,7 +290,7 @@ def export_model(
         step(4)
         listing = _verify(saved, config.num_classes)
         step(5)
-        _replace(saved, target)
+        _replace(saved, target, owner)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(
@@ -313,30 +317,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_leftovers(model_dir: Path) -> list[Path]:
-    """Remove the temporary folders that killed exports left in `model_dir`; returns them.
+def _ended(found: re.Match[str]) -> bool:
+    """Whether the export that named a leftover folder has ended: its process is gone from this
+    machine, or the name is an older release's (it recorded no owner)."""
+    return not found["pid"] or (found["host"] == socket.gethostname()
+                                and not _alive(int(found["pid"])))
 
-    A folder whose export is still running on this machine, or that another machine is writing,
-    is kept."""
+
+def remove_leftovers(model_dir: Path) -> list[Path]:
+    """Clean up after killed exports in `model_dir`; returns the folders removed.
+
+    Their temporary folders are removed. A version `--overwrite` had moved aside is put back
+    when the export was killed before the new version took its place, and removed once the new
+    one is there: the previous version is never lost. A folder whose export is still running on
+    this machine, or that another machine is writing, is kept."""
     removed = []
     for child in sorted(model_dir.iterdir()):
-        found = _TEMP.match(child.name)
-        if found is None or not child.is_dir():
+        found = _TEMP.match(child.name) or _OLD.match(child.name)
+        if found is None or not child.is_dir() or not _ended(found):
             continue
-        if found["pid"] and (
-            found["host"] != socket.gethostname() or _alive(int(found["pid"]))
-        ):
+        if "version" in found.groupdict() and not (model_dir / found["version"]).exists():
+            child.rename(model_dir / found["version"])  # killed between the swap's renames
             continue
         shutil.rmtree(child, ignore_errors=True)
         removed.append(child)
     return removed
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Rename `source` to `target`; an existing target is moved aside first and then removed."""
+def _replace(source: Path, target: Path, owner: str) -> None:
+    """Rename `source` to `target`; an existing target is moved aside first (named by `owner`,
+    for `remove_leftovers` if this process is killed in between) and then removed."""
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        old = target.with_name(f".{target.name}.old-{owner}-{time.time_ns()}")
         target.rename(old)
     source.rename(target)
     if old is not None:

@@ -1,8 +1,10 @@
-"""Image files that exercise the loader: corrupt, 16-bit, RGBA, grayscale JPEG and a portrait
-EXIF JPEG, for the batch runner and segviewer-predict tests."""
+"""Files that exercise the loader and the folder walk: corrupt, 16-bit, RGBA, grayscale JPEG, a
+portrait EXIF JPEG, and folders too deep to read, for the batch runner and segviewer-predict
+tests."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,3 +29,23 @@ def write_mixed_folder(folder: Path) -> list[Path]:
     landscape.save(folder / "phone" / "portrait.jpg", exif=exif, quality=90)
     return [folder / "deep16.png", folder / "rgba.png", folder / "gray.jpg",
             folder / "phone" / "portrait.jpg"]
+
+
+def deeper_than_path_max(folder: Path) -> Path:
+    """Folders nested until a path to them is too long for the system (ENAMETOOLONG, which root
+    meets too, unlike a chmod 000 folder); the first one whose path is too long."""
+    name = "d" * 200
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    path = str(folder)
+    first = None
+    try:
+        while len(path) < os.pathconf(folder, "PC_PATH_MAX") + 500:
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, path = inner, f"{path}/{name}"
+            if first is None and len(path) >= os.pathconf(folder, "PC_PATH_MAX"):
+                first = Path(path)
+    finally:
+        os.close(fd)
+    return first

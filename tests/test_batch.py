@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sample_images import write_mixed_folder
+from sample_images import deeper_than_path_max, write_mixed_folder
 
 from segviewer.core import provenance
 from segviewer.core.batch import BatchOptions, BatchProgress, run_batch
@@ -245,6 +245,21 @@ def test_special_files_fail_with_one_line_without_blocking(local, tmp_path):
     assert set(reasons) == {"fifo.png", "loop.png"}
     assert "not a regular file (a FIFO)" in reasons["fifo.png"]
     assert "symlink loop" in reasons["loop.png"]
+
+
+def test_an_unreadable_subfolder_is_reported_in_one_line(local, tmp_path):
+    folder = tmp_path / "in"
+    write_images(folder, 1)
+    (folder / "deep").mkdir()
+    too_long = deeper_than_path_max(folder / "deep")
+    notes: list[str] = []
+    summary = run_batch(local, TINY_V2, [folder], tmp_path / "out", BatchOptions(),
+                        note=notes.append)
+    assert (summary.ok, summary.failed) == (1, 0)
+    [line] = notes  # the folders under it are not reached: one line
+    assert summary.unreadable == notes and summary.to_json()["unreadable"] == notes
+    assert line == f"cannot read '{too_long}': File name too long — what it holds is left " \
+        "out of this run"
 
 
 def test_pixel_limit_from_the_header_and_a_budget_across_workers(local, tmp_path):

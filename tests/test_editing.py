@@ -24,13 +24,15 @@ from segviewer.core.ground_truth import (
     PROVENANCE_KEY,
     GroundTruthError,
     Provenance,
+    fixed_note,
     fixed_verdict,
     ground_truth_path,
     read_provenance,
+    rescore,
     save_ground_truth,
 )
 from segviewer.core.images import load_label_png
-from segviewer.core.review import match_ground_truth
+from segviewer.core.review import ImageResult, match_ground_truth
 
 
 def capsule_reference(shape, p0, p1, radius):
@@ -198,6 +200,23 @@ def test_saved_ground_truth_is_lossless_atomic_and_matched_by_name(tmp_path, hig
     assert match_ground_truth([tmp_path / "photos" / "astronaut.jpg"], gt_dir) == {
         tmp_path / "photos" / "astronaut.jpg": path}
     assert fixed_verdict(provenance(), path)["verdict"] == "fixed"
+    assert str(path) in fixed_note(provenance(), path)
+
+
+def test_rescore_without_a_class_count_uses_the_ids_present(tmp_path):
+    """Prediction-folder reviews know no class count: a correction is still scored at once."""
+    from segviewer.core.compare import confusion_matrix, scores
+
+    labels_a = np.array([[0, 1], [2, 2]], np.uint8)
+    labels_b = np.array([[0, 1], [1, 3]], np.uint8)
+    gt = np.array([[0, 1], [2, 255]], np.uint8)  # the eraser's ignore id is left out
+    result = ImageResult(tmp_path / "x.png", "x.png", labels_a=labels_a, labels_b=labels_b)
+    rescore(result, tmp_path / "gt" / "x.png", gt, None, 255)
+    assert result.gt_path == tmp_path / "gt" / "x.png"
+    for got, labels in ((result.scores_a, labels_a), (result.scores_b, labels_b)):
+        want = scores(confusion_matrix(gt, labels, 4, 255))  # ids 0-3
+        np.testing.assert_array_equal(got.confusion, want.confusion)
+    assert result.miou_a == 1.0 and result.miou_b < 1.0
 
 
 def test_existing_ground_truth_in_a_subfolder_is_replaced_not_duplicated(tmp_path):

@@ -61,7 +61,9 @@ def test_only_leftovers_of_ended_exports_are_removed(tmp_path):
         f".3.tmp-{host}-{os.getpid()}-cd34": False,  # an export still running
         f".4.tmp-other-host-{_dead_pid()}-ef56": False,  # another machine's, on a shared disk
         "5": False,
-        ".5.old-123": False,
+        ".5.old-123": True,  # an older release's, its new version 5 in place
+        f".5.old-{host}-{_dead_pid()}-456": True,  # the same, killed before removing it
+        f".5.old-{host}-{os.getpid()}-789": False,  # an export swapping right now
         "notes": False,
     }
     for name in names:
@@ -70,6 +72,19 @@ def test_only_leftovers_of_ended_exports_are_removed(tmp_path):
     assert sorted(p.name for p in removed) == sorted(n for n, gone in names.items() if gone)
     kept = sorted(n for n, gone in names.items() if not gone)
     assert sorted(p.name for p in tmp_path.iterdir()) == kept
+
+
+def test_a_version_moved_aside_by_a_killed_overwrite_is_put_back(tmp_path):
+    host, dead = socket.gethostname(), _dead_pid()
+    # Killed between the renames: 6 moved aside, the new one still in its temporary folder.
+    (tmp_path / f".6.old-{host}-{dead}-111" / "variables").mkdir(parents=True)
+    (tmp_path / f".6.old-{host}-{dead}-111" / "saved_model.pb").write_bytes(b"previous")
+    (tmp_path / f".6.tmp-{host}-{dead}-xy" / "model").mkdir(parents=True)
+    (tmp_path / ".7.old-222" / "variables").mkdir(parents=True)  # an older release's name
+    removed = remove_leftovers(tmp_path)
+    assert [p.name for p in removed] == [f".6.tmp-{host}-{dead}-xy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["6", "7"]
+    assert (tmp_path / "6" / "saved_model.pb").read_bytes() == b"previous"
 
 
 def test_this_module_needs_no_tensorflow():

@@ -4,6 +4,10 @@ leave nothing behind (real exports of the reference checkpoint at a small crop s
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +72,21 @@ def test_overwrite_replaces_the_version(tmp_path):
     model = tf.saved_model.load(str(second.path))
     labels = model.signatures["serving_default"](images=tf.zeros([1, 20, 30, 3], tf.uint8))
     assert labels["segmentation_map"].shape == (1, 20, 30)
+
+
+def test_the_next_export_restores_a_version_a_killed_overwrite_moved_aside(tmp_path):
+    first = export_model(_options(tmp_path, model_version=2))
+    previous = (first.path / "saved_model.pb").read_bytes()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    owner = f"{socket.gethostname()}-{dead.pid}"
+    # What `--overwrite` of version 2 leaves when killed between its two renames.
+    os.rename(first.path, tmp_path / "m" / f".2.old-{owner}-1")
+    (tmp_path / "m" / f".2.tmp-{owner}-ab12" / "model").mkdir(parents=True)
+    second = export_model(_options(tmp_path))  # the next free version is 3, not 2 again
+    assert second.version == 3
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["2", "3"]
+    assert (tmp_path / "m" / "2" / "saved_model.pb").read_bytes() == previous
 
 
 def test_cancel_after_writing_leaves_nothing(tmp_path):

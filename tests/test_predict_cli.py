@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sample_images import write_mixed_folder
+from sample_images import deeper_than_path_max, write_mixed_folder
 
 from segviewer.core.batch import BatchProgress, Failure
 from segviewer.core.cli import ProgressPrinter
@@ -38,6 +38,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> N
 
 def test_mixed_folder_then_resume(serving_models, tmp_path):
     good = write_mixed_folder(tmp_path / "in")
+    (tmp_path / "in" / "deep").mkdir()
+    too_long = deeper_than_path_max(tmp_path / "in" / "deep")  # a folder no one can read
     # --out inside the input folder: the second run must not take the outputs for inputs.
     out, report = tmp_path / "in" / "seg", tmp_path / "summary.json"
     result = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
@@ -55,6 +57,10 @@ def test_mixed_folder_then_resume(serving_models, tmp_path):
     assert (data["ok"], data["failed"], data["skipped"]) == (4, 1, 0)
     assert data["failures"][0]["input"].endswith("corrupt.png")
     assert (data["model"], data["version"]) == ("tiny", 2)
+    [unreadable] = [line for line in result.stderr.splitlines() if "left out of" in line]
+    assert unreadable == f"segviewer-predict: cannot read '{too_long}': File name too long — " \
+        "what it holds is left out of this run"
+    assert data["unreadable"] == [unreadable.removeprefix("segviewer-predict: ")]
 
     again = predict(tmp_path / "in", "--out", out, "--saved-model", serving_models,
                     "--model", "tiny", "--overlay", "--resume", "--summary", report)

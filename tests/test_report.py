@@ -120,7 +120,7 @@ def test_html_report_sections_tables_and_pictures(reviewed, tmp_path):
     assert overview["pixels where A and B agree"] == f"{100 * 78 / 90:.2f}%"
     assert overview["pixel accuracy A / B"] == f"{100 * 78 / 79:.2f}% / {100 * 66 / 79:.2f}%"
     assert overview["verdicts (consensus per image)"] == \
-        "1 pass, 1 fail, 0 needs-look · 1 not reviewed"
+        "1 pass, 1 fail, 0 needs-look, 0 fixed · 1 not reviewed"
 
     header, *classes = page.rows["classes"]
     assert header == ["id", "class", "share A", "share B", "Δ share", "IoU A", "IoU B", "Δ IoU"]

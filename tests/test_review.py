@@ -246,7 +246,8 @@ def test_verdicts_kept_by_content_in_the_store_not_the_image_folder(local, revie
     assert again.get("right.png").verdict is Verdict.FAIL
     assert again.get("right.png").note == "sky on the road"
     assert again.get("left.png").verdict is Verdict.PASS and again.get("same.png") is None
-    assert again.counts() == {Verdict.PASS: 1, Verdict.FAIL: 1, Verdict.NEEDS_LOOK: 0}
+    assert again.counts() == {Verdict.PASS: 1, Verdict.FAIL: 1, Verdict.NEEDS_LOOK: 0,
+                              Verdict.FIXED: 0}
     rows = store.rows()
     assert {r.model_a for r in rows} == {str(session.a.fingerprint)}
     assert session.a.fingerprint.kind == "content" and session.a.fingerprint != \

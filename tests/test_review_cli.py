@@ -8,10 +8,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_servers import HostileGrpc, good_answer
 from review_data import write_review_set
 
 from segviewer.core.review import SessionVerdicts, Source, Verdict, run_review
@@ -151,3 +154,48 @@ def test_console_script_and_version():
     assert script is not None, "run: pip install -e . (the console script is missing)"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("segviewer-review ")
+
+
+def test_a_server_that_stops_answering_stops_the_review_with_one_line(tmp_path):
+    """A wedged server (every Predict misses its deadline) and one that goes away (UNAVAILABLE
+    after --retry-for) end the review with exit 2 instead of failing image after image."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (8, 10, 3), np.uint8)).save(folder / f"{i:02}.png")
+    a, b = HostileGrpc(), HostileGrpc()
+    b.version = 2
+    common = ["--a", a.address, "--b", b.address, "--a-model", "tiny", "--workers", "1", "--store",
+              tmp_path / "s.sqlite3", "--out", tmp_path / "report"]
+    try:
+        b.hang_predict.set()
+        wedged = review(folder, *common, "--timeout", "0.3")
+        b.hang_predict.clear()
+        b.release.set()
+        calls = b.predicts
+
+        def die(image: np.ndarray) -> dict[str, np.ndarray]:
+            if b.predicts >= calls + 3:  # the third image's call: the server goes away
+                threading.Thread(target=b.stop).start()
+                time.sleep(1)
+            return good_answer(image)
+
+        b.answer = die
+        gone = review(folder, *common, "--retry-for", "1")
+    finally:
+        a.stop()
+        b.stop()
+    # One image beyond the rule's count may already be under way when the review stops.
+    for result, count, words in ((wedged, 9, "no answer from"), (gone, 4, "cannot reach")):
+        assert result.returncode == 2, result.stderr
+        *failed, last = result.stderr.strip().splitlines()
+        assert last.startswith("segviewer-review: error: stopped, a server is not answering: "
+                               "model B"), result.stderr
+        assert words in last and "of 20 images compared, no report written" in last
+        assert 1 <= len(failed) <= count, result.stderr  # not all 20 failing in turn
+        assert all(line.startswith("segviewer-review: failed: ") for line in failed), failed
+    assert calls == 8
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())

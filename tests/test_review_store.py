@@ -17,12 +17,14 @@ from review_data import A, B, write_review_set
 from segviewer.core.review import SessionVerdicts, Source, run_review
 from segviewer.core.review_cli import main as review_main
 from segviewer.core.review_store import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     STORE_ENV,
     Pair,
     ReviewError,
     ReviewStore,
     Verdict,
+    consensus,
     default_store_path,
 )
 from segviewer.core.serving import open_backend
@@ -50,6 +52,34 @@ def test_schema_version_migrations_and_a_newer_store_refused(tmp_path):
     (tmp_path / "junk.sqlite3").write_bytes(b"not a database, not at all" * 100)
     with pytest.raises(ReviewError, match="cannot use the review store"):
         ReviewStore(tmp_path / "junk.sqlite3")
+
+
+def test_a_version_1_store_migrates_to_fixed_verdicts_keeping_every_row(tmp_path):
+    path = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(path) as con:  # what SegViewer with schema 1 made
+        con.executescript(MIGRATIONS[0])
+        con.execute("INSERT INTO verdicts (image_sha256, image, model_a, model_b, reviewer, "
+                    "verdict, note, time) VALUES (?,?,?,?,?,?,?,?)",
+                    ("f" * 64, "x.png", PAIR.model_a, PAIR.model_b, "ann", "fail", "bad", "t"))
+        con.execute("PRAGMA user_version = 1")
+        with pytest.raises(sqlite3.IntegrityError):  # schema 1 had no "fixed"
+            con.execute("INSERT INTO verdicts (image_sha256, image, model_a, model_b, reviewer, "
+                        "verdict, time) VALUES ('e', 'y', 'a', 'b', 'bob', 'fixed', 't')")
+    store = ReviewStore(path)
+    assert store.schema_version == SCHEMA_VERSION >= 2
+    old = store.rows()[0]
+    assert (old.image, old.reviewer, old.verdict, old.note, old.provenance) == (
+        "x.png", "ann", "fail", "bad", "")
+    record = json.dumps({"verdict": "fixed", "model": "m", "version": 1})
+    store.record(PAIR, "f" * 64, "x.png", "bob", Verdict.FIXED, "from m v1", record)
+    entries = store.verdicts(PAIR)["f" * 64]
+    assert [(e.reviewer, e.verdict) for e in entries] == [("ann", Verdict.FAIL),
+                                                           ("bob", Verdict.FIXED)]
+    assert json.loads(entries[1].provenance)["version"] == 1
+    assert consensus(entries) is Verdict.FAIL and consensus(entries[1:]) is Verdict.FIXED
+    store.export(tmp_path / "v.csv")
+    with (tmp_path / "v.csv").open(newline="", encoding="utf-8") as f:
+        assert [r["provenance"] for r in csv.DictReader(f)] == ["", record]
 
 
 def test_default_store_is_in_the_user_data_folder(monkeypatch, tmp_path):

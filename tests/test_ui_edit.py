@@ -4,19 +4,23 @@ ground-truth PNG is read back pixel by pixel."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from segviewer.core.editing import flood_fill, polygon_fill, stroke
 from segviewer.core.ground_truth import read_provenance
 from segviewer.core.images import load_label_png
+from segviewer.core.review_store import ReviewStore, Verdict, file_sha256
 from segviewer.paths import demo_dir, demo_models_dir
 from segviewer.ui.edit_mode import Tool
 from segviewer.ui.main_window import MainWindow
+from segviewer.ui.review_store_menu import REVIEWER_SETTING
 
 pytestmark = pytest.mark.skipif(not (demo_models_dir() / "pascal" / "1").is_dir(),
                                 reason="the demo SavedModels are exported by the exporter")
@@ -67,6 +71,24 @@ def drag(qtbot, window: MainWindow, points: list[QPoint]) -> None:
     qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=points[-1])
 
 
+def close_answering(qtbot, window, button: QMessageBox.StandardButton) -> list[str]:
+    """Close `window`, answering the unsaved-edits question (if one comes) with `button`;
+    the questions asked."""
+    asked: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            asked.append(box.text())
+            box.button(button).click()
+        elif window.isVisible():
+            QTimer.singleShot(10, answer)
+
+    QTimer.singleShot(0, answer)
+    window.close()
+    return asked
+
+
 def edit_astronaut(qtbot, window: MainWindow) -> np.ndarray:
     """A stroke, a fill and a polygon through the mouse; returns what core says they paint."""
     editing = window.editing
@@ -102,6 +124,7 @@ def edit_astronaut(qtbot, window: MainWindow) -> np.ndarray:
 
 def test_stroke_fill_polygon_undo_redo_and_save_give_exactly_the_painted_pixels(
         qtbot, photos, tmp_path):
+    QSettings().setValue(REVIEWER_SETTING, "ann")
     window = open_window(qtbot, photos)
     editing = window.editing
     before = model_labels(window).copy()
@@ -147,7 +170,18 @@ def test_stroke_fill_polygon_undo_redo_and_save_give_exactly_the_painted_pixels(
     record = read_provenance(gt_dir / "astronaut.png")
     assert (record["model"], record["version"]) == ("pascal", 1)
     assert record["changed_pixels"] == int(changed.sum()) and record["edits"] == 3
+    assert record["editor"] == "ann"
     assert editing.current.stack.isClean()
+    # A "fixed" verdict in the review store, by the image's content and the model's fingerprint.
+    [row] = ReviewStore().rows()
+    assert (row.verdict, row.reviewer, row.image_sha256) == (
+        Verdict.FIXED, "ann", file_sha256(photos / "astronaut.png"))
+    assert row.model_a == str(editing.fingerprints[window.state.identity]) and row.model_b == ""
+    assert row.model_a.startswith("content:") and row.label_a == "pascal v1"
+    fixed = json.loads(row.provenance)
+    assert (fixed["model"], fixed["version"], fixed["editor"], fixed["ground_truth"]) == (
+        "pascal", 1, "ann", str(gt_dir / "astronaut.png"))
+    assert row.note.startswith("fixed from pascal v1:")
 
     # Reopening in a new window (same settings: the same ground-truth folder) shows the saved
     # ground truth, not the model's result.
@@ -182,6 +216,17 @@ def test_a_failed_save_keeps_the_edits_and_says_why(qtbot, photos, tmp_path):
     assert not editing.current.stack.isClean() and "not saved" in editing.panel.status.text()
     assert (gt_dir / "astronaut.png").is_dir() and list((gt_dir).iterdir()) == [
         gt_dir / "astronaut.png"]
+
+    # Closing asks; Cancel keeps the window and the edits, Discard closes without saving.
+    [question] = close_answering(qtbot, window, QMessageBox.StandardButton.Cancel)
+    assert "not saved as ground truth: astronaut.png" in question
+    assert window.isVisible()
+    np.testing.assert_array_equal(editing.current.session.labels, painted)
+    # Save that cannot save: the reason, and the window stays open.
+    assert close_answering(qtbot, window, QMessageBox.StandardButton.Save)
+    assert window.isVisible() and window.errors[-1].startswith("Ground truth not saved")
+    assert close_answering(qtbot, window, QMessageBox.StandardButton.Discard)
+    assert not window.isVisible() and list(gt_dir.iterdir()) == [gt_dir / "astronaut.png"]
 
 
 def test_class_picking_legend_keys_and_right_click(qtbot, photos):
@@ -262,6 +307,16 @@ def test_compare_window_corrects_a_and_scores_both_models_against_it(qtbot, phot
     assert result.gt_path == gt_dir / "astronaut.png"
     assert f"mIoU A {want_a * 100:.2f} % · B {want_b * 100:.2f} %" in window.summary.text()
     assert want_a < 1.0
+    # The "fixed" verdict: in the store for this pair, in the queue, in the report.
+    fixed = window.review.store.get("astronaut.png")
+    assert fixed.verdict is Verdict.FIXED and fixed.note.startswith("fixed from pascal v1:")
+    assert json.loads(fixed.provenance)["ground_truth"] == str(gt_dir / "astronaut.png")
+    assert "you: Fixed — fixed from pascal v1" in window.review.verdict_text("astronaut.png")
+    from segviewer.core.report import write_report
+    html, metrics = write_report(window.session, tmp_path / "report",
+                                 window.review.store.verdicts)
+    assert "fixed from pascal v1" in html.read_text()
+    assert ",fixed," in metrics.read_text()
     # B's pane next: it starts from the ground truth just saved.
     editing.set_side("b")
     assert editing.editor.active and editing.editor.canvas is window.canvas_b
@@ -316,11 +371,13 @@ def test_lasso_and_eraser_and_no_shortcut_taken_twice(qtbot, photos, tmp_path):
     np.testing.assert_array_equal(editing.current.session.labels, expected)
     editing.set_gt_dir(tmp_path / "gt")
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: (tmp_path / "gt" / "astronaut.png").is_file(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: editing.current.stack.isClean(), timeout=WAIT_MS)
     np.testing.assert_array_equal(load_label_png(tmp_path / "gt" / "astronaut.png"), expected)
+    assert close_answering(qtbot, window, QMessageBox.StandardButton.Cancel) == []  # all saved
+    assert not window.isVisible()
 
 
-def test_edits_belong_to_the_model_version_they_started_from(qtbot, photos):
+def test_edits_belong_to_the_model_version_they_started_from(qtbot, photos, tmp_path):
     window = open_window(qtbot, photos)
     editing = window.editing
     editing.act_edit.trigger()
@@ -339,3 +396,10 @@ def test_edits_belong_to_the_model_version_they_started_from(qtbot, photos):
                     and window.state.shown.identity.version == 1, timeout=WAIT_MS)
     assert window.state.shown.label == "edit of pascal v1"
     np.testing.assert_array_equal(window.prediction.labels, edited_v1)
+
+    # Closing with v1's edits unsaved, answering Save: they are written, the window closes.
+    editing.set_gt_dir(tmp_path / "gt")
+    assert close_answering(qtbot, window, QMessageBox.StandardButton.Save)
+    assert not window.isVisible()
+    np.testing.assert_array_equal(load_label_png(tmp_path / "gt" / "astronaut.png"), edited_v1)
+    assert [r.verdict for r in ReviewStore().rows()] == [Verdict.FIXED]

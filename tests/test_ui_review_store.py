@@ -22,7 +22,7 @@ from segviewer.core.review import Verdict
 from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.ui.compare_window import CompareWindow
 from segviewer.ui.dialogs.compare_sources import CompareChoice, SourceChoice
-from segviewer.ui.review_panel import REVIEWER_SETTING
+from segviewer.ui.review_store_menu import REVIEWER_SETTING
 
 WAIT_MS = 120_000
 

@@ -13,8 +13,9 @@ callbacks included), so a GUI worker can forward them as signals.
 - The run stops (starting no new requests; the ones in flight finish, or end as "not run" when the
   backend was interrupted) on `cancel` or Ctrl-C in the thread that called `run_batch`, at the
   first "unavailable" (the backend has already retried for its --retry-for window), after a few
-  missed deadlines in a row (a wedged server), at the first error that means the output folder
-  cannot be written (disk full, read-only), and at an output clash.
+  missed deadlines in a row (a wedged server; the rule: `serving.calls.Reachability`), at the
+  first error that means the output folder cannot be written (disk full, read-only), and at
+  an output clash.
 - Memory: at most `max_pixels` decoded pixels are in flight at once, whatever `workers` is; an
   image above `max_pixels` is refused from its header, before it is decoded.
 """
@@ -38,7 +39,7 @@ from segviewer.core.images import (
     load_image,
     remove_stale_temps,
 )
-from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.inputs import Input, unreadable_message, walk_inputs
 from segviewer.core.labels import Palette, colorize
 from segviewer.core.output_plan import OutputPlan, Outputs, PlanError
 from segviewer.core.overlay import blend, class_counts
@@ -48,15 +49,13 @@ from segviewer.core.provenance import Provenance
 from segviewer.core.provenance import read as read_provenance
 from segviewer.core.provenance import write as with_provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
+from segviewer.core.serving.calls import Reachability
 from segviewer.core.serving.discovery import plan_prediction, prefers_encoded
 from segviewer.core.shards import Shard
 from segviewer.core.summary import BatchSummary, Failure
 
 __all__ = ["BatchOptions", "BatchProgress", "BatchSummary", "Failure", "palette_for", "run_batch"]
 
-# Consecutive missed deadlines (at least this many, and two rounds of workers) after which a run
-# stops instead of failing every remaining input the same way.
-MISSED_DEADLINE_LIMIT = 8
 # Decoded pixels allowed for one input, and in flight at once (--max-pixels): 8K (33 MP) fits.
 DEFAULT_MAX_PIXELS = 64_000_000
 # Write errors that no other input would escape: they stop the run, naming the folder.
@@ -157,7 +156,8 @@ def run_batch(
 ) -> BatchSummary:
     """Segment `inputs` (files, folders, glob patterns) with `ref` on `backend`, writing label maps
     (and overlays) under `out_dir`, each recording `provenance` (by default read from the model's
-    metadata). `note` hears one-line remarks (what was skipped under `out_dir`). `walk` is the
+    metadata). `note` hears one-line remarks (what was skipped under `out_dir`, folders that
+    could not be read). `walk` is the
     caller's own `walk_inputs(inputs, out_dir)` when it has already started it.
 
     Raises PlanError when the outputs would replace an input folder, and BackendError when the
@@ -198,10 +198,16 @@ def run_batch(
         if note is not None:
             note(f"not reading '{path}': it is under --out '{out_dir}'")
 
+    def unreadable(path: Path, reason: str) -> None:
+        summary.unreadable.append(unreadable_message(path, reason))
+        if note is not None:
+            note(summary.unreadable[-1])
+
     def jobs() -> Iterator[_Job]:
         folder = None
         items = walk if walk is not None else walk_inputs(arguments, out_dir,
-                                                          on_skipped=skipped_under_out)
+                                                          on_skipped=skipped_under_out,
+                                                          on_unreadable=unreadable)
         for item in items:
             outputs = plan.place(item)  # before the shard: every shard refuses the same clashes
             if options.shard is not None and not options.shard.holds(item.rel):
@@ -258,16 +264,12 @@ def run_batch(
         return _Result(job, "ok", time.perf_counter() - began, class_counts(stored),
                        recomputed=recomputed)
 
-    missed = 0  # consecutive missed deadlines
-    missed_limit = max(MISSED_DEADLINE_LIMIT, 2 * options.workers)
+    reachability = Reachability(options.workers)
 
     def record(result: _Result) -> None:
-        nonlocal missed
         path = result.job.input.path
         failure = None
-        missed = missed + 1 if result.code == "DEADLINE_EXCEEDED" else 0
-        lost = result.code == "UNAVAILABLE" or missed >= missed_limit
-        if lost and not stop.is_set():
+        if reachability.lost(result.code) and not stop.is_set():
             summary.lost_connection = result.reason
             stop.set()
         if result.code == "OUTPUT" and not summary.output_error:

@@ -40,7 +40,7 @@ from segviewer.core.cli_support import (
 )
 from segviewer.core.fingerprint import from_metadata, local_folder
 from segviewer.core.images import atomic_write_bytes
-from segviewer.core.inputs import Input, walk_inputs
+from segviewer.core.inputs import Input, unreadable_message, walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
 from segviewer.core.output_plan import OutputPlan, PlanError
 from segviewer.core.provenance import Provenance
@@ -224,16 +224,22 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
-def _start_walk(args: argparse.Namespace) -> Iterator[Input]:
+def _start_walk(args: argparse.Namespace,
+                unreadable_lines: list[str]) -> Iterator[Input]:
     """The run's inputs, walked once: the first image is found before connecting (no images is
-    a usage error without loading a model), and the walk goes on from there in the run."""
+    a usage error without loading a model), and the walk goes on from there in the run. Each
+    folder it cannot read is printed and added to `unreadable_lines`."""
     skipped: list[Path] = []
 
     def skip(path: Path) -> None:
         skipped.append(path)
         print(f"{PROG}: not reading '{path}': it is under --out '{args.out}'", file=sys.stderr)
 
-    walk = walk_inputs(args.inputs, args.out, on_skipped=skip)
+    def unreadable(path: Path, reason: str) -> None:
+        unreadable_lines.append(unreadable_message(path, reason))
+        print(f"{PROG}: {unreadable_lines[-1]}", file=sys.stderr)
+
+    walk = walk_inputs(args.inputs, args.out, on_skipped=skip, on_unreadable=unreadable)
     first = next(walk, None)
     if first is None:
         if skipped:
@@ -257,7 +263,8 @@ def _run(args: argparse.Namespace) -> int:
         OutputPlan(args.out, args.inputs, args.overlay)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
-    walk = _start_walk(args)
+    unreadable: list[str] = []  # the walk runs inside run_batch, reporting here
+    walk = _start_walk(args, unreadable)
 
     backend = _open(args)
     printer = ProgressPrinter(sys.stderr, args.quiet)
@@ -287,6 +294,7 @@ def _run(args: argparse.Namespace) -> int:
                                 provenance, printer.note, walk)
             # Several endpoints: what each did (counts, failures, latency) for the summary.
             summary.endpoints = getattr(backend, "endpoint_stats", dict)()
+            summary.unreadable = unreadable
         printer.finish()
     except BackendError:
         if not cancel.is_set():

@@ -46,11 +46,12 @@ class Provenance:
 
     @classmethod
     def now(cls, image: str | Path, model: str, version: int | None, source: str,
-            changed_pixels: int, edits: int) -> Provenance:
-        try:
-            editor = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry (containers)
-            editor = "unknown"
+            changed_pixels: int, edits: int, editor: str = "") -> Provenance:
+        if not editor:
+            try:
+                editor = getpass.getuser()
+            except (KeyError, OSError):  # no passwd entry (containers)
+                editor = "unknown"
         return cls(str(image), model, version, source, changed_pixels, edits, editor,
                    datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -107,12 +108,25 @@ def fixed_verdict(provenance: Provenance, gt_path: str | Path) -> dict[str, Any]
     return {"verdict": "fixed", "ground_truth": str(gt_path), **asdict(provenance)}
 
 
-def rescore(result: ImageResult, gt_path: Path, gt: np.ndarray, num_classes: int,
+def fixed_note(provenance: Provenance, gt_path: str | Path) -> str:
+    """A "fixed" verdict's note, as the queue and the report show it: from what, how much,
+    where the ground truth went."""
+    start = provenance.model if provenance.version is None \
+        else f"{provenance.model} v{provenance.version}"
+    return (f"fixed from {start}: {provenance.changed_pixels:,} px in {provenance.edits} "
+            f"edit(s), ground truth {gt_path}")
+
+
+def rescore(result: ImageResult, gt_path: Path, gt: np.ndarray, num_classes: int | None,
             ignore_label: int) -> None:
     """Score both models of a review result against ground truth just saved, as `run_review`
-    does, so the compare window's numbers use it at once."""
+    does, so the compare window's numbers use it at once. `num_classes` None (prediction
+    folders): the ids present."""
     from segviewer.core.compare import confusion_matrix, scores
+    from segviewer.core.review import classes_present
 
+    if num_classes is None:
+        num_classes = classes_present(gt, ignore_label, result.labels_a, result.labels_b)
     result.gt_path = Path(gt_path)
     result.scores_a = scores(confusion_matrix(gt, result.labels_a, num_classes, ignore_label))
     result.scores_b = scores(confusion_matrix(gt, result.labels_b, num_classes, ignore_label))

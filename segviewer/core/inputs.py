@@ -13,6 +13,8 @@ the other inputs.
 - A folder that is itself an argument is walked once, as that argument; a file named explicitly
   (or matched by a glob) is not yielded again by a folder walk.
 - The --out folder is never walked into; `on_skipped` hears of it.
+- A subfolder that cannot be read (no permission, a path too long for the system, gone while
+  walked) is left out, and `on_unreadable` hears of it with the reason: never silently.
 """
 
 from __future__ import annotations
@@ -97,11 +99,13 @@ def walk_inputs(
     out: Path | None = None,
     recursive: bool = True,
     on_skipped: Callable[[Path], None] | None = None,
+    on_unreadable: Callable[[Path, str], None] | None = None,
 ) -> Iterator[Input]:
     """Yield the images named by `inputs` (files, folders, glob patterns), lazily.
 
     A glob's matches count as file arguments. Files found under `out` by a glob are skipped, and
-    the `out` folder itself is not walked into; each such skip is passed to `on_skipped`."""
+    the `out` folder itself is not walked into; each such skip is passed to `on_skipped`. Each
+    folder the walk cannot read is passed to `on_unreadable` with the reason."""
     arguments = _classify(inputs)
     roots = {k for a in arguments if a.folder is not None and (k := _key(a.folder)) is not None}
     out_key = _key(out) if out is not None else None
@@ -131,7 +135,13 @@ def walk_inputs(
         if key in walked:
             continue
         walked.add(key)
-        yield from _walk(argument, roots - {key}, out_key, explicit, recursive, on_skipped)
+        yield from _walk(argument, roots - {key}, out_key, explicit, recursive, on_skipped,
+                         on_unreadable)
+
+
+def unreadable_message(path: Path, reason: str) -> str:
+    """The one line a run prints for an entry its walk could not read."""
+    return f"cannot read '{path}': {reason} — what it holds is left out of this run"
 
 
 def _inside(path: Path, folder_real: str) -> bool:
@@ -146,8 +156,14 @@ def _walk(
     explicit: set[tuple[int, int]],
     recursive: bool,
     on_skipped: Callable[[Path], None] | None,
+    on_unreadable: Callable[[Path, str], None] | None,
 ) -> Iterator[Input]:
     assert argument.folder is not None
+
+    def unreadable(path: str, exc: OSError) -> None:
+        if on_unreadable is not None:
+            on_unreadable(Path(path), exc.strerror or type(exc).__name__)
+
     root = os.path.join(str(argument.folder), "")  # with its trailing separator
     # Depth first, one sorted listing per level: (relative folder, subfolder names still to
     # visit). A listing is os.listdir + sort (C speed: a million names in well under a second);
@@ -160,8 +176,10 @@ def _walk(
             # Bytes, not str: 16 bytes less per name held (a flat 200,000-file folder: 3 MB),
             # and the same order (UTF-8 sorts as its code points).
             names = os.listdir(os.fsencode(root + rel))
-        except OSError:
-            names = []  # an unreadable folder lists nothing (a file in it would name the reason)
+        except OSError as exc:
+            names = []
+            if rel:  # the argument itself was read when classified
+                unreadable(root + rel, exc)
         names.sort()
         subfolders = []
         for raw in names:
@@ -175,7 +193,8 @@ def _walk(
             elif recursive:
                 try:
                     st = os.lstat(path)
-                except OSError:
+                except OSError as exc:  # maybe a folder: say so rather than lose its images
+                    unreadable(path, exc)
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     key = (st.st_dev, st.st_ino)

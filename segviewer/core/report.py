@@ -75,7 +75,7 @@ def write_report(
 
 def write_csv(session: ReviewSession, path: Path, verdicts: Verdicts | None = None) -> None:
     """One row per image in input order; numbers in percent, blank where they do not apply.
-    `verdict` is the reviewers' consensus (fail over needs-look over pass); `verdicts` and
+    `verdict` is the reviewers' consensus (`review_store.consensus`); `verdicts` and
     `notes` list each reviewer's as "name: value", separated by "; "."""
     verdicts = verdicts or {}
     buffer = io.StringIO(newline="")

@@ -59,6 +59,7 @@ from segviewer.core.review_store import (
 )
 from segviewer.core.sampling import Sample, SampleError, SampleSpec, draw_sample
 from segviewer.core.serving.base import Backend, BackendError, ModelMetadata, ModelRef
+from segviewer.core.serving.calls import Reachability
 
 LEGACY_VERDICTS_FILE = ".segviewer-review.json"  # what older versions wrote; imported on request
 _T = TypeVar("_T")
@@ -212,6 +213,7 @@ class ReviewSession:
     total: int = 0  # images asked for
     cancelled: bool = False
     interrupted: bool = False  # ... by Ctrl-C
+    lost_connection: str = ""  # ... because a server stopped answering: the failure that said so
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     sample: Sample | None = None  # the spot-check sample the images are, if any
 
@@ -416,9 +418,11 @@ def run_review(
     sample: Sample | None = None,
 ) -> ReviewSession:
     """Segment `images` with `a` and `b` (or read their prediction folders) and score them;
-    per-image failures are recorded in the results. Raises BackendError when a source's
-    metadata cannot be read and ReviewError when the review cannot start (no images, bad
-    ground-truth folder, unknown class count with GT). `sample`: what `images` were drawn as."""
+    per-image failures are recorded in the results; a server that stops answering
+    (`Reachability`) ends the review early, with `lost_connection` saying why. Raises
+    BackendError when a source's metadata cannot be read and ReviewError when the review cannot
+    start (no images, bad ground-truth folder, unknown class count with GT). `sample`: what
+    `images` were drawn as."""
     options = options or ReviewOptions()
     cancel = cancel or threading.Event()
     images = [Path(p) for p in images]
@@ -442,7 +446,10 @@ def run_review(
                             len(images), sample=sample)
     slots: list[ImageResult | None] = [None] * len(images)
 
-    def process(index: int) -> ImageResult:
+    stop = threading.Event()  # set by the review itself: a server stopped answering
+
+    def process(index: int) -> tuple[ImageResult, str]:
+        """The image's result, and the code of the BackendError that failed it ("" if none)."""
         path = images[index]
         result = ImageResult(path, image_key(path, folder), gt_path=gt_paths.get(path))
         try:
@@ -450,11 +457,14 @@ def run_review(
             _compare(result, a, b, options, num_classes, found_classes)
         except OSError as exc:
             result.error = _one_line(f"cannot read '{path}': {exc.strerror or exc}")
-        except (ImageLoadError, BackendError) as exc:
+        except BackendError as exc:
+            result.error = _one_line(str(exc))
+            return result, exc.code or ""
+        except ImageLoadError as exc:
             result.error = _one_line(str(exc))
         except ValueError as exc:  # ids outside the class range, sizes that differ
             result.error = _one_line(f"{path}: {exc}")
-        return result
+        return result, ""
 
     total = len(images)
     if progress is not None:
@@ -464,9 +474,14 @@ def run_review(
         session.interrupted = True
         cancel.set()
 
-    results = bounded_map(lambda i: (i, process(i)), range(total), options.workers,
-                          cancel.is_set, interrupted, "segviewer-review")
-    for done, (index, result) in enumerate(results, start=1):
+    reachability = Reachability(options.workers)
+    results = bounded_map(lambda i: (i, *process(i)), range(total), options.workers,
+                          lambda: cancel.is_set() or stop.is_set(), interrupted,
+                          "segviewer-review")
+    for done, (index, result, code) in enumerate(results, start=1):
+        if reachability.lost(code) and not stop.is_set():  # not every image failing in turn
+            session.lost_connection = result.error
+            stop.set()
         slots[index] = result
         if on_result is not None:
             on_result(result)
@@ -525,15 +540,20 @@ def _compare(result: ImageResult, a: Side, b: Side, options: ReviewOptions,
         return
     gt = load_ground_truth(result.gt_path, options.gt_palette, options.ignore_label)
     if num_classes is None:
-        held = gt[gt != options.ignore_label]
-        num_classes = 1 + max(int(held.max(initial=0)), int(labels_a.max(initial=0)),
-                              int(labels_b.max(initial=0)))
+        num_classes = classes_present(gt, options.ignore_label, labels_a, labels_b)
     if gt.shape != labels_a.shape:
         raise ImageLoadError(f"ground truth '{result.gt_path}' is {gt.shape[1]}x{gt.shape[0]} but "
                              f"'{result.path}' is {labels_a.shape[1]}x{labels_a.shape[0]} — "
                              "ground truth must have the image's size")
     result.scores_a = scores(confusion_matrix(gt, labels_a, num_classes, options.ignore_label))
     result.scores_b = scores(confusion_matrix(gt, labels_b, num_classes, options.ignore_label))
+
+
+def classes_present(gt: np.ndarray, ignore_label: int, *predictions: np.ndarray) -> int:
+    """How many classes to score with when nothing says (prediction folders): up to the
+    largest id the ground truth (its ignore id left out) and the predictions hold."""
+    held = gt[gt != ignore_label]
+    return 1 + max(int(held.max(initial=0)), *(int(p.max(initial=0)) for p in predictions))
 
 
 def _named(side: str, source: Source, call: Callable[[], _T]) -> _T:
@@ -607,12 +627,14 @@ class SessionVerdicts:
         """This reviewer's verdict on the image."""
         return next((e for e in self.all(key) if e.reviewer == self.reviewer), None)
 
-    def set(self, key: str, verdict: Verdict | str | None, note: str = "") -> None:
-        """Record (or, with None, clear) this reviewer's verdict on one image, in the store."""
+    def set(self, key: str, verdict: Verdict | str | None, note: str = "",
+            provenance: str = "") -> None:
+        """Record (or, with None, clear) this reviewer's verdict on one image, in the store;
+        `provenance`: a "fixed" verdict's record."""
         sha = self._hash.get(key)
         if sha is None:
             raise ReviewError(f"'{key}' was not compared in this review")
-        entry = self.store.record(self.pair, sha, key, self.reviewer, verdict, note)
+        entry = self.store.record(self.pair, sha, key, self.reviewer, verdict, note, provenance)
         with self._lock:
             others = [e for e in self._by_hash.get(sha, []) if e.reviewer != self.reviewer]
             self._by_hash[sha] = sorted(others + ([entry] if entry else []),

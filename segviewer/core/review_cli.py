@@ -20,6 +20,7 @@ from segviewer import __version__
 from segviewer.core.cli_support import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     EXIT_OK,
     Parser,
     UsageError,
@@ -258,6 +259,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted — {len(session.results)} of {session.total} images compared, "
               "no report written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if session.lost_connection:
+        print(f"{PROG}: error: stopped, a server is not answering: {session.lost_connection} "
+              f"({len(session.results)} of {session.total} images compared, no report "
+              "written)", file=sys.stderr)
+        return EXIT_USAGE
     sort = SortKey(args.sort) if args.sort else None
     if not args.quiet:
         print("\n".join(_summary(session, sort or default_sort(session))))

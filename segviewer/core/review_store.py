@@ -4,7 +4,10 @@ A verdict is keyed by the image's *content* (sha256 of the file) and the two mod
 fingerprints (`core.fingerprint`), never by a path or a connection: the same images compared with
 the same model versions show the same verdicts whether the models run in-process or on a gRPC or
 REST server, and whatever folder the images were copied to. Each reviewer has at most one verdict
-per image and pair; several reviewers' verdicts are all kept.
+per image and pair; several reviewers' verdicts are all kept. A "fixed" verdict is recorded by
+saving a corrected label map as ground truth, with the edit's provenance (JSON: which model and
+version it started from, who, when, the file written); a single model's fix (the viewer's main
+window) is kept under the pair (its fingerprint, "").
 
 The default store is one file in the user's data folder (platformdirs; `SEGVIEWER_REVIEW_STORE`
 overrides it); a team can pick a shared file instead. Writers are safe together: WAL journal, a
@@ -49,6 +52,10 @@ class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NEEDS_LOOK = "needs-look"
+    FIXED = "fixed"  # the reviewer corrected the labels and saved them as ground truth
+
+
+MARKS = (Verdict.PASS, Verdict.FAIL, Verdict.NEEDS_LOOK)  # what a reviewer gives by hand
 
 
 # Each entry moves the schema one version forward; never edit one that has shipped.
@@ -69,6 +76,31 @@ MIGRATIONS: Sequence[str] = (
         time TEXT NOT NULL,
         UNIQUE (image_sha256, model_a, model_b, reviewer)
     );
+    CREATE INDEX verdicts_pair ON verdicts (model_a, model_b);
+    """,
+    # 2: the "fixed" verdict and its provenance (SQLite cannot change a CHECK: copy the table)
+    """
+    CREATE TABLE verdicts_2 (
+        id INTEGER PRIMARY KEY,
+        image_sha256 TEXT NOT NULL,
+        image TEXT NOT NULL,
+        model_a TEXT NOT NULL,
+        model_b TEXT NOT NULL,
+        label_a TEXT NOT NULL DEFAULT '',
+        label_b TEXT NOT NULL DEFAULT '',
+        reviewer TEXT NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('pass', 'fail', 'needs-look', 'fixed')),
+        note TEXT NOT NULL DEFAULT '',
+        time TEXT NOT NULL,
+        provenance TEXT NOT NULL DEFAULT '',
+        UNIQUE (image_sha256, model_a, model_b, reviewer)
+    );
+    INSERT INTO verdicts_2 (id, image_sha256, image, model_a, model_b, label_a, label_b,
+                            reviewer, verdict, note, time)
+        SELECT id, image_sha256, image, model_a, model_b, label_a, label_b, reviewer, verdict,
+               note, time FROM verdicts;
+    DROP TABLE verdicts;
+    ALTER TABLE verdicts_2 RENAME TO verdicts;
     CREATE INDEX verdicts_pair ON verdicts (model_a, model_b);
     """,
 )
@@ -116,6 +148,7 @@ class VerdictEntry:
     note: str = ""
     time: str = ""  # UTC, ISO 8601
     reviewer: str = ""
+    provenance: str = ""  # a "fixed" verdict's: JSON of what the correction started from
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,7 @@ class StoredVerdict:
     verdict: str
     note: str
     time: str
+    provenance: str = ""
 
 
 EXPORT_COLUMNS = tuple(StoredVerdict.__dataclass_fields__)
@@ -203,8 +237,10 @@ class ReviewStore:
 
     # -- verdicts -------------------------------------------------------------------------------
     def record(self, pair: Pair, image_sha256: str, image: str, reviewer: str,
-               verdict: Verdict | str | None, note: str = "") -> VerdictEntry | None:
-        """Set (None: clear) `reviewer`'s verdict on an image for `pair`; returns the entry."""
+               verdict: Verdict | str | None, note: str = "",
+               provenance: str = "") -> VerdictEntry | None:
+        """Set (None: clear) `reviewer`'s verdict on an image for `pair`; returns the entry.
+        `provenance`: a "fixed" verdict's JSON record (`ground_truth.fixed_verdict`)."""
         reviewer = reviewer.strip() or default_reviewer()
         with self._write() as con:
             if verdict is None:
@@ -213,15 +249,17 @@ class ReviewStore:
                             (image_sha256, pair.model_a, pair.model_b, reviewer))
                 return None
             entry = VerdictEntry(Verdict(verdict), note,
-                                 datetime.now(UTC).isoformat(timespec="seconds"), reviewer)
+                                 datetime.now(UTC).isoformat(timespec="seconds"), reviewer,
+                                 provenance)
             con.execute(
                 "INSERT INTO verdicts (image_sha256, image, model_a, model_b, label_a, label_b, "
-                "reviewer, verdict, note, time) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "reviewer, verdict, note, time, provenance) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (image_sha256, model_a, model_b, reviewer) DO UPDATE SET "
                 "image=excluded.image, label_a=excluded.label_a, label_b=excluded.label_b, "
-                "verdict=excluded.verdict, note=excluded.note, time=excluded.time",
+                "verdict=excluded.verdict, note=excluded.note, time=excluded.time, "
+                "provenance=excluded.provenance",
                 (image_sha256, image, pair.model_a, pair.model_b, pair.label_a, pair.label_b,
-                 reviewer, entry.verdict.value, note, entry.time))
+                 reviewer, entry.verdict.value, note, entry.time, provenance))
             return entry
 
     def verdicts(self, pair: Pair) -> dict[str, list[VerdictEntry]]:
@@ -229,7 +267,8 @@ class ReviewStore:
         found: dict[str, list[VerdictEntry]] = {}
         for row in self._rows(pair):
             found.setdefault(row.image_sha256, []).append(
-                VerdictEntry(Verdict(row.verdict), row.note, row.time, row.reviewer))
+                VerdictEntry(Verdict(row.verdict), row.note, row.time, row.reviewer,
+                             row.provenance))
         return found
 
     def rows(self, pair: Pair | None = None) -> list[StoredVerdict]:
@@ -237,7 +276,7 @@ class ReviewStore:
 
     def _rows(self, pair: Pair | None) -> Iterator[StoredVerdict]:
         query = ("SELECT image, image_sha256, model_a, model_b, label_a, label_b, reviewer, "
-                 "verdict, note, time FROM verdicts")
+                 "verdict, note, time, provenance FROM verdicts")
         args: tuple[str, ...] = ()
         if pair is not None:
             query += " WHERE model_a=? AND model_b=?"
@@ -328,9 +367,10 @@ def _model_part(description: str) -> str:
 
 
 def consensus(entries: Iterable[VerdictEntry]) -> Verdict | None:
-    """The verdict that stands for several reviewers': fail over needs-look over pass."""
+    """The verdict that stands for several reviewers': fail over fixed (the model was wrong,
+    the labels were corrected) over needs-look over pass."""
     found = {e.verdict for e in entries}
-    for verdict in (Verdict.FAIL, Verdict.NEEDS_LOOK, Verdict.PASS):
+    for verdict in (Verdict.FAIL, Verdict.FIXED, Verdict.NEEDS_LOOK, Verdict.PASS):
         if verdict in found:
             return verdict
     return None

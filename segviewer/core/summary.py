@@ -128,6 +128,7 @@ class BatchSummary:
     skipped_under_out: int = 0  # files and folders under --out not read as inputs
     removed_temps: int = 0  # leftovers of killed runs removed from the output folders
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)  # with several endpoints
+    unreadable: list[str] = field(default_factory=list)  # a line per folder not read
 
     @property
     def not_run(self) -> int:
@@ -157,6 +158,7 @@ class BatchSummary:
             "output_error": self.output_error or None,
             "plan_error": self.plan_error or None,
             "failures": [{"input": str(f.input), "reason": f.reason} for f in self.failures],
+            "unreadable": list(self.unreadable),
             "class_pixels": [{"id": i, "name": names[i], "pixels": n}
                              for i, n in sorted(self.class_pixels.items())],
             "class_shares": [{"id": i, "name": names[i], "percent": round(share, 4)}
@@ -205,6 +207,7 @@ def merge_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for key in ("lost_connection", "output_error", "plan_error"):
             merged[key] = next((s[key] for s in summaries if s.get(key)), None)
         merged["failures"] = [f for s in summaries for f in s["failures"]][:LISTED_FAILURES]
+        merged["unreadable"] = [line for s in summaries for line in s.get("unreadable", [])]
         pixels: dict[int, int] = {}
         names: dict[int, str] = {}
         latency = Latency()

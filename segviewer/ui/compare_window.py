@@ -382,6 +382,9 @@ class CompareWindow(QMainWindow):
         return False
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.editing.confirm_close():  # unsaved edits: saved, discarded or kept open
+            event.ignore()
+            return
         self.save_settings()
         self._cancel.set()
         self._io.cancel_all()

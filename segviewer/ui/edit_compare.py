@@ -17,9 +17,10 @@ from PySide6.QtWidgets import QComboBox, QFormLayout
 
 from segviewer.core.ground_truth import rescore
 from segviewer.core.labels import Palette
+from segviewer.core.review_store import Verdict
 from segviewer.ui.compare_actions import CompareMode
 from segviewer.ui.edit_mode import CanvasEditor
-from segviewer.ui.editing import Editing, ImageEdits
+from segviewer.ui.editing import Editing, ImageEdits, RecordFixed
 
 if TYPE_CHECKING:
     from segviewer.ui.compare_window import CompareWindow
@@ -127,13 +128,25 @@ class CompareEditing(Editing):
         result = self.window._result(views.key) if views is not None else None
         return str(result.path) if result is not None else None
 
+    def _result_of(self, image: str):
+        session = self.window.session
+        return None if session is None else next(
+            (r for r in session.results if str(r.path) == image), None)
+
+    def _record_fixed(self, edits: ImageEdits, reviewer: str) -> RecordFixed | None:
+        verdicts, result = self.window.review.store, self._result_of(edits.image)
+        if verdicts is None or result is None:  # the panel said why the store is not open
+            return None
+        key = result.key
+        return lambda note, record: verdicts.set(key, Verdict.FIXED, note, record)
+
     def _saved(self, edits: ImageEdits, clean_at: int, image: str, labels: np.ndarray,
                written: str) -> None:
         super()._saved(edits, clean_at, image, labels, written)
         window = self.window
         session = window.session
-        result = next((r for r in session.results if str(r.path) == image), None)
-        if result is None or session.num_classes is None:
+        result = self._result_of(image)
+        if result is None:
             return
         rescore(result, Path(written), labels, session.num_classes, session.options.ignore_label)
         if session.options.gt_dir is None:  # totals and the report now count ground truth

@@ -11,20 +11,25 @@ edits through the state's events.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar
 
+from segviewer.core.fingerprint import Fingerprint
 from segviewer.core.labels import Palette, labels_lut
+from segviewer.core.review_store import Pair, ReviewError, Verdict, file_sha256
 from segviewer.core.serving.base import Prediction
 from segviewer.core.viewer_state import ModelIdentity, Shown
 from segviewer.ui.edit_mode import Tool
-from segviewer.ui.editing import Editing, ImageEdits
+from segviewer.ui.editing import Editing, ImageEdits, RecordFixed
 from segviewer.ui.legend import ID
+from segviewer.ui.review_store_menu import open_store
 
 if TYPE_CHECKING:
+    from segviewer.ui import tasks
     from segviewer.ui.main_window import MainWindow
 
 
@@ -34,6 +39,8 @@ class MainWindowEditing(Editing):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window, window.canvas, tool_keys=True)
         self.edits: dict[tuple[str, ModelIdentity], ImageEdits] = {}
+        self.fingerprints: dict[ModelIdentity, Fingerprint] = {}  # what a "fixed" is kept by
+        window.predictor.model_ready.connect(self._model_ready)
         window.legend.table.cellClicked.connect(self._legend_clicked)
         window.state.shown_changed.connect(self._shown_changed)
         toolbar = window.findChild(QToolBar, "toolbar_main")
@@ -41,6 +48,25 @@ class MainWindowEditing(Editing):
             toolbar.addSeparator()
             toolbar.addAction(self.act_edit)
         self.set_tool(Tool.BRUSH)
+
+    def _model_ready(self, result: tasks.Connected) -> None:
+        if self.window.state.identity is not None:  # set just before model_ready
+            self.fingerprints[self.window.state.identity] = result.fingerprint
+
+    def _record_fixed(self, edits: ImageEdits, reviewer: str) -> RecordFixed | None:
+        """One model's fix is kept under the pair (its fingerprint, "")."""
+        identity = ModelIdentity(edits.model, edits.version, edits.source)
+        fingerprint = self.fingerprints.get(identity)
+        if fingerprint is None:
+            return None
+        try:
+            store = open_store(self.window.settings)
+        except ReviewError as exc:
+            self.window.show_error(f"The \"fixed\" verdict will not be recorded: {exc}")
+            return None
+        pair, image = Pair(str(fingerprint), "", str(identity), ""), edits.image
+        return lambda note, record: store.record(pair, file_sha256(Path(image)), image,
+                                                 reviewer, Verdict.FIXED, note, record)
 
     def _can_edit(self) -> bool:
         if self.window.prediction is None:

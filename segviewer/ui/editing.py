@@ -10,27 +10,33 @@ in the chosen folder starts from that ground truth, so reopening shows what was 
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup, QUndoStack
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from segviewer.core.editing import EditSession
 from segviewer.core.ground_truth import (
     GroundTruthError,
     Provenance,
+    fixed_note,
+    fixed_verdict,
     ground_truth_path,
     save_ground_truth,
 )
 from segviewer.core.images import ImageLoadError, load_label_png
 from segviewer.core.labels import Palette
 from segviewer.core.overlay import class_counts
+from segviewer.core.review_store import ReviewError
 from segviewer.ui import settings as keys
 from segviewer.ui.canvas import ImageCanvas
 from segviewer.ui.edit_mode import TOOL_NAMES, CanvasEditor, Tool, rgba_lut
 from segviewer.ui.edit_panel import EditPanel
+from segviewer.ui.review_store_menu import reviewer_name
 from segviewer.ui.workers import Job, JobRunner, TaskState
 
 TOOL_KEYS = {Tool.BRUSH: "D", Tool.ERASER: "X", Tool.FILL: "G", Tool.POLYGON: "V", Tool.PICK: "K"}
@@ -41,6 +47,7 @@ QUICK_CLASSES = 9  # keys 1-9
 class ImageEdits:
     """One image's edits: the session, its undo stack, what it started from."""
 
+    image: str  # the photo's path
     session: EditSession
     stack: QUndoStack
     origin: str  # "pascal v1" or "ground truth '<path>'", for the panel and provenance
@@ -49,9 +56,25 @@ class ImageEdits:
     source: str
 
 
-def _save(state: TaskState, labels: np.ndarray, image: str, gt_dir: str,
-          provenance: Provenance) -> str:
-    return str(save_ground_truth(labels, image, gt_dir, provenance))
+# Records a "fixed" verdict (note, provenance JSON) in a review store; made in the GUI thread,
+# called in the save worker once the ground truth is written.
+RecordFixed = Callable[[str, str], object]
+
+
+def _save(state: TaskState | None, labels: np.ndarray, image: str, gt_dir: str,
+          provenance: Provenance, record_fixed: RecordFixed | None) -> tuple[str, str]:
+    """Write the ground truth, then its "fixed" verdict; (the path written, "" or why the
+    verdict was not recorded)."""
+    written = save_ground_truth(labels, image, gt_dir, provenance)
+    if record_fixed is None:
+        return str(written), ""
+    try:
+        record_fixed(fixed_note(provenance, written),
+                     json.dumps(fixed_verdict(provenance, written), sort_keys=True))
+    except (ReviewError, OSError) as exc:
+        return str(written), f"ground truth saved to {written}, but the \"fixed\" verdict was " \
+            f"not recorded: {exc}"
+    return str(written), ""
 
 
 class Editing(QObject):
@@ -63,6 +86,7 @@ class Editing(QObject):
         super().__init__(window)
         self.window = window
         self.current: ImageEdits | None = None
+        self.edits: dict[object, ImageEdits] = {}  # every image's, by what the subclass keys
         self.save_job: Job | None = None
         self.quick_ids: list[int] = []
         self._io = JobRunner(1, self)
@@ -183,7 +207,7 @@ class Editing(QObject):
                 self.window.show_error(str(exc))
         stack = QUndoStack(self)
         self.undo_group.addStack(stack)
-        return ImageEdits(EditSession(labels), stack, origin, model, version, source)
+        return ImageEdits(path, EditSession(labels), stack, origin, model, version, source)
 
     def _show(self, edits: ImageEdits | None) -> None:
         self.current = edits
@@ -271,16 +295,31 @@ class Editing(QObject):
             self.choose_gt_dir()
             if self.gt_dir is None:
                 return None
-        provenance = Provenance.now(path, edits.model, edits.version, edits.source,
-                                    edits.session.changed_pixels(), edits.stack.index())
-        clean_at = edits.stack.index()
-        labels = edits.session.labels.copy()  # editing goes on while the worker writes
-        self.save_job = job = self._io.start("save ground truth", _save, labels, path,
-                                             self.gt_dir, provenance)
-        job.finished.connect(lambda written: self._saved(edits, clean_at, path, labels, written))
+        return self._start_save(edits)
+
+    def _save_args(self, edits: ImageEdits) -> tuple:
+        """What `_save` needs for `edits`: a copy of the labels (editing goes on while the
+        worker writes), the image, the folder, the provenance, how to record "fixed"."""
+        reviewer = reviewer_name(self.window.settings)
+        provenance = Provenance.now(edits.image, edits.model, edits.version, edits.source,
+                                    edits.session.changed_pixels(), edits.stack.index(),
+                                    reviewer)
+        return (edits.session.labels.copy(), edits.image, self.gt_dir, provenance,
+                self._record_fixed(edits, reviewer))
+
+    def _start_save(self, edits: ImageEdits) -> Job:
+        clean_at, args = edits.stack.index(), self._save_args(edits)
+        self.save_job = job = self._io.start("save ground truth", _save, *args)
+        job.finished.connect(lambda done: self._finished_save(edits, clean_at, args[0], *done))
         job.failed.connect(lambda message: self.window.show_error(
             f"Ground truth not saved (edits kept): {message}"))
         return job
+
+    def _finished_save(self, edits: ImageEdits, clean_at: int, labels: np.ndarray,
+                       written: str, problem: str) -> None:
+        self._saved(edits, clean_at, edits.image, labels, written)
+        if problem:
+            self.window.show_error(problem)
 
     def _saved(self, edits: ImageEdits, clean_at: int, image: str, labels: np.ndarray,
                written: str) -> None:
@@ -289,7 +328,47 @@ class Editing(QObject):
         self.window.statusBar().showMessage(f"Saved ground truth to {written}", 8000)
         self._update_status()
 
+    # -- closing -------------------------------------------------------------------------------
+    def confirm_close(self) -> bool:
+        """Whether the window may close: edits not saved as ground truth are saved, discarded
+        or (Cancel) kept with the window open."""
+        dirty = [e for e in self.edits.values() if not e.stack.isClean()]
+        if not dirty:
+            return True
+        buttons = QMessageBox.StandardButton
+        names = ", ".join(sorted({Path(e.image).name for e in dirty}))
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved edits",
+                          f"Edits of {len(dirty)} image(s) are not saved as ground truth: "
+                          f"{names}.", buttons.Save | buttons.Discard | buttons.Cancel,
+                          self.window)
+        box.setDefaultButton(buttons.Save)
+        choice = box.exec()
+        if choice == buttons.Discard:
+            return True
+        return choice == buttons.Save and self._save_all(dirty)
+
+    def _save_all(self, dirty: list[ImageEdits]) -> bool:
+        """Save every image's edits now, in this thread (the window is closing); False, with
+        the reason shown, when one cannot be saved."""
+        if self.gt_dir is None:
+            self.choose_gt_dir()
+            if self.gt_dir is None:
+                return False
+        for edits in dirty:
+            clean_at, args = edits.stack.index(), self._save_args(edits)
+            try:
+                written, problem = _save(None, *args)
+            except GroundTruthError as exc:
+                self.window.show_error(f"Ground truth not saved (edits kept): {exc}")
+                return False
+            self._finished_save(edits, clean_at, args[0], written, problem)
+        return True
+
     # -- what subclasses say -------------------------------------------------------------------
+    def _record_fixed(self, edits: ImageEdits, reviewer: str) -> RecordFixed | None:
+        """How to record `edits`' "fixed" verdict as `reviewer` (None: it cannot be)."""
+        raise NotImplementedError
+
     def _can_edit(self) -> bool:
         raise NotImplementedError
 

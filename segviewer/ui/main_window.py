@@ -407,6 +407,9 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
             self.statusBar().clearMessage()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.editing.confirm_close():  # unsaved edits: saved, discarded or kept open
+            event.ignore()
+            return
         self.save_settings()
         self._io.cancel_all()
         self.cancel_walks()

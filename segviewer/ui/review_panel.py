@@ -3,8 +3,8 @@
 The panel shows and edits core's `SessionVerdicts` (the review store as one reviewer sees it),
 which saves every change at once, so closing the window at any point loses nothing; every
 reviewer's verdict on an image is shown. The store file and the reviewer's name are chosen here
-(remembered in the settings); old `.segviewer-review.json` files are imported and verdicts
-exported from here too. Ordering is core's `sort_results`.
+(remembered in the settings; `review_store_menu`); old `.segviewer-review.json` files are imported
+and verdicts exported from here too. Ordering is core's `sort_results`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QGridLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMenu,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,11 +37,9 @@ from segviewer.core.review import (
     Verdict,
     sort_results,
 )
-from segviewer.core.review_store import ReviewStore, consensus
+from segviewer.core.review_store import MARKS, consensus
 from segviewer.ui.legend import swatch_icon
-
-STORE_SETTING = "review/store"  # "" or unset: the default store in the user's data folder
-REVIEWER_SETTING = "review/reviewer"
+from segviewer.ui.review_store_menu import StoreMenu, open_verdicts
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 SORT_LABELS = {
@@ -54,18 +48,11 @@ SORT_LABELS = {
     SortKey.MIOU_A: "Lowest mIoU of A first",
     SortKey.MIOU_B: "Lowest mIoU of B first",
 }
-VERDICT_LABELS = {Verdict.PASS: "Pass", Verdict.FAIL: "Fail", Verdict.NEEDS_LOOK: "Needs look"}
+VERDICT_LABELS = {Verdict.PASS: "Pass", Verdict.FAIL: "Fail", Verdict.NEEDS_LOOK: "Needs look",
+                  Verdict.FIXED: "Fixed"}
 VERDICT_COLORS = {Verdict.PASS: (46, 125, 50), Verdict.FAIL: (198, 40, 40),
-                  Verdict.NEEDS_LOOK: (239, 160, 0)}
+                  Verdict.NEEDS_LOOK: (239, 160, 0), Verdict.FIXED: (21, 101, 192)}
 _UNSEEN = (190, 190, 190)
-
-
-def open_verdicts(session: ReviewSession, settings: QSettings) -> SessionVerdicts:
-    """The session's verdicts in the store and as the reviewer the settings name (defaults:
-    the user's data folder, the user's login name). Raises ReviewError."""
-    path = str(settings.value(STORE_SETTING, "") or "")
-    reviewer = str(settings.value(REVIEWER_SETTING, "") or "")
-    return SessionVerdicts(ReviewStore(path or None), session, reviewer or None)
 
 
 def _pct(value: float | None, scale: float = 100.0, signed: bool = False) -> str:
@@ -74,7 +61,7 @@ def _pct(value: float | None, scale: float = 100.0, signed: bool = False) -> str
     return f"{value * scale:+.1f}" if signed else f"{value * scale:.1f} %"
 
 
-class ReviewPanel(QWidget):
+class ReviewPanel(StoreMenu, QWidget):
     current_changed = Signal(str)  # the selected image's key
     verdict_changed = Signal(str)  # key whose verdict was set, changed or cleared
     error = Signal(str)  # a verdict that could not be saved
@@ -102,7 +89,7 @@ class ReviewPanel(QWidget):
 
         self.buttons: dict[Verdict, QPushButton] = {}
         row = QGridLayout()
-        for number, verdict in enumerate(Verdict, start=1):
+        for number, verdict in enumerate(MARKS, start=1):  # "fixed": by saving ground truth
             button = QPushButton(f"{VERDICT_LABELS[verdict]}  ({number})", self)
             button.setIcon(swatch_icon(VERDICT_COLORS[verdict]))
             button.setToolTip(f"Mark the image '{verdict.value}' (key {number})")
@@ -121,20 +108,7 @@ class ReviewPanel(QWidget):
         self.counts = QLabel(self)
         self.counts.setWordWrap(True)
 
-        self.store_button = QToolButton(self)
-        self.store_button.setText("Store ▾")
-        self.store_button.setToolTip("Where verdicts are kept, who you are, import and export")
-        self.store_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.store_button)
-        self.act_store = menu.addAction("Use Review Store File…", self.choose_store)
-        self.act_default_store = menu.addAction("Use the Default Store",
-                                                lambda: self.use_store(""))
-        self.act_reviewer = menu.addAction("Reviewer Name…", self.choose_reviewer)
-        menu.addSeparator()
-        self.act_import = menu.addAction(f"Import {LEGACY_VERDICTS_FILE}…", self.import_dialog)
-        self.act_export = menu.addAction("Export Verdicts (CSV/JSON)…", self.export_dialog)
-        menu.aboutToShow.connect(self._enable)
-        self.store_button.setMenu(menu)
+        self.store_button = self._store_button()
 
         grid = QGridLayout()
         grid.addWidget(QLabel("Order:"), 0, 0)
@@ -303,13 +277,13 @@ class ReviewPanel(QWidget):
         entry = self.store.get(key) if self.store is not None else None
         return entry.verdict if entry else None
 
-    def set_verdict(self, verdict: Verdict | None) -> None:
+    def set_verdict(self, verdict: Verdict | None, provenance: str = "") -> None:
         """Record `verdict` (None: clear it) with the note for the current image, and save."""
         key = self.current_key
         if self.store is None or key is None:
             return
         try:
-            self.store.set(key, verdict, self.note.text().strip() if verdict else "")
+            self.store.set(key, verdict, self.note.text().strip() if verdict else "", provenance)
         except ReviewError as exc:
             self.error.emit(str(exc))
             return
@@ -325,80 +299,4 @@ class ReviewPanel(QWidget):
         key = self.current_key
         entry = self.store.get(key) if self.store is not None and key else None
         if entry is not None and entry.note != self.note.text().strip():
-            self.set_verdict(entry.verdict)
-
-    # -- store, reviewer, import, export -------------------------------------------------------
-    def _reopen(self, store: ReviewStore | None, reviewer: str | None) -> None:
-        """The session's verdicts again, in another store or as another reviewer."""
-        if self.store is None:
-            return
-        try:
-            self.store = SessionVerdicts(store or self.store.store, self.store.session,
-                                         reviewer or self.store.reviewer)
-        except ReviewError as exc:
-            self.error.emit(str(exc))
-            return
-        self._refill()
-
-    def use_store(self, path: str) -> None:
-        """Keep verdicts in `path` ("": the default store) from now on."""
-        try:
-            store = ReviewStore(path or None)
-        except ReviewError as exc:
-            self.error.emit(str(exc))
-            return
-        self.settings.setValue(STORE_SETTING, path)
-        self._reopen(store, None)
-
-    def choose_store(self) -> None:
-        start = str(self.store.path) if self.store is not None else str(Path.home())
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Keep verdicts in (an existing store, or a new one)", start,
-            "Review store (*.sqlite3 *.sqlite *.db);;All files (*)",
-            options=QFileDialog.Option.DontConfirmOverwrite)
-        if path:
-            self.use_store(path)
-
-    def choose_reviewer(self) -> None:
-        current = self.store.reviewer if self.store is not None else ""
-        name, ok = QInputDialog.getText(self, "Reviewer", "Your name, recorded with each "
-                                        "verdict:", text=current)
-        if ok and name.strip():
-            self.set_reviewer(name.strip())
-
-    def set_reviewer(self, name: str) -> None:
-        self.settings.setValue(REVIEWER_SETTING, name)
-        self._reopen(None, name)
-
-    def import_dialog(self) -> None:
-        if self.store is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Import verdicts", str(self.store.session.folder),
-            f"Old SegViewer verdicts ({LEGACY_VERDICTS_FILE} *.json)")
-        if path:
-            self.import_legacy(Path(path))
-
-    def import_legacy(self, path: Path) -> int:
-        """Import an old verdict file for this session's images, as this reviewer."""
-        if self.store is None:
-            return 0
-        try:
-            count = self.store.import_legacy(path)
-        except ReviewError as exc:
-            self.error.emit(str(exc))
-            return 0
-        self._refill()
-        return count
-
-    def export_dialog(self) -> None:
-        if self.store is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export verdicts",
-                                              str(Path.home() / "verdicts.csv"),
-                                              "CSV (*.csv);;JSON (*.json)")
-        if path:
-            try:
-                self.store.export(Path(path))
-            except ReviewError as exc:
-                self.error.emit(str(exc))
+            self.set_verdict(entry.verdict, entry.provenance)  # a fix keeps its provenance

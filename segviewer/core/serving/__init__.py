@@ -8,10 +8,16 @@ opening a remote one never loads TensorFlow.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from segviewer.core.serving.base import Backend
 from segviewer.core.serving.connection import ConnectionSpec
+
+# gRPC's C core writes informational lines (a server's GOAWAY when it restarts) to stderr; it
+# reads this when grpc is first imported, which is later (grpc_backend, when chosen). The user
+# sees our one-line errors instead.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def open_backend(text: str, **options: Any) -> Backend:

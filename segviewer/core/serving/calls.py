@@ -8,6 +8,8 @@ and stop on the same Ctrl-C.
   `retry_for` seconds have passed since the first attempt: a server restarted within that window
   costs nothing.
 - `Interrupt.set()` ends the waits at once; the call raises BackendError CANCELLED.
+- `Reachability` says from the codes of calls in a row when a server is gone, so the runs that
+  make many calls (batch, review) stop instead of failing every input one by one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_FOR = 30.0
 DEFAULT_MAX_MESSAGE_MB = 256.0
 _FIRST_BACKOFF, _MAX_BACKOFF = 0.1, 1.0
+MISSED_DEADLINE_LIMIT = 8  # deadlines missed in a row (at least): the server is wedged
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,23 @@ class CallPolicy:
     @property
     def max_bytes(self) -> int:
         return int(self.max_message_mb * 1024 * 1024)
+
+
+class Reachability:
+    """Whether a server still answers, from the error codes of a run's calls as they end: the
+    first UNAVAILABLE (the backend has already retried for its `retry_for` window) or
+    `MISSED_DEADLINE_LIMIT` deadlines missed in a row (twice `workers`, when more: that many
+    calls may be in flight at once) mean it is not."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.limit = max(MISSED_DEADLINE_LIMIT, 2 * workers)
+        self.missed = 0
+
+    def lost(self, code: str | None) -> bool:
+        """Record one call's outcome (None or "": it succeeded, or failed for another reason
+        than the server); whether the server is to be given up on."""
+        self.missed = self.missed + 1 if code == "DEADLINE_EXCEEDED" else 0
+        return code == "UNAVAILABLE" or self.missed >= self.limit
 
 
 def cancelled(what: str) -> BackendError:

@@ -221,11 +221,12 @@ class BatchExportDialog(QDialog):
         stopped_by = summary.plan_error or summary.output_error or summary.lost_connection
         if stopped_by:
             text += f" — stopped: {stopped_by}"
-        if summary.failures or stopped_by:
+        if summary.unreadable:
+            text += f", {len(summary.unreadable)} folder(s) not read"
+        if summary.failures or stopped_by or summary.unreadable:
             self.status.show_error(text)
-            self.failures.setPlainText(
-                "\n".join(f"{f.input}: {f.reason}" for f in summary.failures)
-            )
+            self.failures.setPlainText("\n".join(
+                [*summary.unreadable, *(f"{f.input}: {f.reason}" for f in summary.failures)]))
             self.failures.setVisible(True)
         else:
             self.status.show_ok(text)
