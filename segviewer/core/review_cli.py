@@ -20,8 +20,8 @@ from segviewer import __version__
 from segviewer.core.cli_support import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_USAGE,
     EXIT_OK,
+    EXIT_USAGE,
     Parser,
     UsageError,
     make_out_dir,
