@@ -3,9 +3,10 @@
 A view of `ViewerState` (core/viewer_state.py): the window sends the user's choices to the state
 and draws what the state says. The model, the queue and the predictions are run by
 `PredictionController` (prediction.py); image loading and saving by the `_io` workers. Widgets,
-actions and menus are laid out in `main_layout.py` (which of them can run now: `main_actions.py`),
-opening files is `main_files.py`, exports and the other dialogs `main_export.py`, the session
-restored on start `session.py`.
+actions and menus are laid out in `main_layout.py` (which of them can run now: `main_actions.py`);
+opening files is `main_files.py`; palette, opacity, view mode and hover `main_view.py`; Run All
+and progress `main_queue.py`; exports and the other dialogs `main_export.py`; the session restored
+on start `session.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from segviewer.ui.main_export import ExportMixin
 from segviewer.ui.main_files import FilesMixin
 from segviewer.ui.main_layout import build_actions, build_menus_and_toolbar, build_widgets
 from segviewer.ui.main_queue import QueueMixin
+from segviewer.ui.main_view import ViewMixin
 from segviewer.ui.prediction import PredictionController
 from segviewer.ui.session import restore_session, save_session
 from segviewer.ui.settings import Settings
@@ -59,7 +61,7 @@ def app_icon() -> QIcon:
     return icon
 
 
-class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
+class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, ViewMixin, QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         # QSettings() follows the application's name and QSettings.setDefaultFormat/setPath, so
@@ -328,61 +330,6 @@ class MainWindow(FilesMixin, ExportMixin, HelpMixin, QueueMixin, QMainWindow):
                     combo.setCurrentIndex(index)
         self._update_title()
         self._update_summary()
-
-    # ==========================================================================================
-    # palette, opacity, view
-    def set_palette_choice(self, choice: str) -> None:
-        """"model" (the model's own classes), a built-in palette name, or a JSON file path."""
-        try:
-            self.state.choose_palette(choice)
-        except (PaletteError, OSError) as exc:
-            self.show_error(str(exc))
-            self.state.palette_changed.emit(self.state.palette, self.state.palette_choice)
-
-    def _opacity_slid(self, value: int) -> None:
-        if self.state.mode is ViewMode.IMAGE:  # moving the slider means "show me the labels"
-            self.set_mode(ViewMode.OVERLAY)
-        self.state.set_opacity(value / 100)
-        self._opacity_changed(self.state.opacity)
-
-    def _opacity_changed(self, opacity: float) -> None:
-        self.opacity_label.setText(f"{round(opacity * 100)} %")
-        self.canvas.set_opacity(opacity)
-
-    def step_opacity(self, delta: int) -> None:
-        self.opacity_slider.setValue(self.opacity_slider.value() + delta)
-
-    def set_mode(self, mode: ViewMode) -> None:
-        self.state.set_mode(mode)
-
-    def _mode_changed(self, mode: ViewMode) -> None:
-        self.act_mode[mode].setChecked(True)
-        self.canvas.set_mode(mode)
-
-    def cycle_mode(self) -> None:
-        modes = list(ViewMode)
-        self.set_mode(modes[(modes.index(self.state.mode) + 1) % len(modes)])
-
-    def boundaries_toggled(self, _checked: bool = False) -> None:
-        self.canvas.set_show_boundaries(self.act_boundaries.isChecked())
-        self._update_boundaries()
-
-    def probabilities_toggled(self, _checked: bool = False) -> None:
-        self.predictor.set_probabilities(self.act_probabilities.isChecked())
-        self._show_current()
-
-    def _hovered(self, x: int, y: int) -> None:
-        if x < 0 or self.image is None:
-            self.hover_label.setText("")
-            return
-        text = f"x {x}, y {y}"
-        if self.prediction is not None:
-            class_id = int(self.prediction.labels[y, x])
-            text += f"  ·  {class_id} {self.state.palette.class_name(class_id)}"
-            probs = self.prediction.probabilities
-            if probs is not None and class_id < probs.shape[-1]:
-                text += f"  ({probs[y, x, class_id] * 100:.1f} %)"
-        self.hover_label.setText(text)
 
     def _update_title(self) -> None:
         parts = [Path(self.state.current).name] if self.state.current else []
