@@ -179,6 +179,9 @@ class GrpcBackend:
         detail = details[0] if details else code.name
         if code == grpc.StatusCode.CANCELLED and self._interrupt.is_set():
             return cancelled(what)
+        if code == grpc.StatusCode.CANCELLED:  # not by us: a server shutting down cuts its calls
+            return BackendError(f"{what}: {self.address} cancelled the call ({detail}) — it may "
+                                "be restarting", "UNAVAILABLE")
         if code == grpc.StatusCode.UNAVAILABLE:
             reason = tls_files.handshake_reason(detail) if self._secure else None
             if reason is not None:
