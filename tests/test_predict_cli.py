@@ -229,6 +229,12 @@ def test_outputs_that_would_replace_inputs_or_each_other_exit_2(serving_models, 
     error = result.stderr.strip().splitlines()[-1]
     assert str(tmp_path / "a" / "photo.png") in error
     assert str(tmp_path / "a" / "photo_overlay.png") in error
+    # The same two named as files: refused before anything is sent, nothing written.
+    photo, overlay_named = tmp_path / "a" / "photo.png", tmp_path / "a" / "photo_overlay.png"
+    assert_one_line_error(predict(photo, overlay_named, "--out", tmp_path / "files", "--overlay",
+                                  *run),
+                          "photo_overlay.png", "would both write")
+    assert list((tmp_path / "files").iterdir()) == []
     assert_one_line_error(predict(tmp_path / "a", "--out", tmp_path / "o", "--shard", "3/3",
                                   *run), "--shard", "0 <= K < N")
     (tmp_path / "empty").mkdir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -42,7 +43,7 @@ from segviewer.core.fingerprint import from_metadata, local_folder
 from segviewer.core.images import atomic_write_bytes
 from segviewer.core.inputs import Input, unreadable_message, walk_inputs
 from segviewer.core.labels import Palette, PaletteError, get_palette
-from segviewer.core.output_plan import OutputPlan, PlanError
+from segviewer.core.output_plan import OutputPlan, PlanError, check_plan
 from segviewer.core.provenance import Provenance
 from segviewer.core.serving.base import Backend, BackendError, ModelRef
 from segviewer.core.serving.connection import ConnectionSpec, add_connection_flags
@@ -259,8 +260,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.summary and args.summary.is_dir():
         raise UsageError(f"--summary '{args.summary}' is a folder — give a file name")
     make_out_dir(args.out)
-    try:  # an input folder inside --out: refused before connecting
+    try:  # refused before connecting: an input folder inside --out; clashes of the files named
         OutputPlan(args.out, args.inputs, args.overlay)
+        check_plan([a for a in args.inputs if os.path.isfile(a)], args.out, args.overlay)
     except PlanError as exc:
         raise UsageError(str(exc)) from None
     unreadable: list[str] = []  # the walk runs inside run_batch, reporting here
