@@ -39,7 +39,7 @@ IMAGES = TensorSpec("images", "uint8", (1, None, None, 3))
 SEG = TensorSpec("segmentation_map", "int64", (1, None, None))
 PROBS = TensorSpec("probabilities", "float32", (1, None, None, 21))
 
-# The exporter's full set of signatures (DESIGN.md / the exporter's signatures.py).
+# The exporter's full set of signatures (exporter/signatures.py).
 EXPORTER = meta(
     sig("serving_default", [IMAGES], [SEG]),
     sig("probabilities", [IMAGES], [SEG, PROBS]),
