@@ -103,8 +103,9 @@ def test_cancel_stops_submitting_and_leaves_only_complete_files(local, tmp_path)
 
     summary = run_batch(local, TINY_V2, inputs, tmp_path / "out", BatchOptions(workers=2),
                         progress, cancel)
-    assert summary.cancelled and summary.not_run > 0
-    # Inputs stream in: only those listed before the cancel count, and the listing says so.
+    # The calls in flight may all finish (in-process calls are quick); no new one starts.
+    assert summary.cancelled and summary.ok < len(inputs)
+    # Inputs stream in: only those taken before the cancel count, and the listing says so.
     assert summary.ok + summary.not_run == summary.total < 30
     assert not summary.listing_complete
     written = sorted((tmp_path / "out").iterdir())
