@@ -136,7 +136,7 @@ def test_ctrl_c_finishes_in_flight_and_exits_130(serving_models, tmp_path):
     assert "Traceback" not in rest
     assert "interrupted" in rest.strip().splitlines()[-1]
     data = json.loads(report.read_text())
-    assert data["cancelled"] and data["not_run"] > 0
+    assert data["cancelled"] and data["ok"] < 300  # no new request after Ctrl-C
     written = sorted(out.iterdir())
     assert len(written) == data["ok"]  # no temporary or partial files
     assert all(is_valid_png(p) for p in written)
