@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from PySide6.QtGui import QAction
-from ui_helpers import WAIT_MS, connect_toy, wait_idle
+from ui_helpers import WAIT_MS, connect_toy, make_window, wait_idle
 
 from segviewer.ui import settings as keys
 from segviewer.ui.main_actions import CONNECT_HINT, NO_IMAGES, NO_MODEL
@@ -26,15 +26,6 @@ def images(tmp_path) -> Path:
     for name, red in (("a_stripes.png", 10), ("b_photo.png", 200)):
         iio.imwrite(folder / name, np.full((40, 60, 3), (red, 90, 160), np.uint8))
     return folder
-
-
-def make_window(qtbot) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
 
 
 def needing(win: MainWindow) -> list[QAction]:

@@ -16,7 +16,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from toy_savedmodels import CLASSES, toy_labels
-from ui_helpers import WAIT_MS, connect_toy, wait_idle
+from ui_helpers import WAIT_MS, connect_toy, make_window, wait_idle
 
 from segviewer.core.images import load_label_png
 from segviewer.core.overlay import class_shares
@@ -46,12 +46,7 @@ def images(tmp_path) -> Path:
 
 @pytest.fixture
 def window(qtbot) -> MainWindow:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return make_window(qtbot)
 
 
 def drop(window: MainWindow, paths: list[Path]) -> None:
