@@ -20,8 +20,8 @@ from segviewer.core.fingerprint import fingerprint
 from segviewer.core.images import encode_png, is_valid_png, load_image, load_label_png, temp_name
 from segviewer.core.labels import colorize, palette_from_classes
 from segviewer.core.overlay import blend
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import ClassInfo, ModelRef
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.local_backend import LocalBackend
 from segviewer.core.shards import Shard
 from segviewer.devserver.toy_models import CLASSES, tiny_labels
@@ -121,7 +121,7 @@ def test_served_and_in_process_give_identical_label_maps(model, serving_models, 
     ref = ModelRef(model, version=2 if model == "tiny" else 1)
     results = {}
     for spec in (str(serving_models), tf_serving.grpc_address, tf_serving.rest_url):
-        backend = open_backend(spec, models=[model])
+        backend = ConnectionSpec.parse(spec, models=(model,)).open()
         try:
             out = tmp_path / spec.replace("/", "_").replace(":", "_")
             summary = run_batch(backend, ref, inputs, out, BatchOptions(workers=4))

@@ -20,8 +20,8 @@ from segviewer.core.fingerprint import (
     from_metadata,
     weights_digest,
 )
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import ModelRef
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.local_backend import LocalBackend
 
 DEMO_MODELS = DEMO / "models"
@@ -67,7 +67,8 @@ def test_demo_versions_same_on_every_path_and_distinct(start_tf_serving):
     server = start_tf_serving(DEMO_MODELS, versions={"pascal": [1, 2]})
     seen = {}
     for spec in (str(DEMO_MODELS), server.grpc_address, server.rest_url):
-        backend = local if spec == str(DEMO_MODELS) else open_backend(spec, models=["pascal"])
+        backend = (local if spec == str(DEMO_MODELS)
+                   else ConnectionSpec.parse(spec, models=("pascal",)).open())
         try:
             seen[spec] = [fingerprint(backend, ModelRef("pascal", v)) for v in (1, 2)]
         finally:
@@ -86,7 +87,7 @@ def test_a_foreign_saved_model_files_locally_signature_only_remotely(serving_mod
     local = fingerprint(backend, ref)
     assert local.kind == FILES
     server = start_tf_serving(tiny_base)
-    remote = open_backend(server.grpc_address, models=["tiny"])
+    remote = ConnectionSpec.parse(server.grpc_address, models=("tiny",)).open()
     try:
         served = fingerprint(remote, ref)
     finally:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from toy_savedmodels import NUM_CLASSES, save_toy_model, toy_labels
 
-from segviewer.core.serving import open_backend
 from segviewer.core.serving.base import BackendError, ClassInfo, ModelRef, ModelVersion
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.local_backend import LocalBackend
 
 
@@ -150,20 +150,21 @@ def test_errors_are_one_line_backend_errors(model_base, tmp_path, image):
     assert "\n" not in str(err.value)
 
 
-def test_open_backend_by_spec(model_base, tmp_path, monkeypatch):
+def test_connection_spec_opens_each_kind(model_base, tmp_path, monkeypatch):
     from segviewer.core.serving.grpc_backend import GrpcBackend
     from segviewer.core.serving.rest_backend import RestBackend
 
-    assert isinstance(open_backend(str(model_base)), LocalBackend)
+    assert isinstance(ConnectionSpec.parse(str(model_base)).open(), LocalBackend)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "localhost:8500").symlink_to(model_base / "toy")
-    assert open_backend("localhost:8500").models() == ["toy"]  # an existing folder wins
+    # An existing folder wins over a host:port of the same name.
+    assert ConnectionSpec.parse("localhost:8500").open().models() == ["toy"]
     for spec in ("localhost:8501", "grpc://localhost:8500", "[::1]:8500"):
-        backend = open_backend(spec)
+        backend = ConnectionSpec.parse(spec).open()
         assert isinstance(backend, GrpcBackend), spec
         backend.close()
-    assert isinstance(open_backend("http://localhost:8501"), RestBackend)
+    assert isinstance(ConnectionSpec.parse("http://localhost:8501").open(), RestBackend)
     with pytest.raises(BackendError, match="unknown server address 'ftp://x'"):
-        open_backend("ftp://x")
+        ConnectionSpec.parse("ftp://x").open()
     with pytest.raises(BackendError, match="'nowhere' does not exist"):
-        open_backend("nowhere")
+        ConnectionSpec.parse("nowhere").open()

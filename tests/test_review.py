@@ -215,11 +215,11 @@ def test_progress_on_result_and_cancel(local, review_set):
 
 def test_grpc_server_against_local_savedmodel(review_models, start_tf_serving, local,
                                               review_set):
-    from segviewer.core.serving import open_backend
+    from segviewer.core.serving.connection import ConnectionSpec
 
     images, gt = review_set
     server = start_tf_serving(review_models, versions={"seg": [1, 2]})
-    remote = open_backend(server.grpc_address, models=["seg"])
+    remote = ConnectionSpec.parse(server.grpc_address, models=("seg",)).open()
     try:
         mixed = run_review(Source(remote, A), Source(local, B), images,
                            ReviewOptions(gt_dir=gt, workers=3))

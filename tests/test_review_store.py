@@ -27,7 +27,7 @@ from segviewer.core.review_store import (
     consensus,
     default_store_path,
 )
-from segviewer.core.serving import open_backend
+from segviewer.core.serving.connection import ConnectionSpec
 from segviewer.core.serving.local_backend import LocalBackend
 
 PAIR = Pair("content:" + "a" * 64, "content:" + "b" * 64, "m v1", "m v2")
@@ -177,7 +177,7 @@ def test_a_verdict_shows_on_every_path_to_the_same_versions(review_models, start
 
     server = start_tf_serving(review_models, versions={"seg": [1, 2]})
     for spec in (server.grpc_address, server.rest_url):
-        remote = open_backend(spec, models=["seg"])
+        remote = ConnectionSpec.parse(spec, models=("seg",)).open()
         try:
             seen = run_review(Source(remote, A), Source(remote, B), images)
         finally:
