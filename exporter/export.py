@@ -24,6 +24,7 @@ from exporter import ExportError, defaults
 from exporter import checkpoint as ckpt
 from exporter.backbones import UnknownVariantError, known_variants, make_backbone
 from exporter.preprocess import scale_dimension
+from segviewer.core.liveness import process_alive
 from segviewer.core.quiet_tensorflow import import_tensorflow
 
 Progress = Callable[[str, int, int], None]
@@ -307,21 +308,11 @@ def export_model(
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user
-        return True
-    return True
-
-
 def _ended(found: re.Match[str]) -> bool:
     """Whether the export that named a leftover folder has ended: its process is gone from this
     machine, or the name is an older release's (it recorded no owner)."""
     return not found["pid"] or (found["host"] == socket.gethostname()
-                                and not _alive(int(found["pid"])))
+                                and not process_alive(int(found["pid"])))
 
 
 def remove_leftovers(model_dir: Path) -> list[Path]:

@@ -38,6 +38,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segviewer.core.liveness import process_alive
+
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif",
 )
@@ -321,22 +323,10 @@ def remove_stale_temps(folder: Path) -> int:
             age = time.time() - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if (host == _HOST and not _alive(pid)) or age > FOREIGN_TEMP_AGE:
+        if (host == _HOST and not process_alive(pid)) or age > FOREIGN_TEMP_AGE:
             _remove(Path(entry.path))
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
 
 
 @contextmanager
