@@ -162,6 +162,22 @@ def test_response_decodes_from_the_official_predict_response() -> None:
     assert spec == response.model_spec.SerializeToString()
 
 
+@pytest.mark.parametrize(("high", "dtype"), [(21, np.uint8), (300, np.int64)])
+def test_typed_label_maps_in_answers_come_back_as_narrow_as_their_values(high, dtype) -> None:
+    """TF Serving writes int64 outputs as int64_val: ids below 128 are one byte each on the
+    wire, and decode to uint8 (an eighth of the memory); anything larger keeps the int64."""
+    labels = rng.integers(0, high, (1, 6, 9)).astype(np.int64)
+    labels[0, 0, 0] = high - 1
+    response = predict_pb2.PredictResponse()
+    output = response.outputs["segmentation_map"]
+    output.dtype = tf.int64.as_datatype_enum
+    for size in labels.shape:
+        output.tensor_shape.dim.add(size=size)
+    output.int64_val.extend(labels.ravel().tolist())
+    decoded = codec.decode_predict_response(response.SerializeToString())[0]["segmentation_map"]
+    assert decoded.dtype == dtype and np.array_equal(decoded, labels)
+
+
 @pytest.mark.parametrize("typed", [False, True])
 def test_decoded_arrays_are_writable(typed: bool) -> None:
     decoded = codec.decode_tensor(codec.encode_tensor(np.arange(6, dtype=np.int64), typed))

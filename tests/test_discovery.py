@@ -128,7 +128,9 @@ def test_to_labels_squeezes_argmaxes_decodes_and_resizes():
     labels = np.array([[0, 1], [2, 3]], dtype=np.int64)
     plan = plan_prediction(EXPORTER)
     out = to_labels(labels[np.newaxis], plan, (2, 2))
-    assert out.dtype == np.int32 and np.array_equal(out, labels)
+    assert out.dtype == np.uint8 and np.array_equal(out, labels)  # what a label PNG holds
+    wide = to_labels(np.array([[[0, 300]]], dtype=np.int64), plan, (1, 2))
+    assert wide.dtype == np.uint16 and wide.tolist() == [[0, 300]]
     # Nearest-neighbour back to a larger image: each label becomes a 2x2 block.
     assert np.array_equal(to_labels(labels[np.newaxis], plan, (4, 4)),
                           np.kron(labels, np.ones((2, 2), dtype=np.int64)))

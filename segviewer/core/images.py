@@ -406,6 +406,8 @@ def label_array_for_png(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label map must be 2-D [H, W], got shape {labels.shape}")
+    if labels.dtype == np.uint8:
+        return labels
     if labels.dtype == np.bool_:
         labels = labels.astype(np.uint8)
     if not np.issubdtype(labels.dtype, np.integer):

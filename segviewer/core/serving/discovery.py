@@ -286,8 +286,9 @@ def _squeeze_batch(array: np.ndarray, rank: int) -> np.ndarray:
 
 def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int],
               num_classes: int | None = None) -> np.ndarray:
-    """The chosen output -> int32 labels [H, W] at the image's size, after checking its rank,
-    size, dtype and label ids (0 <= id < num_classes when known). Raises AnswerError."""
+    """The chosen output -> labels [H, W] at the image's size, after checking its rank, size,
+    dtype and label ids (0 <= id < num_classes when known): uint8 when every id is below 256,
+    else uint16, the arrays a label-map PNG holds. Raises AnswerError."""
     array = np.asarray(output)
     _check_dtype(array, plan.output)
     if plan.output_kind == "encoded":
@@ -321,6 +322,7 @@ def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int],
         raise AnswerError(f"output '{plan.output.name}' has shape {list(np.shape(output))}, "
                           "expected a label map [1,H,W] or [H,W]")
     _check_size(array.shape, image_shape, plan.output.name)
+    high = 0
     if array.size:
         low, high = array.min(), array.max()
         limit = num_classes if num_classes is not None else MAX_LABEL + 1
@@ -328,7 +330,8 @@ def to_labels(output: np.ndarray, plan: Plan, image_shape: tuple[int, int],
             bad = int(low) if low < 0 else int(high)
             known = f"the model's {num_classes} classes" if num_classes else "0-65535"
             raise AnswerError(f"output '{plan.output.name}' has label id {bad}, outside {known}")
-    return _resize_nearest(array.astype(np.int32, copy=False), image_shape)
+    stored = np.uint8 if high < 256 else np.uint16
+    return _resize_nearest(array.astype(stored, copy=False), image_shape)
 
 
 def to_probabilities(output: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
