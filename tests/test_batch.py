@@ -38,8 +38,8 @@ def test_mixed_folder_four_outputs_and_one_named_failure(local, tmp_path):
     good = write_mixed_folder(tmp_path / "in")
     inputs = sorted((tmp_path / "in").rglob("*.*"))
     events: list[BatchProgress] = []
-    summary = run_batch(local, TINY_V2, inputs, tmp_path / "out", BatchOptions(workers=2),
-                        events.append)
+    summary = run_batch(local, TINY_V2, inputs, tmp_path / "out",
+                        BatchOptions(workers=2, count_classes=True), events.append)
     assert (summary.ok, summary.failed, summary.skipped, summary.cancelled) == (4, 1, 0, False)
     assert [f.input.name for f in summary.failures] == ["corrupt.png"]
     assert "corrupt.png" in summary.failures[0].reason

@@ -74,6 +74,9 @@ class BatchOptions:
     resume: bool = False  # skip inputs whose outputs this model and version already made
     max_pixels: int = DEFAULT_MAX_PIXELS
     shard: Shard | None = None
+    # Pixels per class over the run (the summary's class_pixels): a pass over every label map,
+    # paid only by callers that report it.
+    count_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,8 +264,8 @@ def run_batch(
         finally:
             for pixels in reserved:
                 budget.release(pixels)
-        return _Result(job, "ok", time.perf_counter() - began, class_counts(stored),
-                       recomputed=recomputed)
+        counts = class_counts(stored) if options.count_classes else {}
+        return _Result(job, "ok", time.perf_counter() - began, counts, recomputed=recomputed)
 
     reachability = Reachability(options.workers)
 

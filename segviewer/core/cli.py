@@ -27,6 +27,7 @@ from segviewer.core.batch import (
     palette_for,
     run_batch,
 )
+from segviewer.core.batch_process import prepare_for_batch
 from segviewer.core.cli_support import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -288,10 +289,12 @@ def _run(args: argparse.Namespace) -> int:
             options = BatchOptions(args.signature, args.input_name, args.output_name,
                                    args.overlay, args.opacity, palette,
                                    args.workers or (1 if local else 4), args.resume,
-                                   args.max_pixels, args.shard)
+                                   args.max_pixels, args.shard,
+                                   count_classes=args.summary is not None)
             # Once per run, from the metadata already read (no TensorFlow for a server).
             provenance = Provenance(ref.name, meta.version, plan.signature, backend.description,
                                     str(from_metadata(meta, local_folder(backend, ref))))
+            prepare_for_batch()
             summary = run_batch(backend, ref, args.inputs, args.out, options, printer, cancel,
                                 provenance, printer.note, walk)
             # Several endpoints: what each did (counts, failures, latency) for the summary.
