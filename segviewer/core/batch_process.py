@@ -10,7 +10,6 @@ memory kept is bounded (below), the same at 20 and at 200,000 images.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 
 # mallopt parameters (glibc malloc.h).
@@ -25,10 +24,8 @@ def prepare_for_batch() -> None:
     # Objects made so far (modules, classes) live for the whole run: leave them out of every
     # later garbage collection.
     gc.freeze()
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+    try:  # the C library already loaded (find_library would start a subprocess to find it)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows): nothing to tune
         return
     mallopt(_M_MMAP_THRESHOLD, _KEEP_BELOW)
