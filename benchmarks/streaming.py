@@ -60,6 +60,7 @@ def peak_rss_mb() -> float:
 def child(folder: str, out: str, address: str, workers: int, first_only: bool) -> None:
     """One run in this process; prints FIRST when the first output is written, then JSON."""
     from segviewer.core.batch import BatchOptions, run_batch
+    from segviewer.core.batch_process import prepare_for_batch
     from segviewer.core.provenance import Provenance
     from segviewer.core.serving.base import ModelRef
     from segviewer.core.serving.discovery import plan_prediction
@@ -70,6 +71,7 @@ def child(folder: str, out: str, address: str, workers: int, first_only: bool) -
     meta = backend.metadata(ref)  # as segviewer-predict does before the run
     provenance = Provenance(ref.name, meta.version, plan_prediction(meta).signature,
                             backend.description)
+    prepare_for_batch()  # as segviewer-predict does
     cancel = threading.Event()
     first: list[float] = []
     start = time.perf_counter()
