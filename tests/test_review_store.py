@@ -105,6 +105,35 @@ WRITER = textwrap.dedent("""
 """)
 
 
+OPENER = textwrap.dedent("""
+    import sys
+    from segviewer.core.review_store import ReviewError, ReviewStore
+    print("ready", flush=True)
+    sys.stdin.readline()  # all open the new file together
+    try:
+        ReviewStore(sys.argv[1])
+        print("ok")
+    except ReviewError as exc:
+        print(exc)
+""")
+
+
+def test_reviewers_opening_a_new_shared_store_at_once_all_get_it(tmp_path):
+    """SQLite refuses the switch to WAL at once ("database is locked") while another process
+    makes it; without waiting for that, one reviewer in three trials lost the race."""
+    for trial in range(6):
+        path = tmp_path / f"shared{trial}.sqlite3"
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # every process imported and waiting: now all at once
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+        assert outputs == ["ok"] * 4, outputs
+
+
 def test_two_processes_writing_at_once_lose_no_verdict(tmp_path):
     path = tmp_path / "shared.sqlite3"
     count = 300

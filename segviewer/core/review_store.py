@@ -26,6 +26,7 @@ import io
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -171,6 +172,22 @@ class StoredVerdict:
 EXPORT_COLUMNS = tuple(StoredVerdict.__dataclass_fields__)
 
 
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Switch the store to WAL. On a new file opened by several processes at once, SQLite
+    refuses the switch with "database is locked" at once instead of waiting (its deadlock
+    avoidance), so it is tried again until another process has switched the file, or for
+    BUSY_TIMEOUT_S."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class ReviewStore:
     """One SQLite file of verdicts. Each call opens its own connection, so a store can be used
     from any thread and by several processes at once."""
@@ -192,7 +209,7 @@ class ReviewStore:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            _use_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
             yield con
         finally:
