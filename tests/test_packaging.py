@@ -122,6 +122,16 @@ def _validate_desktop_entry(path: Path) -> None:
     assert result.returncode == 0 and "error:" not in result.stdout, result.stdout + result.stderr
 
 
+def test_the_checkout_install_shows_the_checkouts_resources(tmp_path):
+    """./install.sh links the package's files elsewhere (a strict editable install); the demo,
+    palettes and icons are still found, and named, in the checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = _run([sys.executable, "-c", "import segviewer.paths as p; print(p.resource_dir())"],
+                 cwd=tmp_path, env=env)  # not the checkout: the installed package is imported
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()) == REPO / "resources"
+
+
 def test_desktop_entry_validates():
     _validate_desktop_entry(LINUX / f"{APP_ID}.desktop")
 
